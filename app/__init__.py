@@ -1,0 +1,1 @@
+"""iosignal web service: REST API, live stream and dashboard over the shared database."""

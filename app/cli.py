@@ -1,0 +1,142 @@
+"""The `iosignal` command: run, api, worker, migrate, bench, token."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+
+from app.core.config import get_settings
+
+cli = typer.Typer(
+    help="iosignal: see and steer KVM guest doorbells (ioeventfds) through a web service.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+log = logging.getLogger("iosignal")
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: if `iosignal run` is killed (even with -9),
+    # the kernel sends the worker SIGTERM, so no orphan keeps the VM alive.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=get_settings().log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _serve_api(host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from app.core.security import refuse_open_listen
+
+    settings = get_settings()
+    host = host or settings.host
+    refuse_open_listen(host)
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port or settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=3,
+    )
+
+
+@cli.command()
+def migrate() -> None:
+    """Upgrade the database (IOSIGNAL_DATABASE_URL) to the newest schema."""
+    from app.core.migrate import upgrade
+
+    _setup_logging()
+    url = get_settings().database_url
+    upgrade(url)
+    typer.echo(f"database at head: {url}")
+
+
+@cli.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Listen address (IOSIGNAL_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (IOSIGNAL_PORT).")] = None,
+) -> None:
+    """Serve the REST API and dashboard only (no /dev/kvm needed)."""
+    _setup_logging()
+    _serve_api(host, port)
+
+
+@cli.command()
+def worker() -> None:
+    """Run the worker: own a KVM VM, apply registrations and workloads, write samples."""
+    from worker.main import main as worker_main
+
+    _setup_logging()
+    raise typer.Exit(worker_main())
+
+
+@cli.command()
+def run(
+    host: Annotated[str | None, typer.Option(help="Listen address (IOSIGNAL_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (IOSIGNAL_PORT).")] = None,
+) -> None:
+    """Migrate the database, then run worker and app together; Ctrl-C or SIGTERM stops both."""
+    from app.core.migrate import upgrade
+    from app.core.security import refuse_open_listen
+
+    _setup_logging()
+    settings = get_settings()
+    upgrade(settings.database_url)
+    refuse_open_listen(host or settings.host)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "worker"],
+        preexec_fn=_die_with_parent,
+        start_new_session=True,  # Ctrl-C reaches us once; we stop the worker ourselves
+    )
+    settings_url = f"http://{host or settings.host}:{port or settings.port}/"
+    log.info("dashboard at %s (worker pid %d)", settings_url, child.pid)
+    try:
+        _serve_api(host, port)  # uvicorn handles SIGINT/SIGTERM and returns
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log.warning("worker did not stop within 10 s; killing it")
+            child.kill()
+            child.wait()
+
+
+@cli.command()
+def bench(
+    writes: Annotated[int, typer.Option(help="Writes per pass.", min=1)] = 200_000,
+    repeat: Annotated[int, typer.Option(help="Passes per path.", min=1)] = 5,
+    paths: Annotated[
+        list[str] | None, typer.Option("--path", help="Only these paths (repeatable).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Reproduce the 2009 doorbell table on a scratch VM: userspace exits vs ioeventfd."""
+    from worker.bench import cli_bench
+
+    raise typer.Exit(cli_bench(writes=writes, repeat=repeat, paths=paths, json_out=json_out))
+
+
+def main() -> None:
+    """Console entry point."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

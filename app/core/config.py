@@ -1,0 +1,33 @@
+"""Settings for app and worker, read from the environment with the IOSIGNAL_ prefix."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DB_PATH = Path("data") / "iosignal.db"
+
+
+class Settings(BaseSettings):
+    """One place for every knob; `IOSIGNAL_DATABASE_URL=...` overrides `database_url`."""
+
+    model_config = SettingsConfigDict(env_prefix="IOSIGNAL_", extra="ignore")
+
+    database_url: str = f"sqlite:///{DEFAULT_DB_PATH}"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    kvm_path: str = "/dev/kvm"
+    vm_name: str = "vm0"
+    sample_interval_s: float = 1.0
+    poll_interval_s: float = 0.05
+    verdict_timeout_s: float = 5.0
+    heartbeat_timeout_s: float = 5.0
+    raw_retention_h: float = 24.0
+    rollup_retention_d: float = 30.0
+    log_level: str = "info"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,272 @@
+"""The shared schema: the contract between app and worker (see README, Architecture).
+
+The app writes desired state (registrations, workloads, benchmark requests); the worker writes
+actual state (kernel verdicts, heartbeats, samples, benchmark results).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_U64_SIGN = 1 << 63
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now in UTC; every `_at` column holds UTC."""
+    return datetime.now(UTC)
+
+
+class U64(TypeDecorator[int]):
+    """An unsigned 64-bit integer kept in a signed BIGINT (two's complement).
+
+    Guest addresses and 8-byte datamatch values use the full u64 range, which neither SQLite's
+    INTEGER nor PostgreSQL's BIGINT holds unsigned; the bit pattern is kept, so equality and
+    indexes work, ordering above 2**63 does not (no query orders by these).
+    """
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        return value - (1 << 64) if value >= _U64_SIGN else value
+
+    def process_result_value(self, value: int | None, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        return value + (1 << 64) if value < 0 else value
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """DateTime that always comes back timezone-aware UTC (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    """Declarative base with predictable constraint names for Alembic."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Space(enum.StrEnum):
+    """Which bus a doorbell is on."""
+
+    PIO = "pio"
+    MMIO = "mmio"
+
+
+class RegState(enum.StrEnum):
+    """Lifecycle of a registration: the app creates `pending` and asks for `removing`."""
+
+    PENDING = "pending"  # desired, not yet applied by the worker
+    ACTIVE = "active"  # assigned in the kernel
+    FAILED = "failed"  # the kernel (or the worker's stricter check) refused it: see errno
+    REMOVING = "removing"  # deletion asked, worker has not deassigned yet
+    REMOVED = "removed"  # deassigned; history keeps pointing at it
+
+
+class Vm(Base):
+    """One worker and the VM it owns."""
+
+    __tablename__ = "vms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    kernel: Mapped[str] = mapped_column(String(255), default="")
+    capabilities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="starting")
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    workload_version: Mapped[int] = mapped_column(Integer, default=0)  # applied by the worker
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    ioeventfds: Mapped[list[Ioeventfd]] = relationship(back_populates="vm")
+
+
+class Ioeventfd(Base):
+    """A desired registration and its actual state in the kernel."""
+
+    __tablename__ = "ioeventfds"
+    __table_args__ = (Index("ix_ioeventfds_vm_state", "vm_id", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    space: Mapped[str] = mapped_column(String(8))
+    addr: Mapped[int] = mapped_column(U64)
+    len: Mapped[int] = mapped_column(Integer)
+    datamatch: Mapped[int | None] = mapped_column(U64, default=None)  # NULL = wildcard
+    label: Mapped[str | None] = mapped_column(String(128), default=None)
+    state: Mapped[str] = mapped_column(String(16), default=RegState.PENDING.value)
+    errno: Mapped[str | None] = mapped_column(String(32), default=None)  # e.g. "EEXIST"
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    signals_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    vm: Mapped[Vm] = relationship(back_populates="ioeventfds")
+
+
+class Workload(Base):
+    """A version of the doorbells a VM's guest rings; the newest version is the desired one."""
+
+    __tablename__ = "workloads"
+    __table_args__ = (Index("ix_workloads_vm_version", "vm_id", "version", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    # [{"space": "pio", "addr": int, "len": int, "value": int, "rate_hz": float}, ...]
+    doorbells: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SignalSample(Base):
+    """Raw tier: signals one registration's eventfd counted in one sampling interval."""
+
+    __tablename__ = "signal_samples"
+
+    ioeventfd_id: Mapped[int] = mapped_column(
+        ForeignKey("ioeventfds.id", ondelete="CASCADE"), primary_key=True
+    )
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    signals: Mapped[int] = mapped_column(BigInteger)
+    interval_s: Mapped[float] = mapped_column(Float)
+
+
+class SignalRollup(Base):
+    """Per-minute tier: the sum of a registration's raw samples in one minute."""
+
+    __tablename__ = "signal_rollups"
+
+    ioeventfd_id: Mapped[int] = mapped_column(
+        ForeignKey("ioeventfds.id", ondelete="CASCADE"), primary_key=True
+    )
+    minute_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    signals: Mapped[int] = mapped_column(BigInteger)
+    interval_s: Mapped[float] = mapped_column(Float)
+
+
+class ExitSample(Base):
+    """Raw tier: userspace exits of writes to one (space, addr, len) in one interval."""
+
+    __tablename__ = "exit_samples"
+
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"), primary_key=True)
+    space: Mapped[str] = mapped_column(String(8), primary_key=True)
+    addr: Mapped[int] = mapped_column(U64, primary_key=True)
+    len: Mapped[int] = mapped_column(Integer, primary_key=True)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    exits: Mapped[int] = mapped_column(BigInteger)
+    interval_s: Mapped[float] = mapped_column(Float)
+
+
+class ExitRollup(Base):
+    """Per-minute tier of exit samples."""
+
+    __tablename__ = "exit_rollups"
+
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"), primary_key=True)
+    space: Mapped[str] = mapped_column(String(8), primary_key=True)
+    addr: Mapped[int] = mapped_column(U64, primary_key=True)
+    len: Mapped[int] = mapped_column(Integer, primary_key=True)
+    minute_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    exits: Mapped[int] = mapped_column(BigInteger)
+    interval_s: Mapped[float] = mapped_column(Float)
+
+
+class BenchmarkRun(Base):
+    """One benchmark: requested by the app (or the CLI), run by a worker on a scratch VM."""
+
+    __tablename__ = "benchmark_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vm_id: Mapped[int | None] = mapped_column(ForeignKey("vms.id", ondelete="SET NULL"))
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|failed
+    progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..1
+    writes: Mapped[int] = mapped_column(Integer)
+    repeat: Mapped[int] = mapped_column(Integer)
+    paths: Mapped[list[str]] = mapped_column(JSON, default=list)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    kernel: Mapped[str] = mapped_column(String(255), default="")
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    results: Mapped[list[BenchmarkResult]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="BenchmarkResult.id"
+    )
+
+
+class BenchmarkResult(Base):
+    """One path's figures in a benchmark run (the shape of `iosignal bench --json`)."""
+
+    __tablename__ = "benchmark_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("benchmark_runs.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(32))
+    writes: Mapped[int] = mapped_column(Integer)
+    iops: Mapped[float] = mapped_column(Float)
+    rtt_us: Mapped[float] = mapped_column(Float)
+    rtt_us_min: Mapped[float] = mapped_column(Float)
+    rtt_us_max: Mapped[float] = mapped_column(Float)
+    guest_rtt_us: Mapped[float | None] = mapped_column(Float, default=None)
+
+    run: Mapped[BenchmarkRun] = relationship(back_populates="results")
+
+
+class ApiToken(Base):
+    """An API token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # viewer | editor
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
