@@ -2,12 +2,16 @@
 
 from pathlib import Path
 
+import plotly
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.api.routes import health
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+# plotly's Python package ships the browser bundle: served from here, no CDN and no copy.
+PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
 
 def create_app() -> FastAPI:
@@ -18,6 +22,11 @@ def create_app() -> FastAPI:
         version="0.1.0",
     )
     app.include_router(health.router, prefix="/api")
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        return FileResponse(PLOTLY_JS, media_type="text/javascript")
+
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
     return app
