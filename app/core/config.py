@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: float = 5.0
     raw_retention_h: float = 24.0
     rollup_retention_d: float = 30.0
+    admin_token: str | None = None  # stored hashed as editor token "admin" at start
     log_level: str = "info"
 
 

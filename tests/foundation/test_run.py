@@ -1,0 +1,107 @@
+"""`iosignal run`: migrates, serves health, runs the worker, and stops cleanly with no orphans."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+IOSIGNAL = str(Path(sys.executable).with_name("iosignal"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of `pid`, read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_for(what: str, check, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def get_health(port: int) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+            return json.load(r) if r.status == 200 else None
+    except OSError:
+        return None
+
+
+@pytest.fixture
+def started(tmp_path, kvm_path):
+    """`iosignal run` in an empty folder with default settings but a free port."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOSIGNAL_")}
+    env.update(IOSIGNAL_PORT=str(port := free_port()), IOSIGNAL_KVM_PATH=kvm_path)
+    proc = subprocess.Popen([IOSIGNAL, "run"], cwd=tmp_path, env=env)
+    try:
+        health = wait_for("GET /api/health", lambda: get_health(port), 60)
+        yield proc, port, health
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_run_serves_health_with_a_live_worker_on_the_default_sqlite_file(started, tmp_path):
+    _, port, health = started
+    assert health["status"] == "ok" and health["database"] == "ok"
+    vms = wait_for(
+        "the worker to report alive",
+        lambda: [v for v in (get_health(port) or {}).get("vms", []) if v["alive"]],
+        30,
+    )
+    assert vms[0]["name"] == "vm0"
+    assert (tmp_path / "data" / "iosignal.db").is_file()
+
+
+def test_sigterm_stops_app_and_worker(started):
+    proc, port, _ = started
+    workers = wait_for("the worker process", lambda: children(proc.pid), 10)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    wait_for("the worker to exit", lambda: not any(alive(p) for p in workers), 10)
+    assert get_health(port) is None
+
+
+def test_sigkill_of_run_takes_the_worker_down_too(started):
+    proc, _, _ = started
+    workers = wait_for("the worker process", lambda: children(proc.pid), 10)
+    proc.kill()
+    proc.wait()
+    wait_for("the orphaned worker to exit", lambda: not any(alive(p) for p in workers), 15)
