@@ -7,11 +7,12 @@ actual state (kernel verdicts, heartbeats, samples, benchmark results).
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    REAL,
     BigInteger,
     DateTime,
     Float,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Text,
     TypeDecorator,
@@ -80,6 +82,47 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class SampleTime(TypeDecorator[datetime]):
+    """A UTC instant stored compactly: `timestamptz` on PostgreSQL, integer microseconds on SQLite.
+
+    Sample tables hold ~86 M rows a day at 1,000 registrations; SQLite's default text timestamp
+    costs 26 bytes, an integer 8. Python always sees an aware UTC `datetime`, and comparisons in
+    queries (`taken_at >= since`) bind through this type, so callers never see the integer.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if dialect.name == "sqlite":
+            return (value - _EPOCH) // timedelta(microseconds=1)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, int):
+            return _EPOCH + timedelta(microseconds=value)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# Float32 on PostgreSQL (4 bytes, and it packs with the int key without padding); an interval's
+# float32 precision (~0.1 us at 1 s) is far below the jitter of the tick that measured it.
+Seconds32 = REAL()
+
+
 class Base(DeclarativeBase):
     """Declarative base with predictable constraint names for Alembic."""
 
@@ -117,6 +160,8 @@ class Vm(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     pid: Mapped[int | None] = mapped_column(Integer, default=None)
     workload_version: Mapped[int] = mapped_column(Integer, default=0)  # applied by the worker
+    # Raw samples before this instant are rolled up into the per-minute tier (worker-owned).
+    rolled_up_until: Mapped[datetime | None] = mapped_column(SampleTime, default=None)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -164,57 +209,78 @@ class Workload(Base):
 
 
 class SignalSample(Base):
-    """Raw tier: signals one registration's eventfd counted in one sampling interval."""
+    """Raw tier: signals one registration's eventfd counted in one sampling interval.
+
+    Keyed time-first: a tick appends 1,000 rows at the end of one B-tree instead of touching
+    1,000 leaf pages (measured 1.3 vs 18 ms CPU per tick on SQLite), retention deletes a prefix,
+    and "the newest tick" is one index step. A per-registration read of a raw range (<= ~2,000
+    ticks) scans that time range; longer ranges read the registration-first rollups.
+    """
 
     __tablename__ = "signal_samples"
-
-    ioeventfd_id: Mapped[int] = mapped_column(
-        ForeignKey("ioeventfds.id", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        PrimaryKeyConstraint("taken_at", "ioeventfd_id"),
+        {"sqlite_with_rowid": False},
     )
-    taken_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+
+    taken_at: Mapped[datetime] = mapped_column(SampleTime)
     signals: Mapped[int] = mapped_column(BigInteger)
-    interval_s: Mapped[float] = mapped_column(Float)
+    ioeventfd_id: Mapped[int] = mapped_column(ForeignKey("ioeventfds.id", ondelete="CASCADE"))
+    interval_s: Mapped[float] = mapped_column(Seconds32)
 
 
 class SignalRollup(Base):
-    """Per-minute tier: the sum of a registration's raw samples in one minute."""
+    """Per-minute tier: the sum of a registration's raw samples in one minute.
+
+    Keyed registration-first: written once a minute, read per registration over days.
+    """
 
     __tablename__ = "signal_rollups"
-
-    ioeventfd_id: Mapped[int] = mapped_column(
-        ForeignKey("ioeventfds.id", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        PrimaryKeyConstraint("ioeventfd_id", "minute_at"),
+        {"sqlite_with_rowid": False},
     )
-    minute_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+
+    minute_at: Mapped[datetime] = mapped_column(SampleTime)
     signals: Mapped[int] = mapped_column(BigInteger)
-    interval_s: Mapped[float] = mapped_column(Float)
+    ioeventfd_id: Mapped[int] = mapped_column(ForeignKey("ioeventfds.id", ondelete="CASCADE"))
+    interval_s: Mapped[float] = mapped_column(Seconds32)  # sum of the raw intervals
 
 
 class ExitSample(Base):
     """Raw tier: userspace exits of writes to one (space, addr, len) in one interval."""
 
     __tablename__ = "exit_samples"
+    __table_args__ = (
+        PrimaryKeyConstraint("taken_at", "vm_id", "space", "addr", "len"),
+        {"sqlite_with_rowid": False},
+    )
 
-    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"), primary_key=True)
-    space: Mapped[str] = mapped_column(String(8), primary_key=True)
-    addr: Mapped[int] = mapped_column(U64, primary_key=True)
-    len: Mapped[int] = mapped_column(Integer, primary_key=True)
-    taken_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    taken_at: Mapped[datetime] = mapped_column(SampleTime)
     exits: Mapped[int] = mapped_column(BigInteger)
-    interval_s: Mapped[float] = mapped_column(Float)
+    addr: Mapped[int] = mapped_column(U64)
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    len: Mapped[int] = mapped_column(Integer)
+    interval_s: Mapped[float] = mapped_column(Seconds32)
+    space: Mapped[str] = mapped_column(String(8))
 
 
 class ExitRollup(Base):
     """Per-minute tier of exit samples."""
 
     __tablename__ = "exit_rollups"
+    __table_args__ = (
+        PrimaryKeyConstraint("vm_id", "space", "addr", "len", "minute_at"),
+        {"sqlite_with_rowid": False},
+    )
 
-    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"), primary_key=True)
-    space: Mapped[str] = mapped_column(String(8), primary_key=True)
-    addr: Mapped[int] = mapped_column(U64, primary_key=True)
-    len: Mapped[int] = mapped_column(Integer, primary_key=True)
-    minute_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    minute_at: Mapped[datetime] = mapped_column(SampleTime)
     exits: Mapped[int] = mapped_column(BigInteger)
-    interval_s: Mapped[float] = mapped_column(Float)
+    addr: Mapped[int] = mapped_column(U64)
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    len: Mapped[int] = mapped_column(Integer)
+    interval_s: Mapped[float] = mapped_column(Seconds32)
+    space: Mapped[str] = mapped_column(String(8))
 
 
 class BenchmarkRun(Base):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 01:51:04.469768
+Create Date: 2026-11-24 01:57:50.518951
 """
 
 from collections.abc import Sequence
@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("pid", sa.Integer(), nullable=True),
         sa.Column("workload_version", sa.Integer(), nullable=False),
+        sa.Column("rolled_up_until", app.models.SampleTime(timezone=True), nullable=True),
         sa.Column("started_at", app.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("heartbeat_at", app.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", app.models.UTCDateTime(timezone=True), nullable=False),
@@ -71,35 +72,37 @@ def upgrade() -> None:
     )
     op.create_table(
         "exit_rollups",
-        sa.Column("vm_id", sa.Integer(), nullable=False),
-        sa.Column("space", sa.String(length=8), nullable=False),
-        sa.Column("addr", app.models.U64(), nullable=False),
-        sa.Column("len", sa.Integer(), nullable=False),
-        sa.Column("minute_at", app.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("minute_at", app.models.SampleTime(timezone=True), nullable=False),
         sa.Column("exits", sa.BigInteger(), nullable=False),
-        sa.Column("interval_s", sa.Float(), nullable=False),
+        sa.Column("addr", app.models.U64(), nullable=False),
+        sa.Column("vm_id", sa.Integer(), nullable=False),
+        sa.Column("len", sa.Integer(), nullable=False),
+        sa.Column("interval_s", sa.REAL(), nullable=False),
+        sa.Column("space", sa.String(length=8), nullable=False),
         sa.ForeignKeyConstraint(
             ["vm_id"], ["vms.id"], name=op.f("fk_exit_rollups_vm_id_vms"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint(
             "vm_id", "space", "addr", "len", "minute_at", name=op.f("pk_exit_rollups")
         ),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "exit_samples",
-        sa.Column("vm_id", sa.Integer(), nullable=False),
-        sa.Column("space", sa.String(length=8), nullable=False),
-        sa.Column("addr", app.models.U64(), nullable=False),
-        sa.Column("len", sa.Integer(), nullable=False),
-        sa.Column("taken_at", app.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("taken_at", app.models.SampleTime(timezone=True), nullable=False),
         sa.Column("exits", sa.BigInteger(), nullable=False),
-        sa.Column("interval_s", sa.Float(), nullable=False),
+        sa.Column("addr", app.models.U64(), nullable=False),
+        sa.Column("vm_id", sa.Integer(), nullable=False),
+        sa.Column("len", sa.Integer(), nullable=False),
+        sa.Column("interval_s", sa.REAL(), nullable=False),
+        sa.Column("space", sa.String(length=8), nullable=False),
         sa.ForeignKeyConstraint(
             ["vm_id"], ["vms.id"], name=op.f("fk_exit_samples_vm_id_vms"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint(
-            "vm_id", "space", "addr", "len", "taken_at", name=op.f("pk_exit_samples")
+            "taken_at", "vm_id", "space", "addr", "len", name=op.f("pk_exit_samples")
         ),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "ioeventfds",
@@ -123,9 +126,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ioeventfds")),
     )
-    with op.batch_alter_table("ioeventfds", schema=None) as batch_op:
-        batch_op.create_index("ix_ioeventfds_vm_state", ["vm_id", "state"], unique=False)
-
+    op.create_index("ix_ioeventfds_vm_state", "ioeventfds", ["vm_id", "state"], unique=False)
     op.create_table(
         "workloads",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -138,9 +139,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_workloads")),
     )
-    with op.batch_alter_table("workloads", schema=None) as batch_op:
-        batch_op.create_index("ix_workloads_vm_version", ["vm_id", "version"], unique=True)
-
+    op.create_index("ix_workloads_vm_version", "workloads", ["vm_id", "version"], unique=True)
     op.create_table(
         "benchmark_results",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -162,10 +161,10 @@ def upgrade() -> None:
     )
     op.create_table(
         "signal_rollups",
-        sa.Column("ioeventfd_id", sa.Integer(), nullable=False),
-        sa.Column("minute_at", app.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("minute_at", app.models.SampleTime(timezone=True), nullable=False),
         sa.Column("signals", sa.BigInteger(), nullable=False),
-        sa.Column("interval_s", sa.Float(), nullable=False),
+        sa.Column("ioeventfd_id", sa.Integer(), nullable=False),
+        sa.Column("interval_s", sa.REAL(), nullable=False),
         sa.ForeignKeyConstraint(
             ["ioeventfd_id"],
             ["ioeventfds.id"],
@@ -173,20 +172,22 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("ioeventfd_id", "minute_at", name=op.f("pk_signal_rollups")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "signal_samples",
-        sa.Column("ioeventfd_id", sa.Integer(), nullable=False),
-        sa.Column("taken_at", app.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("taken_at", app.models.SampleTime(timezone=True), nullable=False),
         sa.Column("signals", sa.BigInteger(), nullable=False),
-        sa.Column("interval_s", sa.Float(), nullable=False),
+        sa.Column("ioeventfd_id", sa.Integer(), nullable=False),
+        sa.Column("interval_s", sa.REAL(), nullable=False),
         sa.ForeignKeyConstraint(
             ["ioeventfd_id"],
             ["ioeventfds.id"],
             name=op.f("fk_signal_samples_ioeventfd_id_ioeventfds"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("ioeventfd_id", "taken_at", name=op.f("pk_signal_samples")),
+        sa.PrimaryKeyConstraint("taken_at", "ioeventfd_id", name=op.f("pk_signal_samples")),
+        sqlite_with_rowid=False,
     )
     # ### end Alembic commands ###
 
@@ -196,13 +197,9 @@ def downgrade() -> None:
     op.drop_table("signal_samples")
     op.drop_table("signal_rollups")
     op.drop_table("benchmark_results")
-    with op.batch_alter_table("workloads", schema=None) as batch_op:
-        batch_op.drop_index("ix_workloads_vm_version")
-
+    op.drop_index("ix_workloads_vm_version", table_name="workloads")
     op.drop_table("workloads")
-    with op.batch_alter_table("ioeventfds", schema=None) as batch_op:
-        batch_op.drop_index("ix_ioeventfds_vm_state")
-
+    op.drop_index("ix_ioeventfds_vm_state", table_name="ioeventfds")
     op.drop_table("ioeventfds")
     op.drop_table("exit_samples")
     op.drop_table("exit_rollups")
