@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.api import errors
+from app.api.router import api_router
 from app.api.routes import health
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -21,7 +23,9 @@ def create_app() -> FastAPI:
         description="See and steer guest doorbells: KVM ioeventfds as a service.",
         version="0.1.0",
     )
+    errors.install(app)
     app.include_router(health.router, prefix="/api")
+    app.include_router(api_router, prefix="/api")
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:

@@ -1,10 +1,72 @@
-"""Request dependencies shared by the routers."""
+"""Request dependencies shared by the routers: the DB session and token checks."""
+
+from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Path, Query, Request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.db import get_db
+from app.api.errors import ApiError
+from app.core.db import get_db, get_sessionmaker
+from app.core.security import role_of
+from app.models import ApiToken
 
 SessionDep = Annotated[Session, Depends(get_db)]
+
+_READ_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def tokens_required(db: Session) -> bool:
+    """Tokens are enforced as soon as one exists."""
+    return db.scalar(select(ApiToken.id).limit(1)) is not None
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token from `Authorization: Bearer ...`, or None."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def check_role(db: Session, token: str | None, needed: str) -> None:
+    """Raise 401 (no/unknown token) or 403 (viewer on a write) unless `token` may act."""
+    if not tokens_required(db):
+        return
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if token is None:
+        raise ApiError(
+            401, "an API token is required: Authorization: Bearer <token>", headers=challenge
+        )
+    role = role_of(db, token)
+    if role is None:
+        raise ApiError(401, "the API token is not valid (unknown or revoked)", headers=challenge)
+    if needed == "editor" and role != "editor":
+        raise ApiError(403, "this needs an editor token; the token given is a viewer token")
+
+
+def authorize(request: Request, db: SessionDep) -> None:
+    """Reads need a viewer or editor token, writes an editor token (once any token exists)."""
+    needed = "viewer" if request.method in _READ_METHODS else "editor"
+    check_role(db, bearer_token(request), needed)
+
+
+def authorize_stream(
+    request: Request,
+    token: Annotated[
+        str | None, Query(description="token for EventSource, which cannot send headers")
+    ] = None,
+) -> None:
+    """Like `authorize` for reads, also accepting `?token=` (EventSource cannot set headers)."""
+    # Its own short session: the stream lives long and must not hold a connection.
+    with get_sessionmaker()() as db:
+        check_role(db, bearer_token(request) or token, "viewer")
+
+
+Authorized = Depends(authorize)
+
+# Ids are 32-bit in the schema; bounding them here turns a huge id into a 422, not a DB error.
+INT32_MAX = 2**31 - 1
+VmId = Annotated[int, Path(ge=1, le=INT32_MAX, description="VM id")]
+RegId = Annotated[int, Path(ge=1, le=INT32_MAX, description="registration id")]

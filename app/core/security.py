@@ -1,11 +1,14 @@
 """API tokens: hashing, and the rule that an open listener needs a token."""
 
 import hashlib
+import hmac
 import ipaddress
+import secrets
 
 import typer
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from app.core.db import get_sessionmaker
 from app.models import ApiToken
@@ -14,6 +17,50 @@ from app.models import ApiToken
 def hash_token(token: str) -> str:
     """SHA-256 hex of a token; only this is stored."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+ROLES = ("viewer", "editor")
+TOKEN_PREFIX = "ios_"
+
+
+def new_token() -> str:
+    """A fresh random token (256 bits), shown once and never stored."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_token(db: Session, name: str, role: str) -> str:
+    """Store the hash of a new token named `name` with `role`; return the token itself."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if not name or len(name) > 64:
+        raise ValueError("name must be 1 to 64 characters")
+    if db.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
+        raise ValueError(f"a token named {name!r} exists already; revoke it first")
+    token = new_token()
+    db.add(ApiToken(name=name, role=role, token_hash=hash_token(token)))
+    db.commit()
+    return token
+
+
+def revoke_token(db: Session, name: str) -> bool:
+    """Delete the token named `name`; False if there was none."""
+    row = db.scalar(select(ApiToken).where(ApiToken.name == name))
+    if row is None:
+        return False
+    db.delete(row)
+    db.commit()
+    return True
+
+
+def role_of(db: Session, token: str) -> str | None:
+    """The role of `token`, or None; every stored hash is compared in constant time."""
+    digest = hash_token(token)
+    role = None
+    for stored_hash, stored_role in db.execute(select(ApiToken.token_hash, ApiToken.role)):
+        # No early exit: the time taken does not depend on where (or whether) it matched.
+        if hmac.compare_digest(digest, stored_hash):
+            role = stored_role
+    return role
 
 
 def is_loopback(host: str) -> bool:

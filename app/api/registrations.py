@@ -1,0 +1,85 @@
+"""Registration work behind the routes: collision check, insert, and waiting for the verdict."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.api.errors import ApiError
+from app.core.config import get_settings
+from app.core.notify import notify_desired
+from app.core.rules import first_collision
+from app.models import Ioeventfd, RegState, utcnow
+from app.schemas import IoeventfdIn
+
+# Registrations the kernel holds or is about to hold: what a new one must not collide with.
+LIVE_STATES = (RegState.PENDING.value, RegState.ACTIVE.value, RegState.REMOVING.value)
+POLL_S = 0.02
+
+
+def describe(reg: Ioeventfd) -> str:
+    """`pio 0x6000 len 4 datamatch any`: how a person names a registration."""
+    match = "any" if reg.datamatch is None else f"0x{reg.datamatch:x}"
+    return f"{reg.space} 0x{reg.addr:x} len {reg.len} datamatch {match}"
+
+
+def check_collision(db: Session, vm_id: int, body: IoeventfdIn) -> None:
+    """409 EEXIST if the kernel would refuse `body` beside the VM's live registrations."""
+    live = db.scalars(
+        select(Ioeventfd).where(Ioeventfd.vm_id == vm_id, Ioeventfd.state.in_(LIVE_STATES))
+    ).all()
+    new = Ioeventfd(space=body.space, addr=body.addr, len=body.len, datamatch=body.datamatch_int)
+    old = first_collision(new, live)
+    if old is not None:
+        raise ApiError(
+            409,
+            f"collides with registration {old.id} ({describe(old)}, {old.state}): "
+            "same space and address, and a width of 0 on either side or the same width with "
+            "a wildcard or equal datamatch; the kernel refuses this with EEXIST",
+            "EEXIST",
+            extra={"conflict_id": old.id},
+        )
+
+
+def insert_pending(db: Session, vm_id: int, body: IoeventfdIn) -> Ioeventfd:
+    """Store the desired registration as `pending` and wake the worker."""
+    reg = Ioeventfd(
+        vm_id=vm_id,
+        space=body.space,
+        addr=int(body.addr),
+        len=body.len,
+        datamatch=body.datamatch_int,
+        label=body.label,
+        state=RegState.PENDING.value,
+    )
+    db.add(reg)
+    db.commit()
+    notify_desired(db, vm_id)
+    return reg
+
+
+def ask_removal(db: Session, reg: Ioeventfd) -> None:
+    """Mark `reg` for deassignment; a failed one was never in the kernel and is removed now."""
+    if reg.state == RegState.FAILED.value:
+        reg.state = RegState.REMOVED.value
+        reg.removed_at = utcnow()
+        db.commit()
+        return
+    if reg.state != RegState.REMOVING.value:
+        reg.state = RegState.REMOVING.value
+        db.commit()
+    notify_desired(db, reg.vm_id)
+
+
+def wait_for(db: Session, reg_id: int, done: tuple[str, ...]) -> Ioeventfd:
+    """Poll `reg_id` until its state is in `done` or the verdict timeout passes; return it."""
+    deadline = time.monotonic() + get_settings().verdict_timeout_s
+    while True:
+        db.rollback()  # end the read snapshot so the worker's commits become visible
+        reg = db.get(Ioeventfd, reg_id, populate_existing=True)
+        assert reg is not None  # rows are never deleted, only marked removed
+        if reg.state in done or time.monotonic() >= deadline:
+            return reg
+        time.sleep(POLL_S)

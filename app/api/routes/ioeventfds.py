@@ -1,0 +1,110 @@
+"""Registrations: ask the worker to (de)assign ioeventfds; answer with the kernel's verdict."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.api.deps import Authorized, RegId, SessionDep, VmId
+from app.api.errors import ApiError, not_found
+from app.api.registrations import ask_removal, check_collision, insert_pending, wait_for
+from app.api.routes.health import is_alive
+from app.api.routes.vms import ensure_vm, get_vm
+from app.models import Ioeventfd, RegState
+from app.schemas import ErrorOut, IoeventfdIn, IoeventfdOut
+
+router = APIRouter(prefix="/vms/{vm_id}/ioeventfds", tags=["ioeventfds"], dependencies=[Authorized])
+
+
+def get_reg(db: Session, vm_id: int, reg_id: int) -> Ioeventfd:
+    """Registration `reg_id` of VM `vm_id`, or 404."""
+    reg = db.get(Ioeventfd, reg_id)
+    if reg is None or reg.vm_id != vm_id:
+        raise not_found("registration", reg_id)
+    return reg
+
+
+def _reply(reg: Ioeventfd, status: int) -> JSONResponse:
+    body = jsonable_encoder(IoeventfdOut.model_validate(reg))
+    location = f"/api/vms/{reg.vm_id}/ioeventfds/{reg.id}"
+    return JSONResponse(body, status_code=status, headers={"Location": location})
+
+
+@router.get("", response_model=list[IoeventfdOut])
+def list_ioeventfds(
+    vm_id: VmId,
+    db: SessionDep,
+    state: Annotated[
+        list[RegState] | None,
+        Query(description="only these states (repeatable); default: all but removed"),
+    ] = None,
+) -> list[Ioeventfd]:
+    """The VM's registrations, oldest first."""
+    ensure_vm(db, vm_id)
+    query = select(Ioeventfd).where(Ioeventfd.vm_id == vm_id).order_by(Ioeventfd.id)
+    if state:
+        query = query.where(Ioeventfd.state.in_([s.value for s in state]))
+    else:
+        query = query.where(Ioeventfd.state != RegState.REMOVED.value)
+    return list(db.scalars(query))
+
+
+@router.get("/{reg_id}", response_model=IoeventfdOut, responses={404: {"model": ErrorOut}})
+def read_ioeventfd(vm_id: VmId, reg_id: RegId, db: SessionDep) -> Ioeventfd:
+    """One registration (removed ones too: history keeps pointing at them)."""
+    return get_reg(db, vm_id, reg_id)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=IoeventfdOut,
+    responses={
+        201: {"description": "assigned in the kernel: state active"},
+        202: {"model": IoeventfdOut, "description": "worker away or slow: state pending"},
+        404: {"model": ErrorOut},
+        409: {"model": ErrorOut, "description": "collision: errno EEXIST"},
+        422: {"model": ErrorOut, "description": "a rule broken, or the kernel said EINVAL etc."},
+    },
+)
+def register_ioeventfd(vm_id: VmId, body: IoeventfdIn, db: SessionDep) -> JSONResponse:
+    """Register an ioeventfd and wait (up to the verdict timeout) for the kernel's verdict."""
+    vm = get_vm(db, vm_id)
+    alive = is_alive(vm)
+    check_collision(db, vm_id, body)
+    reg = insert_pending(db, vm_id, body)
+    if not alive:
+        return _reply(reg, 202)  # applied when the worker returns
+    reg = wait_for(db, reg.id, (RegState.ACTIVE.value, RegState.FAILED.value))
+    if reg.state == RegState.FAILED.value:
+        status = 409 if reg.errno == "EEXIST" else 422
+        detail = f"the kernel refused it: {reg.error or reg.errno or 'unknown error'}"
+        raise ApiError(status, detail, reg.errno, extra={"id": reg.id})
+    return _reply(reg, 201 if reg.state == RegState.ACTIVE.value else 202)
+
+
+@router.delete(
+    "/{reg_id}",
+    status_code=204,
+    responses={
+        202: {"model": IoeventfdOut, "description": "worker away or slow: state removing"},
+        404: {"model": ErrorOut},
+    },
+)
+def delete_ioeventfd(vm_id: VmId, reg_id: RegId, db: SessionDep) -> Response:
+    """Deassign a registration; 204 once the worker has removed it from the kernel."""
+    reg = get_reg(db, vm_id, reg_id)
+    if reg.state != RegState.REMOVED.value:
+        ask_removal(db, reg)
+    if reg.state != RegState.REMOVED.value:
+        if not is_alive(get_vm(db, vm_id)):
+            return _reply(reg, 202)
+        reg = wait_for(db, reg.id, (RegState.REMOVED.value,))
+        if reg.state != RegState.REMOVED.value:
+            return _reply(reg, 202)
+    return Response(status_code=204)

@@ -1,0 +1,248 @@
+"""Request and response bodies of the REST API (the shapes the dashboard relies on)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.core.rules import (
+    MAX_DOORBELL_RATE_HZ,
+    MAX_DOORBELLS,
+    MAX_TOTAL_RATE_HZ,
+    doorbell_problem,
+    parse_u64,
+    registration_problem,
+)
+
+SpaceName = Literal["pio", "mmio"]
+U64In = int | str  # an integer, or a "0x..." string
+
+
+class ErrorOut(BaseModel):
+    """Every error: a sentence naming the rule, and the kernel's errno name where one applies."""
+
+    detail: str
+    errno: str | None = None
+
+
+class VmOut(BaseModel):
+    """A VM and its worker, as the worker last reported them."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    host: str
+    kernel: str
+    capabilities: dict[str, Any]
+    state: str = Field(description="starting | running | stopped | failed, as the worker says")
+    error: str | None
+    pid: int | None
+    workload_version: int = Field(description="newest workload version the worker applied")
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    heartbeat_age_s: float | None = None
+    alive: bool = False
+
+
+class IoeventfdIn(BaseModel):
+    """A registration request; `addr`/`datamatch` take integers or "0x..." strings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    space: SpaceName
+    addr: U64In = Field(examples=[0x6000, "0xd0000000"])
+    len: int = Field(description="access width in bytes: 0 (any), 1, 2, 4 or 8", examples=[4])
+    datamatch: U64In | None = Field(None, description="only writes of this value; null = any")
+    label: str | None = Field(None, max_length=128)
+
+    @field_validator("addr")
+    @classmethod
+    def _addr(cls, value: U64In) -> int:
+        return parse_u64(value, "addr")
+
+    @field_validator("datamatch")
+    @classmethod
+    def _datamatch(cls, value: U64In | None) -> int | None:
+        return None if value is None else parse_u64(value, "datamatch")
+
+    @model_validator(mode="after")
+    def _kernel_rules(self) -> IoeventfdIn:
+        problem = registration_problem(self.space, int(self.addr), self.len, self.datamatch_int)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def datamatch_int(self) -> int | None:
+        """datamatch after parsing (the validator has turned strings into ints)."""
+        return None if self.datamatch is None else int(self.datamatch)
+
+
+class IoeventfdOut(BaseModel):
+    """A registration: what was asked, and the kernel's verdict once the worker applied it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    vm_id: int
+    space: str
+    addr: int
+    len: int
+    datamatch: int | None
+    label: str | None
+    state: str = Field(description="pending | active | failed | removing | removed")
+    errno: str | None = Field(description="the kernel's errno name when state is failed")
+    error: str | None
+    signals_total: int
+    created_at: datetime
+    updated_at: datetime
+    applied_at: datetime | None
+    removed_at: datetime | None
+
+
+class RatePoint(BaseModel):
+    """Signals counted in one step starting at `t`, and their rate."""
+
+    t: datetime
+    signals: int
+    rate_hz: float
+
+
+class RatesOut(BaseModel):
+    """A registration's signal rate over time; `tier` says which table answered."""
+
+    id: int
+    step_s: float
+    tier: Literal["raw", "minute"]
+    points: list[RatePoint]
+
+
+class ExitRow(BaseModel):
+    """Userspace exits of writes to one address in the window, with the average rate."""
+
+    space: str
+    addr: int
+    len: int
+    exits: int
+    rate_hz: float
+    registered: bool = Field(description="an active registration covers this space/addr/len")
+
+
+class DoorbellIn(BaseModel):
+    """One doorbell the guest rings: a write of `value` to `addr`, `rate_hz` times a second."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    space: SpaceName
+    addr: U64In
+    len: int = Field(description="write width: 1, 2, 4 or 8 (PIO at most 4)")
+    value: U64In = 0
+    rate_hz: float = Field(gt=0, le=MAX_DOORBELL_RATE_HZ)
+
+    @field_validator("addr", "value")
+    @classmethod
+    def _u64(cls, value: U64In, info: Any) -> int:
+        return parse_u64(value, info.field_name)
+
+    @model_validator(mode="after")
+    def _rules(self) -> DoorbellIn:
+        problem = doorbell_problem(self.space, int(self.addr), self.len, int(self.value))
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class WorkloadIn(BaseModel):
+    """The doorbells a VM's guest should ring (replaces the previous set)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    doorbells: list[DoorbellIn] = Field(max_length=MAX_DOORBELLS)
+
+    @model_validator(mode="after")
+    def _total_rate(self) -> WorkloadIn:
+        total = sum(d.rate_hz for d in self.doorbells)
+        if total > MAX_TOTAL_RATE_HZ:
+            raise ValueError(f"the doorbells' rate_hz must add up to at most {MAX_TOTAL_RATE_HZ}")
+        return self
+
+
+class WorkloadLimits(BaseModel):
+    """The rate limits a workload must respect."""
+
+    max_doorbells: int = MAX_DOORBELLS
+    max_doorbell_rate_hz: float = MAX_DOORBELL_RATE_HZ
+    max_total_rate_hz: float = MAX_TOTAL_RATE_HZ
+
+
+class WorkloadOut(BaseModel):
+    """The newest workload version and whether the worker has applied it."""
+
+    vm_id: int
+    version: int
+    doorbells: list[dict[str, Any]]
+    applied: bool
+    created_at: datetime | None
+    limits: WorkloadLimits = WorkloadLimits()
+
+
+class BenchmarkIn(BaseModel):
+    """A benchmark request: `writes` per pass, `repeat` passes per path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vm_id: int | None = None
+    writes: int = Field(200_000, ge=1, le=10_000_000)
+    repeat: int = Field(5, ge=1, le=100)
+    paths: list[str] | None = Field(None, max_length=8, description="default: every path")
+
+
+class BenchmarkCreated(BaseModel):
+    """The id of a queued benchmark."""
+
+    id: int
+
+
+class BenchmarkResultOut(BaseModel):
+    """One path's figures (the shape of `iosignal bench --json`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    path: str
+    writes: int
+    iops: float
+    rtt_us: float
+    rtt_us_min: float
+    rtt_us_max: float
+    guest_rtt_us: float | None
+
+
+class BenchmarkOut(BaseModel):
+    """A benchmark run: queued | running | done | failed, progress 0..1, and its results."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    vm_id: int | None
+    state: str
+    progress: float
+    writes: int
+    repeat: int
+    paths: list[str]
+    host: str
+    kernel: str
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    results: list[BenchmarkResultOut]
+
+
+class AuthOut(BaseModel):
+    """The caller's role, and whether tokens are required at all."""
+
+    tokens_required: bool
+    role: Literal["viewer", "editor"] | None
