@@ -1,0 +1,76 @@
+// A Plotly line chart fed one tick at a time: new series are added as they appear, existing
+// ones extended (Plotly.extendTraces with maxPoints), and the x axis slides over the last minute.
+
+import { baseLayout, colourFor, PLOT_CONFIG } from "./format.js";
+
+const WINDOW_MS = 60_000;
+const MAX_POINTS = 1200; // a minute at 50 ms ticks; older points are dropped by Plotly itself
+
+export class LiveChart {
+  /** Draws an empty chart in `div` titled `title`, y axis `yTitle`. */
+  constructor(div, title, yTitle) {
+    this.div = div;
+    this.index = new Map(); // series key -> trace index
+    this.last = new Map(); // series key -> last y, for the table beside the chart
+    const now = Date.now();
+    const layout = baseLayout({
+      title: { text: title, x: 0, xanchor: "left", font: { size: 15 } },
+      xaxis: { type: "date", range: [new Date(now - WINDOW_MS), new Date(now)] },
+      yaxis: { title: { text: yTitle }, rangemode: "tozero", tickformat: "~s" },
+      showlegend: true,
+    });
+    Plotly.newPlot(div, [], layout, PLOT_CONFIG);
+  }
+
+  /**
+   * Adds one tick at time `t`: `points` is [{key, name, y}]. Series seen before but missing from
+   * this tick get 0 when `absentIsZero` (an address that stopped exiting), else no point.
+   */
+  push(t, points, absentIsZero) {
+    const seen = new Set();
+    const extend = { x: [], y: [] };
+    const indices = [];
+    for (const p of points) {
+      seen.add(p.key);
+      this.last.set(p.key, p.y);
+      if (!this.index.has(p.key)) {
+        this.index.set(p.key, this.index.size);
+        Plotly.addTraces(this.div, {
+          x: [t], y: [p.y], name: p.name, type: "scatter", mode: "lines",
+          line: { color: colourFor(p.key), width: 2 },
+          hovertemplate: "%{y:.4~s}/s",
+        });
+        continue;
+      }
+      indices.push(this.index.get(p.key));
+      extend.x.push([t]);
+      extend.y.push([p.y]);
+    }
+    if (absentIsZero) {
+      for (const [key, i] of this.index) {
+        if (seen.has(key)) continue;
+        this.last.set(key, 0);
+        indices.push(i);
+        extend.x.push([t]);
+        extend.y.push([0]);
+      }
+    }
+    if (indices.length) Plotly.extendTraces(this.div, extend, indices, MAX_POINTS);
+    Plotly.relayout(this.div, { "xaxis.range": [new Date(t - WINDOW_MS), t] });
+  }
+
+  /** Renames a series (a label learned after its first point). */
+  rename(key, name) {
+    const i = this.index.get(key);
+    if (i !== undefined && this.div.data[i].name !== name) Plotly.restyle(this.div, { name }, [i]);
+  }
+
+  /** Total points drawn across series (tests and the page's "waiting" note use it). */
+  pointCount() {
+    return (this.div.data || []).reduce((n, tr) => n + tr.x.length, 0);
+  }
+
+  destroy() {
+    Plotly.purge(this.div);
+  }
+}
