@@ -1,0 +1,113 @@
+"""Signal rates of a registration over time, and userspace exits per address (JSON or CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from app.api.deps import Authorized, RegId, SessionDep, VmId
+from app.api.errors import ApiError
+from app.api.routes.ioeventfds import get_reg
+from app.api.routes.vms import ensure_vm
+from app.api.series import Window, bucket, exit_totals, plan, signal_rows
+from app.core.config import get_settings
+from app.core.timeparse import parse_range
+from app.models import Ioeventfd, RegState, utcnow
+from app.schemas import ErrorOut, ExitRow, RatesOut
+
+router = APIRouter(prefix="/vms/{vm_id}", tags=["rates"], dependencies=[Authorized])
+
+Since = Annotated[str, Query(description='ISO 8601 or relative: "-30s", "-15m", "-2h", "-7d"')]
+Until = Annotated[str | None, Query(description="ISO 8601 or relative; default now")]
+Format = Annotated[Literal["json", "csv"], Query(description="csv for a spreadsheet")]
+CSV_DOC = {
+    200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"},
+    404: {"model": ErrorOut},
+}
+
+
+def window_for(since: str, until: str | None, step: float | None = None) -> Window:
+    """Parse the range (422 naming the rule if bad) and plan tier and step."""
+    try:
+        start, end = parse_range(since, until, utcnow())
+    except (ValueError, OverflowError) as exc:
+        raise ApiError(422, str(exc), "EINVAL") from None
+    return plan(start, end, step, get_settings().sample_interval_s)
+
+
+def csv_response(rows: list[dict], columns: list[str], name: str) -> Response:
+    """Rows as a CSV attachment."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+        )
+    headers = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
+    return Response(out.getvalue(), media_type="text/csv", headers=headers)
+
+
+@router.get("/ioeventfds/{reg_id}/rates", response_model=RatesOut, responses=CSV_DOC)
+def rates(
+    vm_id: VmId,
+    reg_id: RegId,
+    db: SessionDep,
+    since: Since = "-15m",
+    until: Until = None,
+    step: Annotated[float | None, Query(gt=0, le=86400 * 30, description="seconds")] = None,
+    format: Format = "json",
+) -> RatesOut | Response:
+    """Signals per step and their rate; the raw tier for short ranges, rollups for long ones."""
+    get_reg(db, vm_id, reg_id)
+    window = window_for(since, until, step)
+    points = bucket(signal_rows(db, vm_id, reg_id, window), window.step_s)
+    if format == "csv":
+        return csv_response(points, ["t", "signals", "rate_hz"], f"rates-{reg_id}")
+    return RatesOut(id=reg_id, step_s=window.step_s, tier=window.tier, points=points)
+
+
+def covered(space: str, addr: int, len_: int, active: list[Ioeventfd]) -> bool:
+    """An active registration on this space/addr with this width (or any width)."""
+    return any(r.space == space and r.addr == addr and r.len in (0, len_) for r in active)
+
+
+@router.get("/exits", response_model=list[ExitRow], responses=CSV_DOC)
+def exits(
+    vm_id: VmId,
+    db: SessionDep,
+    since: Since = "-1m",
+    until: Until = None,
+    format: Format = "json",
+) -> list[ExitRow] | Response:
+    """Userspace exits per address in the window, busiest first; rate is over the window."""
+    ensure_vm(db, vm_id)
+    window = window_for(since, until)
+    active = list(
+        db.scalars(
+            select(Ioeventfd).where(
+                Ioeventfd.vm_id == vm_id, Ioeventfd.state == RegState.ACTIVE.value
+            )
+        )
+    )
+    rows = [
+        ExitRow(
+            space=space,
+            addr=addr,
+            len=len_,
+            exits=count,
+            rate_hz=count / window.span_s,
+            registered=covered(space, addr, len_, active),
+        )
+        for (space, addr, len_), count in exit_totals(db, vm_id, window).items()
+    ]
+    rows.sort(key=lambda r: (-r.exits, r.space, r.addr, r.len))
+    if format == "csv":
+        columns = ["space", "addr", "len", "exits", "rate_hz", "registered"]
+        return csv_response([r.model_dump() for r in rows], columns, f"exits-vm{vm_id}")
+    return rows

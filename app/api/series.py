@@ -1,0 +1,122 @@
+"""Time series reads: the raw tier for short ranges, per-minute rollups (plus the raw tail not yet
+rolled up) for long ones, bucketed to at most ~2,000 points."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models import ExitRollup, ExitSample, SignalRollup, SignalSample, Vm
+
+MAX_POINTS = 2000
+RAW_MAX_TICKS = 2000  # the raw tier is keyed time-first: read it for short ranges only
+MINUTE = 60.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time range, the step its points are bucketed to, and which tier answers it."""
+
+    since: datetime
+    until: datetime
+    step_s: float
+    tier: str  # "raw" | "minute"
+
+    @property
+    def span_s(self) -> float:
+        """Length of the range in seconds."""
+        return (self.until - self.since).total_seconds()
+
+
+def plan(since: datetime, until: datetime, step_s: float | None, tick_s: float) -> Window:
+    """Pick tier and step: raw while the range is at most ~2,000 ticks and the step under a
+    minute, else minutes; never more than ~2,000 points."""
+    span = (until - since).total_seconds()
+    step = max(step_s or 0.0, tick_s, span / MAX_POINTS)
+    if span <= RAW_MAX_TICKS * tick_s and step < MINUTE:
+        return Window(since, until, step, "raw")
+    return Window(since, until, math.ceil(step / MINUTE) * MINUTE, "minute")
+
+
+def _rolled_up_until(db: Session, vm_id: int) -> datetime | None:
+    return db.scalar(select(Vm.rolled_up_until).where(Vm.id == vm_id))
+
+
+def signal_rows(
+    db: Session, vm_id: int, reg_id: int, window: Window
+) -> list[tuple[datetime, int, float]]:
+    """(time, signals, interval_s) rows of one registration covering `window`."""
+    raw = select(SignalSample.taken_at, SignalSample.signals, SignalSample.interval_s).where(
+        SignalSample.ioeventfd_id == reg_id,
+        SignalSample.taken_at > window.since,
+        SignalSample.taken_at <= window.until,
+    )
+    if window.tier == "raw":
+        return [tuple(r) for r in db.execute(raw)]
+    boundary = _rolled_up_until(db, vm_id)
+    rows: list[tuple[datetime, int, float]] = []
+    if boundary is not None:
+        rolled = select(SignalRollup.minute_at, SignalRollup.signals, SignalRollup.interval_s)
+        rolled = rolled.where(
+            SignalRollup.ioeventfd_id == reg_id,
+            SignalRollup.minute_at >= window.since.replace(second=0, microsecond=0),
+            SignalRollup.minute_at < min(window.until, boundary),
+        )
+        rows += [tuple(r) for r in db.execute(rolled)]
+        raw = raw.where(SignalSample.taken_at >= boundary)  # the tail not rolled up yet
+    return rows + [tuple(r) for r in db.execute(raw)]
+
+
+def bucket(rows: list[tuple[datetime, int, float]], step_s: float) -> list[dict]:
+    """Sum rows into `step_s` buckets aligned to the epoch; rate = signals / measured time."""
+    sums: dict[float, list[float]] = defaultdict(lambda: [0, 0.0])
+    for taken_at, count, interval in rows:
+        key = math.floor(taken_at.timestamp() / step_s) * step_s
+        sums[key][0] += count
+        sums[key][1] += interval or 0.0
+    return [
+        {
+            "t": datetime.fromtimestamp(key, UTC),
+            "signals": int(total),
+            "rate_hz": total / seconds if seconds > 0 else 0.0,
+        }
+        for key, (total, seconds) in sorted(sums.items())
+    ]
+
+
+def exit_totals(db: Session, vm_id: int, window: Window) -> dict[tuple[str, int, int], int]:
+    """Exits per (space, addr, len) of a VM in `window`."""
+    totals: dict[tuple[str, int, int], int] = defaultdict(int)
+    key = (ExitSample.space, ExitSample.addr, ExitSample.len)
+    raw = (
+        select(*key, func.sum(ExitSample.exits))
+        .where(
+            ExitSample.vm_id == vm_id,
+            ExitSample.taken_at > window.since,
+            ExitSample.taken_at <= window.until,
+        )
+        .group_by(*key)
+    )
+    boundary = _rolled_up_until(db, vm_id) if window.tier == "minute" else None
+    if boundary is not None:
+        rkey = (ExitRollup.space, ExitRollup.addr, ExitRollup.len)
+        rolled = (
+            select(*rkey, func.sum(ExitRollup.exits))
+            .where(
+                ExitRollup.vm_id == vm_id,
+                ExitRollup.minute_at >= window.since.replace(second=0, microsecond=0),
+                ExitRollup.minute_at < min(window.until, boundary),
+            )
+            .group_by(*rkey)
+        )
+        raw = raw.where(ExitSample.taken_at >= boundary)
+        for space, addr, len_, exits in db.execute(rolled):
+            totals[(space, addr, len_)] += int(exits or 0)
+    for space, addr, len_, exits in db.execute(raw):
+        totals[(space, addr, len_)] += int(exits or 0)
+    return dict(totals)
