@@ -1,0 +1,1 @@
+"""The iosignal worker: owns one KVM VM running the doorbell guest."""

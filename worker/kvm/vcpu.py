@@ -1,0 +1,63 @@
+"""`Vcpu`: a KVM vCPU file descriptor with its mmap'ed kvm_run page."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import mmap
+import os
+
+from worker.kvm import constants as c
+from worker.kvm import structs as s
+
+
+class Vcpu:
+    """A vCPU fd from `Vm.create_vcpu`; `run_buf` is the shared kvm_run mapping."""
+
+    def __init__(self, fd: int, mmap_size: int) -> None:
+        self.fd = fd
+        self.run_buf = mmap.mmap(fd, mmap_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self.kvm_run = s.kvm_run.from_buffer(self.run_buf)
+
+    def run(self) -> None:
+        """KVM_RUN until the next userspace exit; `kvm_run.exit_reason` says why.
+
+        Raises InterruptedError (EINTR) when a signal arrived; the caller decides to re-enter.
+        """
+        # An int argument makes fcntl.ioctl drop the GIL while the guest runs.
+        fcntl.ioctl(self.fd, c.KVM_RUN, 0)
+
+    def get_regs(self) -> s.kvm_regs:
+        """KVM_GET_REGS."""
+        regs = s.kvm_regs()
+        fcntl.ioctl(self.fd, c.KVM_GET_REGS, regs, True)
+        return regs
+
+    def set_regs(self, regs: s.kvm_regs) -> None:
+        """KVM_SET_REGS."""
+        fcntl.ioctl(self.fd, c.KVM_SET_REGS, regs)
+
+    def get_sregs(self) -> s.kvm_sregs:
+        """KVM_GET_SREGS."""
+        sregs = s.kvm_sregs()
+        fcntl.ioctl(self.fd, c.KVM_GET_SREGS, sregs, True)
+        return sregs
+
+    def set_sregs(self, sregs: s.kvm_sregs) -> None:
+        """KVM_SET_SREGS."""
+        fcntl.ioctl(self.fd, c.KVM_SET_SREGS, sregs)
+
+    def get_tsc_khz(self) -> int:
+        """KVM_GET_TSC_KHZ: the guest TSC frequency, to turn guest TSC deltas into time."""
+        return fcntl.ioctl(self.fd, c.KVM_GET_TSC_KHZ, 0)
+
+    def close(self) -> None:
+        """Unmap kvm_run and close the vCPU fd (idempotent)."""
+        if self.fd < 0:
+            return
+        del self.kvm_run  # the ctypes view pins the mmap; drop it before closing
+        # A caller may still hold a view: the mapping then goes when the last view does.
+        with contextlib.suppress(BufferError):
+            self.run_buf.close()
+        os.close(self.fd)
+        self.fd = -1

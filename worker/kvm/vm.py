@@ -1,0 +1,123 @@
+"""`Vm`: a KVM VM file descriptor, one method per ioctl, plus typed ioeventfd arguments."""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+from dataclasses import dataclass
+
+from worker.kvm import constants as c
+from worker.kvm import structs as s
+from worker.kvm.vcpu import Vcpu
+
+
+@dataclass(frozen=True)
+class Pio:
+    """A port I/O address (like kvm-ioctls `IoEventAddress::Pio`)."""
+
+    port: int
+
+
+@dataclass(frozen=True)
+class Mmio:
+    """A guest-physical MMIO address (like kvm-ioctls `IoEventAddress::Mmio`)."""
+
+    gpa: int
+
+
+class NoDatamatchType:
+    """The type of `NoDatamatch`: any written value matches (wildcard)."""
+
+    _instance: NoDatamatchType | None = None
+
+    def __new__(cls) -> NoDatamatchType:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NoDatamatch"
+
+
+NoDatamatch = NoDatamatchType()
+IoEventAddress = Pio | Mmio
+Datamatch = int | NoDatamatchType
+
+
+def ioeventfd_struct(
+    fd: int, addr: IoEventAddress, length: int, datamatch: Datamatch, deassign: bool = False
+) -> s.kvm_ioeventfd:
+    """Build the kvm_ioeventfd for these typed arguments; the flags follow from the types."""
+    flags = c.KVM_IOEVENTFD_FLAG_DEASSIGN if deassign else 0
+    if isinstance(addr, Pio):
+        flags |= c.KVM_IOEVENTFD_FLAG_PIO
+        raw_addr = addr.port
+    else:
+        raw_addr = addr.gpa
+    value = 0
+    if not isinstance(datamatch, NoDatamatchType):
+        flags |= c.KVM_IOEVENTFD_FLAG_DATAMATCH
+        value = datamatch
+    return s.kvm_ioeventfd(datamatch=value, addr=raw_addr, len=length, fd=fd, flags=flags)
+
+
+class Vm:
+    """A VM fd from `Kvm.create_vm`; errors are OSError with the kernel's errno."""
+
+    def __init__(self, fd: int, vcpu_mmap_size: int) -> None:
+        self.fd = fd
+        self.vcpu_mmap_size = vcpu_mmap_size
+
+    def check_extension(self, cap: int) -> int:
+        """KVM_CHECK_EXTENSION on the VM fd (answers for this VM's type)."""
+        return fcntl.ioctl(self.fd, c.KVM_CHECK_EXTENSION, cap)
+
+    def set_user_memory_region(
+        self, slot: int, guest_phys_addr: int, memory_size: int, userspace_addr: int, flags: int = 0
+    ) -> None:
+        """KVM_SET_USER_MEMORY_REGION: back guest RAM at `guest_phys_addr` with host memory."""
+        region = s.kvm_userspace_memory_region(
+            slot=slot,
+            flags=flags,
+            guest_phys_addr=guest_phys_addr,
+            memory_size=memory_size,
+            userspace_addr=userspace_addr,
+        )
+        fcntl.ioctl(self.fd, c.KVM_SET_USER_MEMORY_REGION, region)
+
+    def set_tss_addr(self, addr: int) -> None:
+        """KVM_SET_TSS_ADDR: 3 pages Intel VMX needs for real-mode emulation (AMD ignores)."""
+        fcntl.ioctl(self.fd, c.KVM_SET_TSS_ADDR, addr)
+
+    def set_identity_map_addr(self, addr: int) -> None:
+        """KVM_SET_IDENTITY_MAP_ADDR: the page VMX uses for its unpaged-mode identity map."""
+        fcntl.ioctl(self.fd, c.KVM_SET_IDENTITY_MAP_ADDR, ctypes.c_uint64(addr))
+
+    def create_vcpu(self, vcpu_id: int) -> Vcpu:
+        """KVM_CREATE_VCPU, with kvm_run mmap'ed."""
+        fd = fcntl.ioctl(self.fd, c.KVM_CREATE_VCPU, vcpu_id)
+        try:
+            return Vcpu(fd, self.vcpu_mmap_size)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def register_ioevent(
+        self, fd: int, addr: IoEventAddress, length: int, datamatch: Datamatch = NoDatamatch
+    ) -> None:
+        """KVM_IOEVENTFD assign: guest writes matching addr/len/datamatch signal eventfd `fd`."""
+        fcntl.ioctl(self.fd, c.KVM_IOEVENTFD, ioeventfd_struct(fd, addr, length, datamatch))
+
+    def unregister_ioevent(
+        self, fd: int, addr: IoEventAddress, length: int, datamatch: Datamatch = NoDatamatch
+    ) -> None:
+        """KVM_IOEVENTFD deassign: the identical struct plus the DEASSIGN flag."""
+        request = ioeventfd_struct(fd, addr, length, datamatch, deassign=True)
+        fcntl.ioctl(self.fd, c.KVM_IOEVENTFD, request)
+
+    def close(self) -> None:
+        """Close the VM fd (idempotent)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -1,0 +1,203 @@
+"""The ioeventfd registry: one eventfd per registration, the kernel's errno kept.
+
+Rules stricter than the kernel (it accepts these, but they can never fire) are refused before
+the ioctl with EINVAL and a message naming the rule. Unregistering re-issues the identical
+struct with DEASSIGN; the eventfd is then read one last time and closed, so the final count is
+kept for the next drain and no later signal can be attributed to the registration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+from worker.guest import CONTROL_PORT
+from worker.kvm import Mmio, NoDatamatch, Pio, Vm
+
+LENGTHS = (0, 1, 2, 4, 8)
+
+
+class RegistrationError(OSError):
+    """A registration or unregistration refused by the kernel or a stricter rule.
+
+    `.errno` is the kernel's errno (errno.errorcode[e.errno] gives e.g. "EEXIST").
+    """
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code, message)
+
+    def __str__(self) -> str:
+        return f"{errno.errorcode.get(self.errno, self.errno)}: {self.strerror}"
+
+
+class Registration(NamedTuple):
+    """A live registration and its eventfd."""
+
+    key: int
+    space: str
+    addr: int
+    len: int
+    datamatch: int | None
+    efd: int
+    since: float  # monotonic time of registration
+
+    def describe(self) -> str:
+        """e.g. "pio 0x10 len 2 datamatch 0x5" for messages."""
+        match = "wildcard" if self.datamatch is None else f"datamatch {self.datamatch:#x}"
+        return f"{self.space} {self.addr:#x} len {self.len} {match}"
+
+    def collides(self, other: Registration) -> bool:
+        """The kernel's ioeventfd_check_collision, for naming the registration in the way."""
+        return (
+            self.space == other.space
+            and self.addr == other.addr
+            and (
+                not self.len
+                or not other.len
+                or (
+                    self.len == other.len
+                    and (
+                        self.datamatch is None
+                        or other.datamatch is None
+                        or self.datamatch == other.datamatch
+                    )
+                )
+            )
+        )
+
+
+class Drained(NamedTuple):
+    """Counts read from every eventfd: (count, since) per live key, plus removed leftovers."""
+
+    live: dict[int, tuple[int, float]]
+    removed: dict[int, tuple[int, float, float]]  # key -> (count, since, removed_at)
+
+
+def check_rules(space: str, addr: int, length: int, datamatch: int | None) -> None:
+    """Refuse what the kernel would reject or accept uselessly, before calling it (EINVAL)."""
+
+    def refuse(rule: str) -> None:
+        raise RegistrationError(errno.EINVAL, rule)
+
+    if space not in ("pio", "mmio"):
+        refuse(f"space must be 'pio' or 'mmio', not {space!r}")
+    if length not in LENGTHS:
+        refuse(f"len must be one of 0, 1, 2, 4, 8 (got {length})")
+    if length == 0 and datamatch is not None:
+        refuse("len 0 (any length) cannot be combined with a datamatch")
+    if not 0 <= addr < 1 << 64:
+        refuse(f"addr must be an unsigned 64-bit value (got {addr})")
+    if addr + length > 1 << 64:
+        refuse(f"addr {addr:#x} + len {length} wraps past 2**64")
+    if space == "pio":
+        if addr > 0xFFFF:
+            refuse(f"a PIO port is 16 bits: addr must be at most 0xffff (got {addr:#x})")
+        if length == 8:
+            refuse("PIO writes are 1, 2 or 4 bytes: len 8 can never fire on PIO")
+        if addr == CONTROL_PORT:
+            refuse(f"PIO port {CONTROL_PORT:#x} is the guest's pass-done port, kept by iosignal")
+    if datamatch is not None and not 0 <= datamatch < 1 << (8 * length):
+        refuse(f"datamatch {datamatch:#x} does not fit in len {length} bytes, so it never fires")
+
+
+class Registry:
+    """What is registered with the kernel, by key; thread-safe."""
+
+    def __init__(self, vm: Vm, clock: Callable[[], float] = time.monotonic) -> None:
+        self.vm = vm
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._regs: dict[int, Registration] = {}
+        self._removed: dict[int, tuple[int, float, float]] = {}
+
+    @staticmethod
+    def _kvm_args(reg: Registration) -> tuple:
+        addr = Pio(reg.addr) if reg.space == "pio" else Mmio(reg.addr)
+        match = NoDatamatch if reg.datamatch is None else reg.datamatch
+        return reg.efd, addr, reg.len, match
+
+    def register(
+        self, key: int, space: str, addr: int, length: int, datamatch: int | None
+    ) -> Registration:
+        """Assign an ioeventfd; RegistrationError (errno kept) if refused, ValueError if reused."""
+        check_rules(space, addr, length, datamatch)
+        with self._lock:
+            if key in self._regs:
+                raise ValueError(f"registration {key} is already registered")
+            efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            reg = Registration(key, space, addr, length, datamatch, efd, self.clock())
+            try:
+                self.vm.register_ioevent(*self._kvm_args(reg))
+            except OSError as e:
+                os.close(efd)
+                raise RegistrationError(e.errno, self._explain(e.errno, reg)) from None
+            self._regs[key] = reg
+            self._removed.pop(key, None)
+            return reg
+
+    def _explain(self, code: int, reg: Registration) -> str:
+        if code == errno.EEXIST:
+            other = next((r for r in self._regs.values() if r.collides(reg)), None)
+            who = f"registration {other.key} ({other.describe()})" if other else "another one"
+            return (
+                f"{reg.describe()} collides with {who}: same bus and address, and len 0 on "
+                "either side, or the same len with a wildcard or an equal datamatch"
+            )
+        return f"the kernel refused {reg.describe()}: {os.strerror(code)}"
+
+    def unregister(self, key: int) -> None:
+        """Deassign; the final count is kept for the next drain. ENOENT if key is unknown."""
+        with self._lock:
+            reg = self._regs.get(key)
+            if reg is None:
+                raise RegistrationError(errno.ENOENT, f"registration {key} is not registered")
+            try:
+                self.vm.unregister_ioevent(*self._kvm_args(reg))
+            except OSError as e:
+                raise RegistrationError(e.errno, self._explain(e.errno, reg)) from None
+            # DEASSIGN waited for in-flight guest writes (SRCU), so this read is the last.
+            count = _read_eventfd(reg.efd)
+            os.close(reg.efd)
+            del self._regs[key]
+            prev = self._removed.get(key, (0, reg.since, 0.0))[0]
+            self._removed[key] = (prev + count, reg.since, self.clock())
+
+    def keys(self) -> set[int]:
+        """Keys registered now."""
+        with self._lock:
+            return set(self._regs)
+
+    def get(self, key: int) -> Registration | None:
+        """The live registration for `key`, if any."""
+        with self._lock:
+            return self._regs.get(key)
+
+    def drain(self) -> Drained:
+        """Read (and reset) every eventfd counter; hand over the leftovers of removed keys."""
+        with self._lock:
+            live = {key: (_read_eventfd(r.efd), r.since) for key, r in self._regs.items()}
+            removed, self._removed = self._removed, {}
+        return Drained(live, removed)
+
+    def close(self) -> None:
+        """Deassign everything (best effort: the VM may be going away) and close eventfds."""
+        with self._lock:
+            for reg in self._regs.values():
+                # Best effort: closing the VM fd releases the assignment anyway.
+                with contextlib.suppress(OSError):
+                    self.vm.unregister_ioevent(*self._kvm_args(reg))
+                os.close(reg.efd)
+            self._regs.clear()
+
+
+def _read_eventfd(fd: int) -> int:
+    """The counter's value, reset to 0; EAGAIN (nothing signalled) is 0."""
+    try:
+        return os.eventfd_read(fd)
+    except BlockingIOError:
+        return 0
