@@ -133,6 +133,15 @@ def bench(
     raise typer.Exit(cli_bench(writes=writes, repeat=repeat, paths=paths, json_out=json_out))
 
 
+def _add_token_cli() -> None:
+    from app.core.token_cli import token_cli
+
+    cli.add_typer(token_cli, name="token")
+
+
+_add_token_cli()
+
+
 def main() -> None:
     """Console entry point."""
     cli()

@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.api import errors
 from app.api.router import api_router
-from app.api.routes import health
+from app.api.routes import health, metrics
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 # plotly's Python package ships the browser bundle: served from here, no CDN and no copy.
@@ -26,6 +26,7 @@ def create_app() -> FastAPI:
     errors.install(app)
     app.include_router(health.router, prefix="/api")
     app.include_router(api_router, prefix="/api")
+    app.include_router(metrics.router)
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:

@@ -1,10 +1,9 @@
-"""All REST routers under one APIRouter (mounted at /api) plus /metrics at the root."""
+"""All REST routers under one APIRouter, mounted at /api."""
 
 from fastapi import APIRouter
 
-from app.api.routes import ioeventfds, rates, vms
+from app.api.routes import auth, benchmarks, ioeventfds, rates, vms, workload
 
 api_router = APIRouter()
-api_router.include_router(vms.router)
-api_router.include_router(ioeventfds.router)
-api_router.include_router(rates.router)
+for module in (auth, vms, ioeventfds, rates, workload, benchmarks):
+    api_router.include_router(module.router)

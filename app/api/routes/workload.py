@@ -1,0 +1,64 @@
+"""A VM's workload: the doorbells its guest rings, versioned; the worker applies the newest."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.api.deps import Authorized, SessionDep, VmId
+from app.api.routes.vms import get_vm
+from app.core.notify import notify_desired
+from app.models import Vm, Workload
+from app.schemas import ErrorOut, WorkloadIn, WorkloadOut
+
+router = APIRouter(prefix="/vms/{vm_id}/workload", tags=["workload"], dependencies=[Authorized])
+RESPONSES = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+
+
+def _out(vm: Vm, workload: Workload | None) -> WorkloadOut:
+    version = workload.version if workload else 0
+    return WorkloadOut(
+        vm_id=vm.id,
+        version=version,
+        doorbells=workload.doorbells if workload else [],
+        applied=vm.workload_version >= version,
+        created_at=workload.created_at if workload else None,
+    )
+
+
+def newest(db: Session, vm_id: int) -> Workload | None:
+    """The VM's newest workload version (the desired one), if any."""
+    query = select(Workload).where(Workload.vm_id == vm_id).order_by(Workload.version.desc())
+    return db.scalars(query.limit(1)).first()
+
+
+@router.get("", response_model=WorkloadOut, responses=RESPONSES)
+def read_workload(vm_id: VmId, db: SessionDep) -> WorkloadOut:
+    """The newest workload, whether the worker applied it, and the rate limits."""
+    vm = get_vm(db, vm_id)
+    return _out(vm, newest(db, vm_id))
+
+
+@router.put("", response_model=WorkloadOut, responses=RESPONSES)
+def put_workload(vm_id: VmId, body: WorkloadIn, db: SessionDep) -> WorkloadOut:
+    """Replace the doorbells (a new version); the worker applies it on its next poll."""
+    vm = get_vm(db, vm_id)
+    version = (
+        db.scalar(select(func.max(Workload.version)).where(Workload.vm_id == vm_id)) or 0
+    ) + 1
+    doorbells = [
+        {
+            "space": d.space,
+            "addr": int(d.addr),
+            "len": d.len,
+            "value": int(d.value),
+            "rate_hz": d.rate_hz,
+        }
+        for d in body.doorbells
+    ]
+    workload = Workload(vm_id=vm_id, version=version, doorbells=doorbells)
+    db.add(workload)
+    db.commit()
+    notify_desired(db, vm_id)
+    return _out(vm, workload)
