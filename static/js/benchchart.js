@@ -49,7 +49,8 @@ export function drawBench(div, runs) {
   });
   traces.push({
     type: "bar", name: "2009 reference (seed)", x: REFERENCE_2009.map((r) => r.path),
-    y: REFERENCE_2009.map((r) => r.iops), text: REFERENCE_2009.map((r) => r.name), textposition: "inside",
+    y: REFERENCE_2009.map((r) => r.iops), text: REFERENCE_2009.map((r) => `${r.name} ${rate(r.iops)}`),
+    textposition: "outside", cliponaxis: false,
     marker: { color: "#d9dde3", line: { color: "#57606a", width: 1 }, pattern: { shape: "/", fgcolor: "#57606a" } },
     textfont: { color: "#1b1f24" },
     customdata: REFERENCE_2009.map((r) => [r.name, r.rtt_us]),
@@ -57,7 +58,7 @@ export function drawBench(div, runs) {
   });
   const layout = baseLayout({
     title: { text: "Writes/s per path (higher is better)", x: 0, font: { size: 15 } },
-    barmode: "group", hovermode: "closest",
+    barmode: "group", hovermode: "closest", showlegend: true,
     xaxis: { categoryorder: "array", categoryarray: order },
     yaxis: { title: { text: "writes/s" }, tickformat: "~s", rangemode: "tozero" },
     margin: { l: 64, r: 16, t: 40, b: 90 },

@@ -16,7 +16,7 @@ export function mount(root, ctx) {
 
   const writes = h("input", { name: "writes", type: "number", min: 1, value: 20000, class: "narrow" });
   const repeat = h("input", { name: "repeat", type: "number", min: 1, value: 3, class: "narrow" });
-  const pathBoxes = PATHS.map((p) => h("label", { class: "row" },
+  const pathBoxes = PATHS.map((p) => h("label", { class: "check mono" },
     h("input", { type: "checkbox", name: "path", value: p, checked: true }), p));
   const progress = h("progress", { id: "bench-progress", max: 1, value: 0 });
   const progressText = h("span", { class: "muted", id: "bench-state" });
@@ -26,7 +26,7 @@ export function mount(root, ctx) {
   const chart = h("div", { class: "chart tall", id: "chart-bench" });
   const details = h("div", { class: "table-wrap" });
   const runsBody = h("tbody");
-  const runsEmpty = h("div");
+  const runsEmpty = h("div", { id: "runs-empty" });
   const hostFilter = h("select", { "aria-label": "Host" });
   const kernelFilter = h("select", { "aria-label": "Kernel" });
 
@@ -38,10 +38,10 @@ export function mount(root, ctx) {
     h("section", { class: "card write" }, h("h2", {}, "Run a benchmark"),
       h("p", { class: "hint" }, "The worker times each path on a scratch VM: userspace exits (the qemu path) " +
         "against ioeventfd. Small runs take seconds."),
-      form, h("div", { class: "row" }, pathBoxes), progressBox, errors),
+      form, h("fieldset", { class: "paths" }, h("legend", {}, "Paths"), pathBoxes), progressBox, errors),
     h("section", { class: "card" }, chart, details),
     h("section", { class: "card" }, h("div", { class: "row" }, h("h2", {}, "Runs"),
-      h("label", {}, "Host", hostFilter), h("label", {}, "Kernel", kernelFilter)),
+      h("label", { class: "inline" }, "Host", hostFilter), h("label", { class: "inline" }, "Kernel", kernelFilter)),
     h("div", { class: "table-wrap" }, h("table", { id: "runs-table" }, h("thead", {}, h("tr", {},
       ["Compare", "#", "State", "Host", "Kernel", "Writes × passes", "Finished"].map((t) => h("th", {}, t)))), runsBody)),
     runsEmpty),
@@ -73,6 +73,7 @@ export function mount(root, ctx) {
         r.state === "failed" && r.error ? `failed: ${r.error}` : r.state),
       h("td", {}, r.host || "–"), h("td", {}, r.kernel || "–"), h("td", {}, `${r.writes} × ${r.repeat}`),
       h("td", {}, when(r.finished_at)))));
+    runsBody.closest("table").hidden = shown.length === 0;
     runsEmpty.replaceChildren(shown.length ? "" : emptyState("No benchmark runs yet",
       "Start one above, or run `iosignal bench` on a host: runs from every host show up here."));
   }

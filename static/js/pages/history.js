@@ -43,7 +43,7 @@ export function mount(root, ctx) {
       const res = await api.get(url());
       const pts = res.points || [];
       note.textContent = `${pts.length} point(s), one per ${res.step_s} s` +
-        (res.step_s >= 60 ? " (per-minute rollups)" : " (raw samples)");
+        (res.tier === "minute" || (!res.tier && res.step_s >= 60) ? " (per-minute rollups)" : " (raw samples)");
       const name = regSelect.selectedOptions[0].textContent;
       const trace = { x: pts.map((p) => p.t), y: pts.map((p) => p.rate_hz), customdata: pts.map((p) => p.signals),
         type: "scatter", mode: "lines", name, line: { color: "#0072B2", width: 2 }, fill: "tozeroy",

@@ -80,7 +80,7 @@ export function mount(root, ctx) {
         "len 0 matches a write of any width (no datamatch). Blank datamatch matches any value."),
       registrationForm(ctx, { existing: () => regs, onDone: load })),
     h("section", { class: "card" }, h("div", { class: "row" }, h("h2", {}, "Registered"),
-      h("label", { class: "row" }, "Show", filterSelect)),
+      h("label", { class: "inline" }, "Show", filterSelect)),
     h("div", { class: "table-wrap" }, table), empty),
   );
   load();

@@ -1,0 +1,235 @@
+"""Helpers for the browser tests: start the real app and worker, talk to them, watch the page."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def need(part: str, ok: bool, how: str) -> None:
+    """As tests/conftest.py's `need` (not importable from here): fail in CI, else skip."""
+    if ok:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {part} is not available: {how}", pytrace=False)
+    pytest.skip(f"{part} is not available: {how}")
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, check, timeout: float, every: float = 0.2):
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@dataclass
+class Stack:
+    """A running app (and maybe worker) on one database."""
+
+    url: str
+    database_url: str
+    env: dict[str, str]
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def call(self, method: str, path: str, body=None, token: str | None = None):
+        """One JSON request to the app; returns (status, parsed body)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                raw = resp.read()
+                return resp.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as err:
+            raw = err.read()
+            return err.code, json.loads(raw) if raw else None
+
+    def health(self) -> dict | None:
+        try:
+            status, body = self.call("GET", "/api/health")
+        except OSError:
+            return None
+        return body if status == 200 else None
+
+
+def _env(database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOSIGNAL_")}
+    env.update(
+        IOSIGNAL_DATABASE_URL=database_url,
+        IOSIGNAL_SAMPLE_INTERVAL_S="0.2",
+        IOSIGNAL_VM_NAME="e2e",
+        IOSIGNAL_LOG_LEVEL="warning",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def start_stack(tmp: Path, *, kvm_path: str | None) -> Stack:
+    """Migrate a new SQLite file, start the app and, given `kvm_path`, the worker."""
+    database_url = f"sqlite:///{tmp / 'iosignal.db'}"
+    env = _env(database_url)
+    if kvm_path:
+        env["IOSIGNAL_KVM_PATH"] = kvm_path
+    py = sys.executable
+    subprocess.run(
+        [py, "-m", "app.cli", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    port = free_port()
+    stack = Stack(f"http://127.0.0.1:{port}", database_url, env)
+    log = (tmp / "app.log").open("w")
+    stack.procs.append(
+        subprocess.Popen(
+            [py, "-m", "app.cli", "api", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    )
+    try:
+        wait_for("the app's /api/health", stack.health, 30)
+        if kvm_path:
+            wlog = (tmp / "worker.log").open("w")
+            stack.procs.append(
+                subprocess.Popen(
+                    [py, "-m", "app.cli", "worker"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=wlog,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            wait_for(
+                "the worker to report alive",
+                lambda: any(v["alive"] for v in (stack.health() or {}).get("vms", [])),
+                60,
+            )
+    except BaseException:
+        stop(stack.procs)
+        raise
+    return stack
+
+
+def add_offline_vm(stack: Stack, name: str = "offline") -> int:
+    """A VM row as a stopped worker leaves it (the DB contract): its worker is away."""
+    from app.core.db import make_engine
+    from app.models import Vm, utcnow
+
+    engine = make_engine(stack.database_url)
+    with engine.begin() as conn:
+        result = conn.execute(
+            Vm.__table__.insert().values(
+                name=name,
+                host="testhost",
+                kernel="6.1.0-test",
+                capabilities={},
+                state="stopped",
+                workload_version=0,
+                created_at=utcnow(),
+            )
+        )
+        vm_id = result.inserted_primary_key[0]
+    engine.dispose()
+    return vm_id
+
+
+def add_token(stack: Stack, name: str, role: str) -> str:
+    """Stores an API token (its hash only, as `iosignal token create` does); returns it."""
+    import secrets
+
+    from app.core.db import make_engine
+    from app.core.security import hash_token
+    from app.models import ApiToken, utcnow
+
+    token = secrets.token_urlsafe(24)
+    engine = make_engine(stack.database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            ApiToken.__table__.insert().values(
+                name=name, role=role, token_hash=hash_token(token), created_at=utcnow()
+            )
+        )
+    engine.dispose()
+    return token
+
+
+def worker_ready() -> bool:
+    """The worker process (worker/main.py) exists in this checkout."""
+    return importlib.util.find_spec("worker.main") is not None
+
+
+class ConsoleWatch:
+    """Console errors and uncaught exceptions of one page; `allow` whitelists expected ones."""
+
+    def __init__(self, page) -> None:
+        self.errors: list[str] = []
+        self.allowed: list[re.Pattern[str]] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+    def _console(self, message) -> None:
+        if message.type == "error":
+            self.errors.append(f"{message.text} [{message.location.get('url')}]")
+
+    def allow(self, pattern: str) -> None:
+        """An error text the test provokes on purpose (e.g. a 409 it asked for)."""
+        self.allowed.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
+
+
+def screenshot(page, name: str) -> Path:
+    """Saves a full-page screenshot to test-artifacts/<name>.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,107 @@
+"""The dashboard against the real app with its worker away: every page renders with sensible
+empty states, the registration form's rules and the server's verdicts show, tokens gate writes."""
+
+from __future__ import annotations
+
+import pytest
+from dashboard_harness import add_offline_vm, add_token, screenshot
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+PAGES = ["live", "registrations", "history", "workload", "benchmarks"]
+
+
+def test_every_page_renders_and_says_the_worker_is_away(app_only, page):
+    add_offline_vm(app_only)
+    page.goto(app_only.url + "/#/live")
+    expect(page.locator("#worker-badge")).to_have_text("worker not alive")
+    expect(page.locator("#vm-select")).to_have_value("1")
+    for name in PAGES:
+        page.goto(f"{app_only.url}/#/{name}")
+        expect(page.locator(f'nav a[data-page="{name}"]')).to_have_attribute("aria-current", "page")
+        expect(page.locator("main h1")).to_contain_text(name.capitalize())
+        page.wait_for_load_state("networkidle")
+        screenshot(page, f"offline-{name}")
+    expect(page.locator("#runs-empty")).to_contain_text("No benchmark runs yet")
+
+
+def test_no_vm_yet_is_an_empty_state_not_an_error(app_only, page):
+    page.goto(app_only.url + "/")
+    expect(page.locator("main .empty")).to_contain_text("No VM yet")
+    expect(page.locator("#worker-badge")).to_have_text("no worker yet")
+
+
+def test_registration_form_shows_the_rules_then_the_servers_verdicts(app_only, page):
+    vm = add_offline_vm(app_only)
+    page.goto(app_only.url + "/#/registrations")
+    form = page.locator("form.regform")
+    errors = page.locator("section.card.write ul.errors")
+
+    form.locator("[name=addr]").fill("0x10000")
+    form.locator("[name=len]").select_option("2")
+    form.locator("button[type=submit]").click()
+    expect(errors).to_contain_text("PIO addr must be at most 0xffff")
+
+    form.locator("[name=addr]").fill("0x6000")
+    form.locator("[name=len]").select_option("0")
+    form.locator("[name=datamatch]").fill("7")
+    form.locator("button[type=submit]").click()
+    expect(errors).to_contain_text("len 0 (any width) cannot be combined with datamatch")
+
+    form.locator("[name=len]").select_option("1")
+    form.locator("[name=datamatch]").fill("0x100")
+    form.locator("button[type=submit]").click()
+    expect(errors).to_contain_text("datamatch 0x100 is wider than len 1 bytes")
+
+    # A valid one with the worker away: 202, kept as pending.
+    form.locator("[name=datamatch]").fill("")
+    form.locator("[name=label]").fill("tx queue")
+    form.locator("button[type=submit]").click()
+    expect(page.locator(".toast")).to_contain_text("pending")
+    row = page.locator("#reg-table tbody tr").filter(has_text="tx queue")
+    expect(row.locator(".state")).to_have_text("pending")
+
+    # Registered behind the page's back: the page can't know, so the server's 409 is shown.
+    status, _ = app_only.call(
+        "POST", f"/api/vms/{vm}/ioeventfds", {"space": "mmio", "addr": "0xd0000000", "len": 4}
+    )
+    assert status == 202
+    page.console_watch.allow("status of 409")
+    form.locator("[name=space]").select_option("mmio")
+    form.locator("[name=addr]").fill("0xd0000000")
+    form.locator("[name=len]").select_option("0")
+    form.locator("button[type=submit]").click()
+    expect(errors).to_contain_text("EEXIST")
+    expect(errors).to_contain_text("collides with registration")
+
+    # Delete asks first; with the worker away it waits as removing.
+    page.once("dialog", lambda d: d.accept())
+    row.get_by_role("button", name="Delete").click()
+    expect(row.locator(".state")).to_have_text("removing")
+    screenshot(page, "offline-registrations-verdicts")
+
+
+def test_viewer_token_sees_no_write_buttons_and_editor_does(app_only, page):
+    add_offline_vm(app_only)
+    viewer = add_token(app_only, "v", "viewer")
+    editor = add_token(app_only, "e", "editor")
+    page.console_watch.allow("status of 401")
+    page.goto(app_only.url + "/#/registrations")
+    dialog = page.locator("#token-dialog")
+    expect(dialog).to_be_visible()
+    screenshot(page, "token-prompt")
+    dialog.locator("#token-input").fill(viewer)
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.locator("#reg-table, main .empty").first).to_be_visible()
+    expect(page.locator("form.regform")).to_be_hidden()
+    expect(page.locator("#role-badge")).to_have_text("token: viewer")
+    page.goto(app_only.url + "/#/benchmarks")
+    expect(page.get_by_role("button", name="Start benchmark")).to_be_hidden()
+    screenshot(page, "viewer-benchmarks")
+
+    page.locator("#token-button").click()
+    dialog.locator("#token-input").fill(editor)
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.locator("#role-badge")).to_have_text("token: editor")
+    expect(page.get_by_role("button", name="Start benchmark")).to_be_visible()
