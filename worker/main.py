@@ -1,0 +1,207 @@
+"""`iosignal worker`: own one KVM VM and keep it equal to what the database asks for.
+
+Threads: control (reconcile on NOTIFY/poll, heartbeat, benchmarks), ticker (collect samples),
+writer (persist them, rollups, retention). The main thread only waits for SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.core.config import Settings, get_settings
+from app.core.db import make_engine
+from worker import retention, store
+from worker.benchjobs import BenchJobs
+from worker.reconciler import Reconciler, Waker
+from worker.ticker import Ticker
+from worker.writer import SampleWriter
+
+log = logging.getLogger("iosignal.worker")
+T = TypeVar("T")
+HEARTBEAT_S = 1.0
+RETENTION_EVERY_S = 60.0
+BENCH_POLL_S = 0.5
+
+
+def _reason(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if "no such table" in text or "does not exist" in text:
+        text += " (run `iosignal migrate` first)"
+    return text
+
+
+def until_db(stop: threading.Event, what: str, fn: Callable[[], T]) -> T | None:
+    """Call `fn` until the database answers (logging the outage once) or `stop` is set."""
+    logged = False
+    while not stop.is_set():
+        try:
+            return fn()
+        except SQLAlchemyError as exc:
+            if not logged:
+                log.error("%s: database unavailable, retrying: %s", what, _reason(exc))
+                logged = True
+            stop.wait(1.0)
+    return None
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT set `stop`; a second one forces exit (like uvicorn's handle_exit)."""
+
+    def handle(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            log.warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(1)
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+class Control:
+    """The control thread: reconcile, heartbeat and benchmark polling, riding out outages."""
+
+    def __init__(self, settings: Settings, engine: Engine, machine: Any, vm_id: int) -> None:
+        self.engine, self.machine, self.vm_id = engine, machine, vm_id
+        self.reconciler = Reconciler(engine, machine, vm_id)
+        self.waker = Waker(settings.database_url, settings.poll_interval_s)
+        self.jobs = BenchJobs(engine, vm_id, settings.kvm_path)
+        self.outage = False
+
+    def run(self, stop: threading.Event) -> None:
+        """Thread body until `stop`."""
+        beat_at = bench_at = 0.0
+        while not stop.is_set():
+            self.waker.wait(stop)
+            try:
+                self.reconciler.apply_changes()
+                now = time.monotonic()
+                if now - beat_at >= HEARTBEAT_S:
+                    failed = self.machine.state == "failed"
+                    store.heartbeat(
+                        self.engine,
+                        self.vm_id,
+                        self.machine.state,
+                        self.machine.error if failed else None,
+                    )
+                    beat_at = now
+                if now - bench_at >= BENCH_POLL_S:
+                    self.jobs.poll()
+                    bench_at = now
+            except SQLAlchemyError as exc:
+                if not self.outage:
+                    log.error("control: database unavailable: %s", _reason(exc))
+                self.outage = True
+                stop.wait(1.0)
+                continue
+            if self.outage:
+                log.warning("control: database is back")
+                self.outage = False
+        self.waker.close()
+
+
+def _retention_hook(settings: Settings, engine: Engine, vm_id: int) -> Callable[[Any], None]:
+    last = {"at": float("-inf")}
+
+    def after_flush(newest: Any) -> None:
+        if time.monotonic() - last["at"] < RETENTION_EVERY_S:
+            return
+        last["at"] = time.monotonic()
+        try:
+            retention.run(
+                engine, vm_id, newest, settings.raw_retention_h, settings.rollup_retention_d
+            )
+        except SQLAlchemyError as exc:
+            log.error("retention pass failed, retrying later: %s", _reason(exc))
+
+    return after_flush
+
+
+def _start(name: str, target: Callable[[threading.Event], None], ev: threading.Event):
+    thread = threading.Thread(target=target, args=(ev,), name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def serve(settings: Settings, machine: Any, engine: Engine, stop: threading.Event) -> int:
+    """Claim the VM row, apply everything, then run the threads until `stop`."""
+    vm_id = until_db(
+        stop, "claim VM row", lambda: store.claim_vm(engine, settings.vm_name, machine.info())
+    )
+    if vm_id is None:
+        return 0
+    control = Control(settings, engine, machine, vm_id)
+    if until_db(stop, "apply desired state", control.reconciler.apply_all) is None:
+        return 0
+    log.info("VM %r (id %d) running, pid %d", settings.vm_name, vm_id, os.getpid())
+    writer = SampleWriter(engine, vm_id, after_flush=_retention_hook(settings, engine, vm_id))
+    ticker = Ticker(machine.collect, writer.put, settings.sample_interval_s)
+    stop_ticker, stop_writer = threading.Event(), threading.Event()
+    threads = [
+        _start("control", control.run, stop),
+        _start("ticker", ticker.run, stop_ticker),
+        _start("writer", writer.run, stop_writer),
+    ]
+    while not stop.wait(0.5):
+        pass
+    threads[0].join(10)
+    stop_ticker.set()  # its last collect goes to the writer before the writer's last flush
+    threads[1].join(10)
+    stop_writer.set()
+    threads[2].join(15)
+    control.jobs.join(0)
+    try:
+        store.heartbeat(engine, vm_id, "stopped")
+    except SQLAlchemyError as exc:
+        log.error("could not mark the VM stopped: %s", _reason(exc))
+    log.info(
+        "stopped: %d ticks (%d missed), %d samples written, %d dropped",
+        ticker.ticks,
+        ticker.missed,
+        writer.written,
+        writer.dropped,
+    )
+    return 0
+
+
+def _report_failed_start(settings: Settings, error: str) -> None:
+    # One attempt: the dashboard then says why this VM is down instead of only "no heartbeat".
+    engine = make_engine(settings.database_url)
+    try:
+        vm_id = store.claim_vm(engine, settings.vm_name, {})
+        store.heartbeat(engine, vm_id, "failed", error)
+    except SQLAlchemyError:
+        pass
+    finally:
+        engine.dispose()
+
+
+def main() -> int:
+    """Run the worker until SIGTERM/SIGINT; the exit code for `iosignal worker`."""
+    from worker.machine import Machine
+
+    settings = get_settings()
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    machine = Machine(settings.kvm_path)
+    try:
+        machine.start()
+    except (OSError, RuntimeError) as exc:
+        log.error("cannot start the VM: %s", exc)
+        _report_failed_start(settings, str(exc))
+        return 1
+    engine = make_engine(settings.database_url)
+    try:
+        return serve(settings, machine, engine, stop)
+    finally:
+        machine.close()
+        engine.dispose()

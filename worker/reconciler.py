@@ -1,0 +1,141 @@
+"""Desired state in the database -> the KVM VM, with the kernel's verdict written back.
+
+`apply_all` runs at start (every active and pending registration, the newest workload: a
+restarted worker loses nothing); `apply_changes` runs whenever the `Waker` says something may
+have changed (pending and removing rows, a newer workload).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from app.core.notify import CHANNEL
+from app.models import RegState
+from worker import store
+
+log = logging.getLogger("iosignal.reconciler")
+
+_ALL = (RegState.ACTIVE.value, RegState.PENDING.value, RegState.REMOVING.value)
+_CHANGES = (RegState.PENDING.value, RegState.REMOVING.value)
+
+
+def errno_name(exc: OSError) -> str:
+    """The kernel's name for an OSError's errno, e.g. "EEXIST"."""
+    return errno.errorcode.get(exc.errno or 0, "EIO")
+
+
+class Reconciler:
+    """Applies one VM's desired registrations and workload to its `Machine`."""
+
+    def __init__(self, engine: Engine, machine: Any, vm_id: int) -> None:
+        self.engine, self.machine, self.vm_id = engine, machine, vm_id
+        self.workload_version = 0  # applied to this VM (a new VM rings nothing)
+
+    def apply_all(self) -> int:
+        """Apply every active/pending registration and the newest workload; returns rows seen."""
+        return self._apply(store.registrations(self.engine, self.vm_id, _ALL))
+
+    def apply_changes(self) -> int:
+        """Apply pending and removing registrations and a newer workload; returns rows seen."""
+        return self._apply(store.registrations(self.engine, self.vm_id, _CHANGES))
+
+    def _apply(self, rows: list) -> int:
+        for row in rows:
+            if row.state == RegState.REMOVING.value:
+                self._remove(row)
+            else:
+                self._register(row)
+        self._workload()
+        return len(rows)
+
+    def _register(self, row: Any) -> None:
+        try:
+            self.machine.register(row.id, row.space, row.addr, row.len, row.datamatch)
+        except OSError as exc:
+            log.info("registration %d refused: %s", row.id, exc)
+            store.mark_failed(self.engine, row.id, errno_name(exc), exc.strerror or str(exc))
+            return
+        except ValueError as exc:
+            if row.id not in self.machine.registered():
+                store.mark_failed(self.engine, row.id, "EINVAL", str(exc))
+                return
+            # Assigned before, but the verdict was not written (database outage): write it now.
+        store.mark_active(self.engine, row.id)
+
+    def _remove(self, row: Any) -> None:
+        if row.id in self.machine.registered():
+            try:
+                self.machine.unregister(row.id)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    log.error("unregistering %d failed: %s", row.id, exc)
+                    return
+        store.mark_removed(self.engine, row.id)
+
+    def _workload(self) -> None:
+        newest = store.newest_workload(self.engine, self.vm_id)
+        if newest is None or newest[0] == self.workload_version:
+            return
+        version, doorbells = newest
+        from worker.workload import Doorbell
+
+        error = None
+        try:
+            self.machine.set_workload([Doorbell(**bell) for bell in doorbells])
+        except (TypeError, ValueError) as exc:
+            error = f"workload version {version} refused: {exc}"
+            log.error("%s", error)
+        store.set_workload_version(self.engine, self.vm_id, version, error)
+        self.workload_version = version
+
+
+class Waker:
+    """Waits until desired state may have changed: LISTEN/NOTIFY on PostgreSQL, a poll on SQLite.
+
+    On PostgreSQL it still wakes every `fallback_s`, so a notification lost while the listening
+    connection was down is caught up by polling.
+    """
+
+    def __init__(self, url: str, poll_s: float, fallback_s: float = 0.5) -> None:
+        parsed = make_url(url)
+        self.poll_s, self.fallback_s = poll_s, fallback_s
+        self.listen = parsed.get_backend_name() == "postgresql"
+        self._conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conn: Any = None
+        self.notified = 0
+
+    def _connect(self) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=2)
+        self._conn.execute(f"LISTEN {CHANNEL}")
+
+    def wait(self, stop: threading.Event) -> None:
+        """Return after a notification, the poll interval, or `stop`."""
+        if not self.listen:
+            stop.wait(self.poll_s)
+            return
+        import psycopg
+
+        try:
+            if self._conn is None:
+                self._connect()
+            for _ in self._conn.notifies(timeout=self.fallback_s, stop_after=1):
+                self.notified += 1
+        except psycopg.Error:
+            self.close()
+            stop.wait(self.fallback_s)  # database away: the caller's poll reports it
+
+    def close(self) -> None:
+        """Drop the listening connection."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None

@@ -1,0 +1,187 @@
+"""The worker's side of the database contract: its VM row, verdicts, workloads, benchmarks.
+
+Every write is conditional on the state the worker saw, so a change the app made meanwhile
+(e.g. `removing` while a registration was being applied) is never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sqlalchemy import Engine, Row, case, select, update
+from sqlalchemy.orm import Session
+
+from app.models import BenchmarkResult, BenchmarkRun, Ioeventfd, RegState, Vm, Workload, utcnow
+
+_REG_COLUMNS = (
+    Ioeventfd.id,
+    Ioeventfd.space,
+    Ioeventfd.addr,
+    Ioeventfd.len,
+    Ioeventfd.datamatch,
+    Ioeventfd.state,
+)
+
+
+def claim_vm(engine: Engine, name: str, info: dict[str, Any]) -> int:
+    """Create or take over the `vms` row named `name` for this process; returns its id.
+
+    `workload_version` is reset to 0: a new VM rings nothing until the worker applies the newest.
+    """
+    now = utcnow()
+    fields = {
+        "host": info.get("host", ""),
+        "kernel": info.get("kernel", ""),
+        "capabilities": {"api_version": info.get("api_version"), **info.get("capabilities", {})},
+        "state": "running",
+        "error": None,
+        "pid": os.getpid(),
+        "workload_version": 0,
+        "started_at": now,
+        "heartbeat_at": now,
+    }
+    with Session(engine) as db, db.begin():
+        vm = db.scalars(select(Vm).where(Vm.name == name)).one_or_none()
+        if vm is None:
+            vm = Vm(name=name)
+            db.add(vm)
+        for key, value in fields.items():
+            setattr(vm, key, value)
+        db.flush()
+        return vm.id
+
+
+def heartbeat(engine: Engine, vm_id: int, state: str, error: str | None = None) -> None:
+    """Mark the worker alive now, with the VM's state (and its error, when it has one)."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow(), "state": state}
+    if error is not None:
+        values["error"] = error
+    with engine.begin() as conn:
+        conn.execute(update(Vm).where(Vm.id == vm_id).values(**values))
+
+
+def registrations(engine: Engine, vm_id: int, states: tuple[str, ...]) -> list[Row]:
+    """The VM's registrations in `states`: active first (they were accepted before), then by id."""
+    order = case((Ioeventfd.state == RegState.ACTIVE.value, 0), else_=1)
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(*_REG_COLUMNS)
+                .where(Ioeventfd.vm_id == vm_id, Ioeventfd.state.in_(states))
+                .order_by(order, Ioeventfd.id)
+            )
+        )
+
+
+def _set_state(engine: Engine, rid: int, from_states: tuple[str, ...], **values: Any) -> bool:
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(Ioeventfd)
+            .where(Ioeventfd.id == rid, Ioeventfd.state.in_(from_states))
+            .values(**values)
+        )
+        return result.rowcount == 1
+
+
+_APPLYING = (RegState.PENDING.value, RegState.ACTIVE.value)
+
+
+def mark_active(engine: Engine, rid: int) -> bool:
+    """The kernel assigned it; False if the app changed the row meanwhile."""
+    return _set_state(
+        engine,
+        rid,
+        _APPLYING,
+        state=RegState.ACTIVE.value,
+        applied_at=utcnow(),
+        errno=None,
+        error=None,
+    )
+
+
+def mark_failed(engine: Engine, rid: int, errno_name: str, message: str) -> bool:
+    """The kernel (or a stricter rule) refused it, with the errno name, e.g. "EEXIST"."""
+    return _set_state(
+        engine, rid, _APPLYING, state=RegState.FAILED.value, errno=errno_name, error=message
+    )
+
+
+def mark_removed(engine: Engine, rid: int) -> bool:
+    """Deassigned (or never assigned on this VM): removal done."""
+    return _set_state(
+        engine, rid, (RegState.REMOVING.value,), state=RegState.REMOVED.value, removed_at=utcnow()
+    )
+
+
+def newest_workload(engine: Engine, vm_id: int) -> tuple[int, list[dict[str, Any]]] | None:
+    """(version, doorbells) of the VM's newest workload, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(Workload.version, Workload.doorbells)
+            .where(Workload.vm_id == vm_id)
+            .order_by(Workload.version.desc())
+            .limit(1)
+        ).first()
+    return None if row is None else (row.version, row.doorbells)
+
+
+def set_workload_version(engine: Engine, vm_id: int, version: int, error: str | None) -> None:
+    """Record which workload version the guest rings now (error says why one was refused)."""
+    with engine.begin() as conn:
+        conn.execute(update(Vm).where(Vm.id == vm_id).values(workload_version=version, error=error))
+
+
+def claim_benchmark(engine: Engine, vm_id: int) -> BenchmarkRun | None:
+    """Take the oldest queued benchmark for this VM (or any VM) and mark it running."""
+    with Session(engine, expire_on_commit=False) as db, db.begin():
+        run = db.scalars(
+            select(BenchmarkRun)
+            .where(
+                BenchmarkRun.state == "queued",
+                (BenchmarkRun.vm_id == vm_id) | BenchmarkRun.vm_id.is_(None),
+            )
+            .order_by(BenchmarkRun.id)
+            .limit(1)
+        ).first()
+        if run is None:
+            return None
+        # Conditional update: two workers polling the same queue claim a run once.
+        claimed = db.execute(
+            update(BenchmarkRun)
+            .where(BenchmarkRun.id == run.id, BenchmarkRun.state == "queued")
+            .values(state="running", vm_id=vm_id, started_at=utcnow(), progress=0.0)
+        ).rowcount
+        return run if claimed == 1 else None
+
+
+def benchmark_progress(engine: Engine, run_id: int, progress: float) -> None:
+    """Record a running benchmark's progress (0..1)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(BenchmarkRun).where(BenchmarkRun.id == run_id).values(progress=progress)
+        )
+
+
+def finish_benchmark(engine: Engine, run_id: int, result: dict | None, error: str | None) -> None:
+    """Store a benchmark's results (one row per path), or why it failed."""
+    with Session(engine) as db, db.begin():
+        run = db.get(BenchmarkRun, run_id)
+        run.finished_at = utcnow()
+        if result is None:
+            run.state, run.error = "failed", error
+            return
+        run.state, run.progress = "done", 1.0
+        run.host, run.kernel = result.get("host", ""), result.get("kernel", "")
+        for r in result["results"]:
+            run.results.append(
+                BenchmarkResult(
+                    path=r["path"],
+                    writes=r["writes"],
+                    iops=r["iops"],
+                    rtt_us=r["rtt_us"],
+                    rtt_us_min=r["rtt_us_min"],
+                    rtt_us_max=r["rtt_us_max"],
+                    guest_rtt_us=r.get("guest_rtt_us"),
+                )
+            )
