@@ -26,9 +26,11 @@ export function runName(run) {
 }
 
 /** The userspace path a given ioeventfd path replaces (for the speedup column). */
+// As worker/bench.py pairs them: the datamatch path rings a PIO port.
+const TWINS = { "ioeventfd-pio": "userspace-pio", "ioeventfd-mmio": "userspace-mmio",
+  "ioeventfd-mmio-len0": "userspace-mmio", "ioeventfd-datamatch": "userspace-pio" };
 export function twinOf(path) {
-  if (!path.startsWith("ioeventfd-")) return null;
-  return path.includes("pio") ? "userspace-pio" : "userspace-mmio";
+  return TWINS[path] || null;
 }
 
 /** Draws (or redraws) the comparison of `runs` in `div`. */
@@ -49,10 +51,10 @@ export function drawBench(div, runs) {
   });
   traces.push({
     type: "bar", name: "2009 reference (seed)", x: REFERENCE_2009.map((r) => r.path),
-    y: REFERENCE_2009.map((r) => r.iops), text: REFERENCE_2009.map((r) => `${r.name} ${rate(r.iops)}`),
-    textposition: "outside", cliponaxis: false,
+    y: REFERENCE_2009.map((r) => r.iops), text: REFERENCE_2009.map((r) => r.name),
+    textposition: "outside", cliponaxis: false, constraintext: "none",
     marker: { color: "#d9dde3", line: { color: "#57606a", width: 1 }, pattern: { shape: "/", fgcolor: "#57606a" } },
-    textfont: { color: "#1b1f24" },
+    textfont: { color: "#1b1f24", size: 11 },
     customdata: REFERENCE_2009.map((r) => [r.name, r.rtt_us]),
     hovertemplate: "%{customdata[0]} (2009): %{y:,.0f} writes/s<br>rtt %{customdata[1]:.2f} µs<extra></extra>",
   });

@@ -99,9 +99,11 @@ def test_history_charts_a_registrations_rates(stack, page):
     page.goto(stack.url + "/#/history")
     page.locator("#history-reg").select_option(str(reg["id"]))
     wait_trace(page, "chart-history", "history mmio", lambda t: max(t["y"]) > 50, "history")
-    page.locator("#history-range").select_option("-24h")
-    wait_trace(page, "chart-history", "history mmio", lambda t: t["n"] > 0, "24 h history")
     screenshot(page, "history")
+    page.locator("#history-range").select_option("-24h")
+    expect(page.locator("#history-note")).to_contain_text("per-minute rollups")
+    wait_trace(page, "chart-history", "history mmio", lambda t: t["n"] > 0, "24 h history")
+    screenshot(page, "history-24h")
 
 
 def test_registrations_page_registers_and_deletes_with_confirmation(stack, page):

@@ -8,6 +8,14 @@ export const title = "History";
 
 const RANGES = [["-15m", "15 min"], ["-1h", "1 hour"], ["-6h", "6 hours"], ["-24h", "24 hours"],
   ["-7d", "7 days"], ["-30d", "30 days"]];
+const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "-15m" -> the x range [now - 15 min, now], so the axis shows the whole window asked for. */
+function windowOf(since) {
+  const [, n, unit] = since.match(/^-(\d+)([mhd])$/);
+  const now = Date.now();
+  return [new Date(now - Number(n) * UNIT_MS[unit]), new Date(now)];
+}
 
 /** Mounts the page; returns its cleanup. */
 export function mount(root, ctx) {
@@ -20,7 +28,7 @@ export function mount(root, ctx) {
   const rangeSelect = h("select", { id: "history-range", "aria-label": "Range" },
     RANGES.map(([v, t]) => h("option", { value: v }, t)));
   const chart = h("div", { class: "chart tall", id: "chart-history" });
-  const note = h("p", { class: "hint" });
+  const note = h("p", { class: "hint", id: "history-note" });
   const body = h("div");
   const csv = h("button", { type: "button", onclick: () => download(url("csv"), `rates-${regSelect.value}.csv`)
     .catch((err) => ctx.toast(err.message, "error")) }, "Download CSV");
@@ -46,10 +54,10 @@ export function mount(root, ctx) {
         (res.tier === "minute" || (!res.tier && res.step_s >= 60) ? " (per-minute rollups)" : " (raw samples)");
       const name = regSelect.selectedOptions[0].textContent;
       const trace = { x: pts.map((p) => p.t), y: pts.map((p) => p.rate_hz), customdata: pts.map((p) => p.signals),
-        type: "scatter", mode: "lines", name, line: { color: "#0072B2", width: 2 }, fill: "tozeroy",
+        type: "scatter", mode: pts.length < 60 ? "lines+markers" : "lines", name, line: { color: "#0072B2", width: 2 }, fill: "tozeroy",
         fillcolor: "rgba(0,114,178,0.12)", hovertemplate: "%{y:.4~s}/s (%{customdata} signals)<extra></extra>" };
       const layout = baseLayout({ title: { text: `Signals/s · ${name}`, x: 0, font: { size: 15 } },
-        xaxis: { type: "date", rangeslider: { visible: true } },
+        xaxis: { type: "date", range: windowOf(rangeSelect.value), rangeslider: { visible: true } },
         yaxis: { title: { text: "signals/s" }, rangemode: "tozero", tickformat: "~s" }, showlegend: false });
       if (!drawn) body.replaceChildren(chart);
       Plotly.react(chart, [trace], layout, PLOT_CONFIG);

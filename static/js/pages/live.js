@@ -11,7 +11,10 @@ export const title = "Live";
 
 /** Mounts the page; returns the cleanup that stops listening and frees the charts. */
 export function mount(root, ctx) {
-  root.append(h("h1", {}, "Live", ctx.vm() ? ` · ${ctx.vm().name}` : ""));
+  const vm = ctx.vm();
+  root.append(h("h1", {}, "Live", vm ? ` · ${vm.name}` : "",
+    vm && vm.host ? h("span", { class: "muted", style: "font-weight:400;font-size:0.9rem" },
+      `  ${vm.host} · Linux ${vm.kernel}`) : null));
   if (ctx.vmId === null) {
     root.append(emptyState("No VM yet", "Start a worker (iosignal run, or iosignal worker) and it appears here."));
     return null;
