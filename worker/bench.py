@@ -1,0 +1,209 @@
+"""`iosignal bench`: the doorbell benchmark, userspace exits against ioeventfds, on a scratch VM.
+
+Each path rings one doorbell `writes` times in one guest pass, `repeat` times. The host times the
+pass with the monotonic clock; the guest times it with its TSC (converted with KVM_GET_TSC_KHZ).
+Every pass is checked: an ioeventfd path must count exactly `writes` signals and no exits, a
+userspace path exactly `writes` exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.table import Table
+
+from worker.guest.boot import GuestVm
+from worker.guest.table import Ring, read_times, write_table
+from worker.kvm import Datamatch, IoEventAddress, Kvm, KvmUnavailable, Mmio, NoDatamatch, Pio
+from worker.vcpu_loop import ExitCounter, PassRunner
+
+BENCH_PORT = 0x0510
+BENCH_GPA = 0xD000_0000  # outside guest RAM, below 4 GiB
+VALUE = 0x1  # what a virtio-style notify writes: a queue index
+WARMUP_WRITES = 1000  # first MMIO touch builds KVM's MMIO page entry; keep it out of timing
+
+
+class BenchPath(NamedTuple):
+    """One row of the table: the write the guest does and the ioeventfd (if any) catching it."""
+
+    name: str
+    space: str
+    length: int  # width of the guest's write
+    reg_len: int | None  # None: no ioeventfd, the write exits to userspace
+    datamatch: Datamatch
+    twin: str | None  # the userspace path this one is compared with
+
+
+PATHS = {
+    p.name: p
+    for p in (
+        BenchPath("userspace-pio", "pio", 4, None, NoDatamatch, None),
+        BenchPath("userspace-mmio", "mmio", 4, None, NoDatamatch, None),
+        BenchPath("ioeventfd-pio", "pio", 4, 4, NoDatamatch, "userspace-pio"),
+        BenchPath("ioeventfd-mmio", "mmio", 4, 4, NoDatamatch, "userspace-mmio"),
+        BenchPath("ioeventfd-mmio-len0", "mmio", 4, 0, NoDatamatch, "userspace-mmio"),
+        BenchPath("ioeventfd-datamatch", "pio", 4, 4, VALUE, "userspace-pio"),
+    )
+}
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run or a pass did not count what the guest wrote."""
+
+
+def host_info() -> tuple[str, str]:
+    """(host name, kernel) for the report."""
+    uname = platform.uname()
+    return socket.gethostname(), f"{uname.system} {uname.release} {uname.machine}"
+
+
+def _address(path: BenchPath) -> tuple[int, IoEventAddress]:
+    return (BENCH_PORT, Pio(BENCH_PORT)) if path.space == "pio" else (BENCH_GPA, Mmio(BENCH_GPA))
+
+
+def _one_pass(vm: GuestVm, runner: PassRunner, ring: Ring, efd: int | None) -> tuple[float, int]:
+    """Run one pass; check the counts; return (host seconds, guest TSC ticks)."""
+    write_table(vm.mem, [ring])
+    start = time.monotonic()
+    runner.run_pass()
+    seconds = time.monotonic() - start
+    times = read_times(vm.mem)
+    exits = sum(runner.exits.swap().values())
+    signals = 0
+    if efd is not None:
+        try:
+            signals = os.eventfd_read(efd)
+        except BlockingIOError:
+            signals = 0
+    want = (ring.count, 0) if efd is not None else (0, ring.count)
+    if (signals, exits) != want:
+        raise BenchError(
+            f"{ring.count} guest writes gave {signals} signals and {exits} exits, "
+            f"expected {want[0]} and {want[1]}"
+        )
+    return seconds, times.tsc_end - times.tsc_start
+
+
+def _run_path(
+    vm: GuestVm, runner: PassRunner, path: BenchPath, writes: int, repeat: int, tick: Callable
+) -> dict:
+    addr, kvm_addr = _address(path)
+    ring = Ring(path.space, addr, path.length, VALUE, writes)
+    efd = None
+    if path.reg_len is not None:
+        efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        vm.vm.register_ioevent(efd, kvm_addr, path.reg_len, path.datamatch)
+    try:
+        _one_pass(vm, runner, ring._replace(count=WARMUP_WRITES), efd)
+        assert vm.vcpu is not None
+        tsc_khz = vm.vcpu.get_tsc_khz()
+        host_us, guest_us = [], []
+        for _ in range(repeat):
+            seconds, ticks = _one_pass(vm, runner, ring, efd)
+            host_us.append(seconds * 1e6 / writes)
+            guest_us.append(ticks * 1e3 / tsc_khz / writes)
+            tick()
+    finally:
+        if efd is not None:
+            vm.vm.unregister_ioevent(efd, kvm_addr, path.reg_len or 0, path.datamatch)
+            os.close(efd)
+    rtt = statistics.median(host_us)
+    return {
+        "path": path.name,
+        "writes": writes,
+        "iops": round(1e6 / rtt, 1),
+        "rtt_us": round(rtt, 4),
+        "rtt_us_min": round(min(host_us), 4),
+        "rtt_us_max": round(max(host_us), 4),
+        "guest_rtt_us": round(statistics.median(guest_us), 4),
+    }
+
+
+def run_bench(
+    writes: int = 200_000,
+    repeat: int = 5,
+    paths: list[str] | None = None,
+    progress: Callable[[float], None] | None = None,
+    kvm_path: str = "/dev/kvm",
+) -> dict:
+    """Run the benchmark on a fresh scratch VM; the dict `iosignal bench --json` prints."""
+    names = list(paths) if paths else list(PATHS)
+    unknown = [n for n in names if n not in PATHS]
+    if unknown:
+        raise ValueError(f"unknown path {unknown[0]!r}: paths are {', '.join(PATHS)}")
+    if writes < 1 or repeat < 1:
+        raise ValueError("writes and repeat must be at least 1")
+    done, total = 0, len(names) * repeat
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done / total)
+
+    kvm = Kvm.open(kvm_path)
+    try:
+        vm = GuestVm(kvm)
+        try:
+            assert vm.vcpu is not None
+            runner = PassRunner(vm.vcpu, ExitCounter())
+            results = [_run_path(vm, runner, PATHS[n], writes, repeat, tick) for n in names]
+        finally:
+            vm.close()
+    finally:
+        kvm.close()
+    host, kernel = host_info()
+    return {"host": host, "kernel": kernel, "results": results}
+
+
+def render_table(report: dict) -> Table:
+    """The seed's table: one row per path, speedup over the userspace twin last."""
+    table = Table(title=f"doorbell writes on {report['host']} ({report['kernel']})")
+    for header in ("path", "writes", "writes/s", "rtt us median [min-max]", "guest rtt us"):
+        table.add_column(header, justify="left" if header == "path" else "right", no_wrap=True)
+    table.add_column("vs userspace", justify="right", no_wrap=True)
+    by_name = {r["path"]: r for r in report["results"]}
+    for r in report["results"]:
+        twin = by_name.get(PATHS[r["path"]].twin or "")
+        speedup = f"{twin['rtt_us'] / r['rtt_us']:.1f}x" if twin else ""
+        table.add_row(
+            r["path"],
+            f"{r['writes']:,}",
+            f"{r['iops']:,.0f}",
+            f"{r['rtt_us']:.2f} [{r['rtt_us_min']:.2f}-{r['rtt_us_max']:.2f}]",
+            f"{r['guest_rtt_us']:.2f}",
+            speedup,
+        )
+    return table
+
+
+def cli_bench(writes: int, repeat: int, paths: list[str] | None, json_out: bool) -> int:
+    """`iosignal bench`: run with a progress bar, print the table (or JSON); the exit code."""
+    err = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
+    try:
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task(f"{writes:,} writes x {repeat}", total=1.0)
+            report = run_bench(writes, repeat, paths, lambda f: bar.update(task, completed=f))
+    except ValueError as e:
+        err.print(f"[red]error:[/red] {e}")
+        return 2
+    except (KvmUnavailable, BenchError, OSError) as e:
+        err.print(f"[red]benchmark failed:[/red] {e}")
+        return 1
+    if json_out:
+        print(json.dumps(report))
+    else:
+        out = Console()
+        out.width = max(out.width, 110)  # piped output defaults to 80 columns: too narrow
+        out.print(render_table(report))
+    return 0
