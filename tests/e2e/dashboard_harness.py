@@ -64,6 +64,7 @@ class Stack:
     url: str
     database_url: str
     env: dict[str, str]
+    tmp: Path
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     def call(self, method: str, path: str, body=None, token: str | None = None):
@@ -112,41 +113,44 @@ def stop(procs: list[subprocess.Popen]) -> None:
                 proc.wait()
 
 
+def _spawn(stack: Stack, command: str, extra: list[str], log: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", command, *extra],
+        cwd=ROOT,
+        env=stack.env,
+        stdout=log.open("a"),
+        stderr=subprocess.STDOUT,
+    )
+    stack.procs.append(proc)
+    return proc
+
+
+def start_app(stack: Stack) -> subprocess.Popen:
+    """Starts (or restarts) the app on the stack's port and waits for /api/health."""
+    port = stack.url.rsplit(":", 1)[1]
+    proc = _spawn(stack, "api", ["--port", port], stack.tmp / "app.log")
+    wait_for("the app's /api/health", stack.health, 30)
+    return proc
+
+
 def start_stack(tmp: Path, *, kvm_path: str | None) -> Stack:
     """Migrate a new SQLite file, start the app and, given `kvm_path`, the worker."""
     database_url = f"sqlite:///{tmp / 'iosignal.db'}"
     env = _env(database_url)
     if kvm_path:
         env["IOSIGNAL_KVM_PATH"] = kvm_path
-    py = sys.executable
     subprocess.run(
-        [py, "-m", "app.cli", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True
+        [sys.executable, "-m", "app.cli", "migrate"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
     )
-    port = free_port()
-    stack = Stack(f"http://127.0.0.1:{port}", database_url, env)
-    log = (tmp / "app.log").open("w")
-    stack.procs.append(
-        subprocess.Popen(
-            [py, "-m", "app.cli", "api", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    )
+    stack = Stack(f"http://127.0.0.1:{free_port()}", database_url, env, tmp)
     try:
-        wait_for("the app's /api/health", stack.health, 30)
+        start_app(stack)
         if kvm_path:
-            wlog = (tmp / "worker.log").open("w")
-            stack.procs.append(
-                subprocess.Popen(
-                    [py, "-m", "app.cli", "worker"],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=wlog,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+            _spawn(stack, "worker", [], tmp / "worker.log")
             wait_for(
                 "the worker to report alive",
                 lambda: any(v["alive"] for v in (stack.health() or {}).get("vms", [])),

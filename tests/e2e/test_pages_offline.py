@@ -4,7 +4,7 @@ empty states, the registration form's rules and the server's verdicts show, toke
 from __future__ import annotations
 
 import pytest
-from dashboard_harness import add_offline_vm, add_token, screenshot
+from dashboard_harness import add_offline_vm, add_token, screenshot, start_app
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -105,3 +105,19 @@ def test_viewer_token_sees_no_write_buttons_and_editor_does(app_only, page):
     dialog.get_by_role("button", name="Save").click()
     expect(page.locator("#role-badge")).to_have_text("token: editor")
     expect(page.get_by_role("button", name="Start benchmark")).to_be_visible()
+
+
+def test_stream_badge_says_reconnecting_while_the_app_is_down(app_only, page):
+    add_offline_vm(app_only)
+    page.goto(app_only.url + "/#/live")
+    badge = page.locator("#stream-badge")
+    expect(badge).to_have_text("stream live")
+    app = app_only.procs[0]
+    app.terminate()
+    app.wait(timeout=15)
+    page.console_watch.allow("ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_INCOMPLETE_CHUNKED")
+    expect(badge).to_have_text("stream reconnecting…")
+    expect(page.locator("#worker-badge")).to_have_text("API unreachable")
+    screenshot(page, "stream-reconnecting")
+    start_app(app_only)
+    expect(badge).to_have_text("stream live", timeout=20_000)
