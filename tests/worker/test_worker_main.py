@@ -1,0 +1,239 @@
+"""`iosignal worker` as a real process on real KVM, against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+from test_store_writer import _admin, database_unavailable  # same folder, on sys.path
+
+from app.core.db import make_engine
+from app.core.notify import notify_desired
+from app.models import BenchmarkRun, ExitSample, Ioeventfd, SignalSample, Vm, Workload, utcnow
+
+REPO = Path(__file__).resolve().parents[2]
+TICK_S = 0.2
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    e = make_engine(db_url)
+    yield e
+    e.dispose()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path, kvm_path: str) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start `python -m app.cli worker` processes; every one is killed at the end."""
+    procs: list[subprocess.Popen] = []
+
+    def start(url: str, name: str) -> subprocess.Popen:
+        env = os.environ | {
+            "IOSIGNAL_DATABASE_URL": url,
+            "IOSIGNAL_VM_NAME": name,
+            "IOSIGNAL_KVM_PATH": kvm_path,
+            "IOSIGNAL_SAMPLE_INTERVAL_S": str(TICK_S),
+            "IOSIGNAL_LOG_LEVEL": "info",
+        }
+        log = open(tmp_path / f"worker-{len(procs)}.log", "w")  # noqa: SIM115 (closed by exit)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(what: str, fn: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """Poll `fn` until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.02)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _vm(engine: Engine, name: str) -> Vm | None:
+    with Session(engine) as db:
+        return db.scalars(select(Vm).where(Vm.name == name)).one_or_none()
+
+
+def _running(engine: Engine, name: str, pid: int) -> Vm | None:
+    vm = _vm(engine, name)
+    return vm if vm and vm.pid == pid and vm.state == "running" else None
+
+
+def _reg(engine: Engine, rid: int) -> Ioeventfd:
+    with Session(engine) as db:
+        return db.get(Ioeventfd, rid)
+
+
+def _desire(engine: Engine, vm_id: int, *rows: Ioeventfd | Workload) -> list[int]:
+    with Session(engine) as db:
+        db.add_all(rows)
+        db.commit()
+        ids = [r.id for r in rows]
+        notify_desired(db, vm_id)  # as the API does after its commit
+        return ids
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=20)
+
+
+def test_worker_applies_registrations_writes_verdicts_and_stops_cleanly(
+    db_url, engine, spawn
+) -> None:
+    proc = spawn(db_url, "vm-a")
+    vm = wait_for("the VM row", lambda: _running(engine, "vm-a", proc.pid))
+    assert vm.kernel and vm.host and vm.capabilities.get("api_version") == 12
+    t0 = time.monotonic()
+    ok, clash = _desire(
+        engine,
+        vm.id,
+        Ioeventfd(vm_id=vm.id, space="pio", addr=0x600, len=2),
+        Ioeventfd(vm_id=vm.id, space="pio", addr=0x600, len=0),
+    )
+    wait_for("active", lambda: _reg(engine, ok).state == "active")
+    wait_for("failed", lambda: _reg(engine, clash).state == "failed")
+    print(f"verdicts written {1000 * (time.monotonic() - t0):.0f} ms after the commit")
+    assert _reg(engine, clash).errno == "EEXIST"
+    beat = _vm(engine, "vm-a").heartbeat_at
+    wait_for("a newer heartbeat", lambda: _vm(engine, "vm-a").heartbeat_at > beat)
+    assert _stop(proc) == 0
+    assert _vm(engine, "vm-a").state == "stopped"
+
+
+def test_kill_9_and_restart_loses_nothing(db_url, engine, spawn) -> None:
+    proc = spawn(db_url, "vm-k")
+    vm = wait_for("the VM row", lambda: _running(engine, "vm-k", proc.pid))
+    rung, quiet = _desire(
+        engine,
+        vm.id,
+        Ioeventfd(vm_id=vm.id, space="pio", addr=0x620, len=1),
+        Ioeventfd(vm_id=vm.id, space="mmio", addr=0xD000_0000, len=4, datamatch=1),
+        Workload(
+            vm_id=vm.id,
+            version=1,
+            doorbells=[{"space": "pio", "addr": 0x620, "len": 1, "value": 5, "rate_hz": 500.0}],
+        ),
+    )[:2]
+    wait_for("signals counted", lambda: _reg(engine, rung).signals_total > 0)
+    proc.kill()  # SIGKILL: no shutdown code runs
+    proc.wait()
+    # Desired state changes while the worker is away wait as pending.
+    (late,) = _desire(engine, vm.id, Ioeventfd(vm_id=vm.id, space="pio", addr=0x630, len=4))
+    before = _reg(engine, rung).signals_total
+    restarted_at = utcnow()
+
+    proc = spawn(db_url, "vm-k")
+    wait_for("the VM row again", lambda: _running(engine, "vm-k", proc.pid))
+    for rid in (rung, quiet, late):
+        wait_for(
+            f"{rid} active",
+            lambda rid=rid: (
+                (r := _reg(engine, rid)).state == "active" and r.applied_at > restarted_at
+            ),
+        )
+    wait_for("the workload ringing again", lambda: _reg(engine, rung).signals_total > before + 100)
+    with Session(engine) as db:
+        new = db.scalar(
+            select(func.count()).where(
+                SignalSample.ioeventfd_id == rung,
+                SignalSample.taken_at > restarted_at,
+                SignalSample.signals > 0,
+            )
+        )
+        exits = db.scalar(
+            select(func.count()).where(ExitSample.addr == 0x620, ExitSample.taken_at > restarted_at)
+        )
+    assert new > 0 and exits == 0  # rings reach the eventfd on the new VM, not userspace
+    assert _stop(proc) == 0
+
+
+def test_database_outage_keeps_every_tick(db_url, engine, spawn, request) -> None:
+    proc = spawn(db_url, "vm-o")
+    vm = wait_for("the VM row", lambda: _running(engine, "vm-o", proc.pid))
+    (rid,) = _desire(engine, vm.id, Ioeventfd(vm_id=vm.id, space="pio", addr=0x640, len=2))
+    wait_for("active", lambda: _reg(engine, rid).state == "active")
+    outage_from = utcnow()
+    # SQLite: a lock held past the 10 s busy timeout; PostgreSQL: connections refused and cut.
+    hold = 12.0 if db_url.startswith("sqlite") else 3.0
+    with database_unavailable(db_url, _admin(request, db_url)):
+        time.sleep(hold)
+        assert proc.poll() is None
+    outage_to = utcnow()
+    wait_for(
+        "samples after the outage", lambda: _count_after(engine, rid, outage_to) >= 3, timeout=30
+    )
+    with Session(engine) as db:
+        times = list(
+            db.scalars(
+                select(SignalSample.taken_at)
+                .where(SignalSample.ioeventfd_id == rid, SignalSample.taken_at >= outage_from)
+                .order_by(SignalSample.taken_at)
+            )
+        )
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert times[0] < outage_from + timedelta(seconds=1) and times[-1] > outage_to
+    assert max(gaps) < timedelta(seconds=4 * TICK_S), "a tick of the outage was lost"
+    assert _stop(proc) == 0
+
+
+def _count_after(engine: Engine, rid: int, after) -> int:
+    with Session(engine) as db:
+        return db.scalar(
+            select(func.count()).where(
+                SignalSample.ioeventfd_id == rid, SignalSample.taken_at > after
+            )
+        )
+
+
+def test_a_queued_benchmark_runs_and_stores_one_result_per_path(empty_sqlite_url, spawn) -> None:
+    from app.core.migrate import upgrade
+
+    upgrade(empty_sqlite_url)
+    engine = make_engine(empty_sqlite_url)
+    with Session(engine) as db:
+        db.add(BenchmarkRun(writes=2000, repeat=2, paths=["userspace-pio", "ioeventfd-pio"]))
+        db.commit()
+    proc = spawn(empty_sqlite_url, "vm-b")
+    with Session(engine) as db:
+        run = wait_for(
+            "the benchmark",
+            lambda: db.scalars(
+                select(BenchmarkRun)
+                .where(BenchmarkRun.state.in_(["done", "failed"]))
+                .execution_options(populate_existing=True)
+            ).first(),
+            timeout=60,
+        )
+        assert run.state == "done", run.error
+        assert run.progress == 1.0 and run.vm_id is not None and run.kernel
+        assert [r.path for r in run.results] == ["userspace-pio", "ioeventfd-pio"]
+        assert all(r.writes == 2000 and r.iops > 0 for r in run.results)
+    assert _stop(proc) == 0
+    engine.dispose()
