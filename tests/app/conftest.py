@@ -69,3 +69,31 @@ def make_vm(db: Session) -> Callable[..., Vm]:
         return vm
 
     return make
+
+
+@pytest.fixture
+def live_server(app_env: str) -> Iterator[str]:
+    """The app served by a real uvicorn on a free loopback port (for streaming); its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from app.main import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    server.force_exit = True  # open event streams must not hold the shutdown
+    thread.join(10)

@@ -1,0 +1,133 @@
+"""Database reads behind /api/stream: sampling ticks after a cursor, and registration changes.
+
+A tick is one `taken_at` of a VM's samples; the worker writes each tick's signal and exit samples
+in one transaction, so a tick seen at all is seen whole.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.timeparse import epoch_ms
+from app.models import ExitSample, Ioeventfd, RegState, SignalSample
+from app.schemas import IoeventfdOut
+
+TOP_EXITS = 10
+# Registration rows are stamped before they commit; look back this far so none is missed.
+CHANGE_OVERLAP = timedelta(seconds=5)
+
+
+def _tick_times(db: Session, vm_id: int, after: datetime, limit: int) -> list[datetime]:
+    signal_times = (
+        select(SignalSample.taken_at)
+        .join(Ioeventfd, Ioeventfd.id == SignalSample.ioeventfd_id)
+        .where(Ioeventfd.vm_id == vm_id, SignalSample.taken_at > after)
+        .distinct()
+        .order_by(SignalSample.taken_at)
+        .limit(limit)
+    )
+    exit_times = (
+        select(ExitSample.taken_at)
+        .where(ExitSample.vm_id == vm_id, ExitSample.taken_at > after)
+        .distinct()
+        .order_by(ExitSample.taken_at)
+        .limit(limit)
+    )
+    times = set(db.scalars(signal_times)) | set(db.scalars(exit_times))
+    return sorted(times)[:limit]
+
+
+def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> list[dict[str, Any]]:
+    """Up to `limit` ticks of `vm_id` after `after`, oldest first, as `rates` event payloads."""
+    times = _tick_times(db, vm_id, after, limit)
+    if not times:
+        return []
+    upto = times[-1]
+    regs = {r.id: r for r in db.scalars(select(Ioeventfd).where(Ioeventfd.vm_id == vm_id))}
+    ticks: dict[datetime, dict[str, Any]] = {
+        t: {"vm_id": vm_id, "t": t, "interval_s": 0.0, "registrations": [], "exits": []}
+        for t in times
+    }
+    signal_rows = db.execute(
+        select(SignalSample)
+        .join(Ioeventfd, Ioeventfd.id == SignalSample.ioeventfd_id)
+        .where(
+            Ioeventfd.vm_id == vm_id, SignalSample.taken_at > after, SignalSample.taken_at <= upto
+        )
+    ).scalars()
+    for s in signal_rows:
+        reg = regs[s.ioeventfd_id]
+        tick = ticks[s.taken_at]
+        tick["interval_s"] = max(tick["interval_s"], s.interval_s)
+        tick["registrations"].append(
+            {
+                "id": reg.id,
+                "space": reg.space,
+                "addr": reg.addr,
+                "len": reg.len,
+                "label": reg.label,
+                "signals": s.signals,
+                "rate_hz": s.signals / s.interval_s if s.interval_s else 0.0,
+            }
+        )
+    active = [r for r in regs.values() if r.state == RegState.ACTIVE.value]
+    exits: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
+    for e in db.scalars(
+        select(ExitSample).where(
+            ExitSample.vm_id == vm_id, ExitSample.taken_at > after, ExitSample.taken_at <= upto
+        )
+    ):
+        exits[e.taken_at].append(
+            {
+                "space": e.space,
+                "addr": e.addr,
+                "len": e.len,
+                "exits": e.exits,
+                "rate_hz": e.exits / e.interval_s if e.interval_s else 0.0,
+                "registered": any(
+                    r.space == e.space and r.addr == e.addr and r.len in (0, e.len) for r in active
+                ),
+            }
+        )
+        ticks[e.taken_at]["interval_s"] = max(ticks[e.taken_at]["interval_s"], e.interval_s)
+    out = []
+    for t in times:
+        tick = ticks[t]
+        tick["registrations"].sort(key=lambda r: r["id"])
+        tick["exits"] = sorted(exits[t], key=lambda e: -e["exits"])[:TOP_EXITS]
+        out.append({"id": epoch_ms(t), "data": jsonable_encoder(tick)})
+    return out
+
+
+def newest_tick(db: Session, vm_id: int) -> datetime | None:
+    """The newest tick of `vm_id` (where a new live stream starts)."""
+    signal = db.scalar(
+        select(SignalSample.taken_at)
+        .join(Ioeventfd, Ioeventfd.id == SignalSample.ioeventfd_id)
+        .where(Ioeventfd.vm_id == vm_id)
+        .order_by(SignalSample.taken_at.desc())
+        .limit(1)
+    )
+    exit_ = db.scalar(
+        select(ExitSample.taken_at)
+        .where(ExitSample.vm_id == vm_id)
+        .order_by(ExitSample.taken_at.desc())
+        .limit(1)
+    )
+    return max((t for t in (signal, exit_) if t is not None), default=None)
+
+
+def changed_registrations(db: Session, vm_id: int, since: datetime) -> list[dict[str, Any]]:
+    """Registrations of `vm_id` updated at or after `since - overlap`, as event payloads."""
+    rows = db.scalars(
+        select(Ioeventfd)
+        .where(Ioeventfd.vm_id == vm_id, Ioeventfd.updated_at >= since - CHANGE_OVERLAP)
+        .order_by(Ioeventfd.updated_at, Ioeventfd.id)
+    )
+    return [jsonable_encoder(IoeventfdOut.model_validate(r)) for r in rows]
