@@ -11,6 +11,8 @@ from worker.kvm import constants as c
 from worker.kvm import structs as s
 from worker.kvm.vcpu import Vcpu
 
+_libc = ctypes.CDLL(None, use_errno=True)
+
 
 @dataclass(frozen=True)
 class Pio:
@@ -88,7 +90,10 @@ class Vm:
 
     def set_tss_addr(self, addr: int) -> None:
         """KVM_SET_TSS_ADDR: 3 pages Intel VMX needs for real-mode emulation (AMD ignores)."""
-        fcntl.ioctl(self.fd, c.KVM_SET_TSS_ADDR, addr)
+        # The address is the unsigned long argument itself; fcntl.ioctl only passes a C int.
+        if _libc.ioctl(self.fd, ctypes.c_ulong(c.KVM_SET_TSS_ADDR), ctypes.c_ulong(addr)) < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
 
     def set_identity_map_addr(self, addr: int) -> None:
         """KVM_SET_IDENTITY_MAP_ADDR: the page VMX uses for its unpaged-mode identity map."""
