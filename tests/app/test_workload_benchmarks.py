@@ -38,6 +38,8 @@ def test_workload_rules_are_422(client, make_vm):
         ({**BELL, "len": 1, "value": 256}, "value 0x100 is wider than len 1"),
         ({**BELL, "rate_hz": 0}, "rate_hz"),
         ({**BELL, "rate_hz": 1e9}, "rate_hz"),
+        ({**BELL, "addr": 0xF4, "len": 1}, "pass-done port"),
+        ({**BELL, "space": "mmio", "addr": 0x1000}, "outside guest RAM"),
     ]
     for bell, rule in cases:
         response = client.put(url, json={"doorbells": [bell]})

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.api.deps import Authorized, SessionDep, VmId
+from app.api.errors import ApiError
 from app.api.routes.vms import get_vm
 from app.core.notify import notify_desired
 from app.models import Vm, Workload
@@ -27,6 +28,19 @@ def _out(vm: Vm, workload: Workload | None) -> WorkloadOut:
     )
 
 
+def check_guest_can_ring(vm: Vm, body: WorkloadIn) -> None:
+    """422 unless the guest can perform every write (MMIO outside its RAM, not its control port)."""
+    from worker.guest import DEFAULT_MEM_SIZE  # pure constants: no /dev/kvm in the app
+    from worker.guest.table import check_ringable
+
+    mem_size = int(vm.capabilities.get("mem_size") or DEFAULT_MEM_SIZE)
+    for i, d in enumerate(body.doorbells):
+        try:
+            check_ringable(d.space, int(d.addr), d.len, int(d.value), mem_size)
+        except ValueError as exc:
+            raise ApiError(422, f"doorbells[{i}]: {exc}", "EINVAL") from None
+
+
 def newest(db: Session, vm_id: int) -> Workload | None:
     """The VM's newest workload version (the desired one), if any."""
     query = select(Workload).where(Workload.vm_id == vm_id).order_by(Workload.version.desc())
@@ -44,6 +58,7 @@ def read_workload(vm_id: VmId, db: SessionDep) -> WorkloadOut:
 def put_workload(vm_id: VmId, body: WorkloadIn, db: SessionDep) -> WorkloadOut:
     """Replace the doorbells (a new version); the worker applies it on its next poll."""
     vm = get_vm(db, vm_id)
+    check_guest_can_ring(vm, body)
     version = (
         db.scalar(select(func.max(Workload.version)).where(Workload.vm_id == vm_id)) or 0
     ) + 1
