@@ -97,3 +97,15 @@ def live_server(app_env: str) -> Iterator[str]:
     server.should_exit = True
     server.force_exit = True  # open event streams must not hold the shutdown
     thread.join(10)
+
+
+@pytest.fixture
+def worker_api(app_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """A client for tests with a real worker: a verdict timeout that allows a busy machine."""
+    from app.main import create_app
+
+    monkeypatch.setenv("IOSIGNAL_VERDICT_TIMEOUT_S", "10")
+    monkeypatch.setenv("IOSIGNAL_SAMPLE_INTERVAL_S", "0.2")
+    clear_caches()
+    with TestClient(create_app()) as test_client:
+        yield test_client

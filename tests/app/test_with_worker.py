@@ -1,0 +1,123 @@
+"""The API with a real worker process on /dev/kvm: verdicts, signals, exits, pending-then-active."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+REPO = Path(__file__).resolve().parents[2]
+VM_NAME = "api-vm"
+BELL = {"space": "pio", "addr": 0x6000, "len": 4}
+
+
+def wait_for(what: str, fn: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """Poll `fn` until truthy; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def start_worker(app_env: str, kvm_path: str, tmp_path: Path) -> Iterator[Callable[[], None]]:
+    """Start `python -m app.cli worker` (tick 0.2 s) on the test database; always stopped."""
+    procs: list[subprocess.Popen] = []
+
+    def start() -> None:
+        env = os.environ | {
+            "IOSIGNAL_DATABASE_URL": app_env,
+            "IOSIGNAL_VM_NAME": VM_NAME,
+            "IOSIGNAL_KVM_PATH": kvm_path,
+            "IOSIGNAL_SAMPLE_INTERVAL_S": "0.2",
+        }
+        log = open(tmp_path / "worker.log", "a")  # noqa: SIM115 (closed with the process)
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "worker"],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def running_vm(api: TestClient) -> dict | None:
+    return next(
+        (v for v in api.get("/api/vms").json() if v["name"] == VM_NAME and v["alive"]), None
+    )
+
+
+def test_register_signals_then_delete_and_the_writes_exit(worker_api, start_worker):
+    api = worker_api
+    start_worker()
+    vm = wait_for("the worker's VM", lambda: running_vm(api))
+    t0 = time.perf_counter()
+    made = api.post(f"/api/vms/{vm['id']}/ioeventfds", json={**BELL, "label": "bell"})
+    print(
+        f"POST -> {made.status_code} with the kernel's verdict in "
+        f"{1000 * (time.perf_counter() - t0):.1f} ms"
+    )
+    assert made.status_code == 201, made.text
+    reg = made.json()
+    assert reg["state"] == "active" and reg["applied_at"]
+    clash = api.post(f"/api/vms/{vm['id']}/ioeventfds", json={**BELL, "len": 0})
+    assert clash.status_code == 409 and clash.json()["errno"] == "EEXIST"
+    bells = {"doorbells": [{**BELL, "value": 1, "rate_hz": 500}]}
+    assert api.put(f"/api/vms/{vm['id']}/workload", json=bells).status_code == 200
+    url = f"/api/vms/{vm['id']}/ioeventfds/{reg['id']}"
+
+    def signals() -> int:
+        return api.get(url).json()["signals_total"]
+
+    wait_for("signals counted", lambda: signals() > 100)
+    points = api.get(f"{url}/rates", params={"since": "-1m"}).json()["points"]
+    assert sum(p["signals"] for p in points) > 0 and max(p["rate_hz"] for p in points) > 0
+    t0 = time.perf_counter()
+    assert api.delete(url).status_code == 204
+    print(f"DELETE -> 204 in {1000 * (time.perf_counter() - t0):.1f} ms")
+    assert api.get(url).json()["state"] == "removed"
+
+    def exits_at_bell() -> list:
+        rows = api.get(f"/api/vms/{vm['id']}/exits", params={"since": "-2s"}).json()
+        return [r for r in rows if (r["space"], r["addr"], r["len"]) == ("pio", 0x6000, 4)]
+
+    row = wait_for("the same writes as exits", exits_at_bell)[0]
+    assert row["exits"] > 0 and row["registered"] is False
+    time.sleep(0.6)  # the tick that held the last signals is written by now
+    settled = signals()
+    time.sleep(1.0)  # five more ticks of the guest ringing the deleted doorbell
+    assert signals() == settled
+
+
+def test_pending_while_the_worker_is_stopped_then_active(worker_api, start_worker, db, make_vm):
+    api = worker_api
+    vm = make_vm(VM_NAME, alive=False)  # a worker ran once and stopped
+    made = api.post(f"/api/vms/{vm.id}/ioeventfds", json={**BELL, "datamatch": 7})
+    assert made.status_code == 202 and made.json()["state"] == "pending"
+    url = f"/api/vms/{vm.id}/ioeventfds/{made.json()['id']}"
+    start_worker()
+    wait_for("the pending registration applied", lambda: api.get(url).json()["state"] == "active")
+    assert api.get(url).json()["datamatch"] == 7
