@@ -133,6 +133,25 @@ def bench(
     raise typer.Exit(cli_bench(writes=writes, repeat=repeat, paths=paths, json_out=json_out))
 
 
+@cli.command()
+def loadbench(
+    registrations: Annotated[int, typer.Option(help="Registrations sampled.", min=1)] = 1000,
+    duration: Annotated[float, typer.Option(help="Seconds to run.", min=1)] = 600.0,
+    interval: Annotated[float, typer.Option(help="Sampling tick, seconds.", min=0.1)] = 1.0,
+    database_url: Annotated[
+        str | None, typer.Option(help="Database to load (default: a temporary SQLite file).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Load the sample store: N registrations at 1 Hz; CPU %, missed ticks, lock errors, bytes."""
+    from worker.storebench import cli_loadbench
+
+    _setup_logging()
+    raise typer.Exit(
+        cli_loadbench(registrations, duration, interval, database_url, json_out=json_out)
+    )
+
+
 def _add_token_cli() -> None:
     from app.core.token_cli import token_cli
 

@@ -57,6 +57,7 @@ class SampleWriter:
         self._cond = threading.Condition()
         self.outage = False
         self.newest: datetime | None = None  # newest taken_at written
+        self.cpu_s = 0.0  # CPU time of the writer thread, when it has stopped
         self.written = self.dropped = self.transactions = self.errors = self.lock_errors = 0
 
     @property
@@ -163,6 +164,7 @@ class SampleWriter:
 
     def run(self, stop: threading.Event, final_deadline_s: float = 5.0) -> None:
         """Thread body: flush as ticks arrive until `stop`, then a last flush (bounded in time)."""
+        cpu0 = time.thread_time()
         while not stop.is_set():
             with self._cond:
                 if not self._queue:
@@ -174,3 +176,4 @@ class SampleWriter:
             time.sleep(min(self.retry_s, 0.5))
         if self._queue:
             log.error("stopping with %d samples unwritten: database unavailable", self._queued)
+        self.cpu_s = time.thread_time() - cpu0
