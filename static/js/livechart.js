@@ -56,7 +56,10 @@ export class LiveChart {
       }
     }
     if (indices.length) Plotly.extendTraces(this.div, extend, indices, MAX_POINTS);
-    Plotly.relayout(this.div, { "xaxis.range": [new Date(t - WINDOW_MS), t] });
+    // Until a minute has passed, the lines fill the chart from the first tick.
+    this.firstT = this.firstT || t;
+    const start = Math.max(this.firstT - 1000, t - WINDOW_MS);
+    Plotly.relayout(this.div, { "xaxis.range": [new Date(start), t] });
   }
 
   /** Renames a series (a label learned after its first point). */

@@ -235,5 +235,6 @@ def screenshot(page, name: str) -> Path:
     """Saves a full-page screenshot to test-artifacts/<name>.png."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    page.evaluate("window.scrollTo(0, 0)")  # else the sticky header lands mid-picture
     page.screenshot(path=str(path), full_page=True)
     return path

@@ -14,7 +14,7 @@ export function mount(root, ctx) {
   const vm = ctx.vm();
   root.append(h("h1", {}, "Live", vm ? ` · ${vm.name}` : "",
     vm && vm.host ? h("span", { class: "muted", style: "font-weight:400;font-size:0.9rem" },
-      `  ${vm.host} · Linux ${vm.kernel}`) : null));
+      `  ${vm.host} · ${vm.kernel}`) : null));
   if (ctx.vmId === null) {
     root.append(emptyState("No VM yet", "Start a worker (iosignal run, or iosignal worker) and it appears here."));
     return null;
