@@ -168,7 +168,7 @@ def run_bench(
 def render_table(report: dict) -> Table:
     """The seed's table: one row per path, speedup over the userspace twin last."""
     table = Table(title=f"doorbell writes on {report['host']} ({report['kernel']})")
-    for header in ("path", "writes", "writes/s", "rtt us median [min-max]", "guest rtt us"):
+    for header in ("path", "writes", "writes/s", r"rtt us median \[min-max]", "guest rtt us"):
         table.add_column(header, justify="left" if header == "path" else "right", no_wrap=True)
     table.add_column("vs userspace", justify="right", no_wrap=True)
     by_name = {r["path"]: r for r in report["results"]}

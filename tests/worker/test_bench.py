@@ -1,0 +1,62 @@
+"""`iosignal bench` on a small N: the JSON shape and the checked counts."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from app.cli import cli
+from worker.bench import PATHS, run_bench
+
+SMALL = ["bench", "--writes", "200", "--repeat", "1"]
+KEYS = {"path", "writes", "iops", "rtt_us", "rtt_us_min", "rtt_us_max", "guest_rtt_us"}
+NAMES = [
+    "userspace-pio",
+    "userspace-mmio",
+    "ioeventfd-pio",
+    "ioeventfd-mmio",
+    "ioeventfd-mmio-len0",
+    "ioeventfd-datamatch",
+]
+
+
+def test_run_bench_returns_every_path_with_consistent_figures(kvm_path: str) -> None:
+    seen: list[float] = []
+    report = run_bench(writes=300, repeat=2, progress=seen.append, kvm_path=kvm_path)
+    assert set(report) == {"host", "kernel", "results"}
+    assert [r["path"] for r in report["results"]] == NAMES == list(PATHS)
+    for r in report["results"]:
+        assert set(r) == KEYS
+        assert r["writes"] == 300
+        assert 0 < r["rtt_us_min"] <= r["rtt_us"] <= r["rtt_us_max"]
+        assert r["guest_rtt_us"] > 0
+        assert abs(r["iops"] - 1e6 / r["rtt_us"]) <= 0.01 * r["iops"]
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 12
+
+
+def test_cli_json_prints_one_object_for_the_chosen_paths(kvm_path: str) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [*SMALL, "--json", "--path", "ioeventfd-pio", "--path", "userspace-pio"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [r["path"] for r in report["results"]] == ["ioeventfd-pio", "userspace-pio"]
+
+
+def test_cli_table_shows_the_speedup_column(kvm_path: str) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [*SMALL, "--path", "userspace-mmio", "--path", "ioeventfd-mmio-len0"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "vs userspace" in result.stdout and "[min-max]" in result.stdout
+    row = next(line for line in result.stdout.splitlines() if "ioeventfd-mmio-len0" in line)
+    assert row.rstrip(" │|").endswith("x")
+
+
+def test_cli_unknown_path_is_a_usage_error(kvm_path: str) -> None:
+    result = CliRunner().invoke(cli, ["bench", "--path", "ioeventfd-nope"])
+    assert result.exit_code == 2
+    assert "ioeventfd-pio" in result.output  # lists the valid names

@@ -1,0 +1,112 @@
+"""Machine: guest writes become exactly-counted signals or exits, as the kernel decides."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.guest.table import Ring
+from worker.machine import Machine
+
+GPA = 0xD000_0000
+N = 500
+
+
+def signals_and_exits(machine: Machine) -> tuple[dict[int, int], dict[tuple, int]]:
+    got = machine.collect()
+    return (
+        {s.key: s.signals for s in got.signals},
+        {(e.space, e.addr, e.len): e.exits for e in got.exits},
+    )
+
+
+@pytest.mark.parametrize(
+    ("space", "addr", "length"),
+    [("pio", 0x10, 1), ("pio", 0x10, 2), ("pio", 0x10, 4)]
+    + [("mmio", GPA, n) for n in (1, 2, 4, 8)],
+)
+def test_n_writes_to_a_registered_address_give_n_signals_and_no_exits(
+    machine: Machine, space: str, addr: int, length: int
+) -> None:
+    machine.register(7, space, addr, length, None)
+    machine.ring([Ring(space, addr, length, 1, N)])
+    assert signals_and_exits(machine) == ({7: N}, {})
+
+
+@pytest.mark.parametrize(("space", "addr"), [("pio", 0x10), ("mmio", GPA)])
+def test_n_writes_to_an_unregistered_address_give_n_exits(machine, space, addr) -> None:
+    machine.register(7, space, addr + 2, 2, None)  # a neighbour does not catch them
+    machine.ring([Ring(space, addr, 2, 1, N)])
+    assert signals_and_exits(machine) == ({7: 0}, {(space, addr, 2): N})
+
+
+def test_datamatch_hit_signals_and_miss_exits(machine: Machine) -> None:
+    machine.register(1, "pio", 0x10, 2, 0x5)
+    machine.register(2, "mmio", GPA, 8, 0x1122_3344_5566_7788)
+    machine.ring(
+        [
+            Ring("pio", 0x10, 2, 0x5, 10),
+            Ring("pio", 0x10, 2, 0x6, 3),
+            Ring("mmio", GPA, 8, 0x1122_3344_5566_7788, 11),
+            Ring("mmio", GPA, 8, 0x1122_3344_5566_7789, 4),
+        ]
+    )
+    misses = {("pio", 0x10, 2): 3, ("mmio", GPA, 8): 4}
+    assert signals_and_exits(machine) == ({1: 10, 2: 11}, misses)
+
+
+def test_write_wider_than_the_registration_exits_and_len_0_catches_any(machine) -> None:
+    machine.register(1, "pio", 0x10, 2, None)
+    machine.register(2, "mmio", GPA, 0, None)
+    machine.ring(
+        [
+            Ring("pio", 0x10, 4, 1, 6),
+            Ring("pio", 0x10, 1, 1, 2),
+            Ring("pio", 0x10, 2, 1, 5),
+            *[Ring("mmio", GPA, n, 1, 3) for n in (1, 2, 4, 8)],
+        ]
+    )
+    assert signals_and_exits(machine) == ({1: 5, 2: 12}, {("pio", 0x10, 4): 6, ("pio", 0x10, 1): 2})
+
+
+def test_pio_and_mmio_at_the_same_number_are_independent(machine: Machine) -> None:
+    machine.register(1, "pio", 0x300, 4, None)
+    machine.register(2, "mmio", 0x300, 4, None)  # no EEXIST: another bus
+    machine.register(3, "mmio", GPA, 4, None)
+    machine.ring([Ring("pio", 0x300, 4, 1, 5), Ring("mmio", GPA, 4, 1, 8)])
+    assert signals_and_exits(machine) == ({1: 5, 2: 0, 3: 8}, {})
+    machine.register(4, "pio", GPA & 0xFFFF, 4, None)  # GPA's low 16 bits as a port
+    machine.ring([Ring("pio", GPA & 0xFFFF, 4, 1, 2), Ring("mmio", GPA, 4, 1, 3)])
+    assert signals_and_exits(machine) == ({1: 0, 2: 0, 3: 3, 4: 2}, {})
+
+
+def test_deregistration_turns_signals_back_into_exits(machine: Machine) -> None:
+    machine.register(3, "mmio", GPA, 4, None)
+    machine.ring([Ring("mmio", GPA, 4, 1, 20)])
+    machine.unregister(3)
+    machine.ring([Ring("mmio", GPA, 4, 1, 30)])
+    # The final count survives unregister and arrives in the next collect, once.
+    assert signals_and_exits(machine) == ({3: 20}, {("mmio", GPA, 4): 30})
+    assert signals_and_exits(machine) == ({}, {})
+    assert machine.registered() == set()
+
+
+def test_every_registered_key_gets_a_sample_each_collect(machine: Machine) -> None:
+    for key in (1, 2, 3):
+        machine.register(key, "pio", 0x20 + key, 1, None)
+    assert signals_and_exits(machine) == ({1: 0, 2: 0, 3: 0}, {})
+
+
+def test_info_start_and_close(kvm_path: str) -> None:
+    m = Machine(kvm_path)
+    assert m.state == "stopped" and m.collect() == ([], [])
+    with pytest.raises(RuntimeError, match="not started"):
+        m.register(1, "pio", 0x10, 1, None)
+    m.start()
+    assert m.state == "running" and m.error is None
+    info = m.info()
+    assert info["api_version"] == 12 and info["capabilities"]["KVM_CAP_IOEVENTFD"] > 0
+    assert info["host"] and info["kernel"]
+    m.register(1, "pio", 0x10, 1, None)
+    m.close()
+    m.close()  # idempotent
+    assert m.state == "stopped" and m.registered() == set()
