@@ -49,6 +49,12 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any]) -> int:
         for key, value in fields.items():
             setattr(vm, key, value)
         db.flush()
+        # A benchmark this VM's previous process was running died with it.
+        db.execute(
+            update(BenchmarkRun)
+            .where(BenchmarkRun.vm_id == vm.id, BenchmarkRun.state == "running")
+            .values(state="failed", error="the worker stopped during the run", finished_at=now)
+        )
         return vm.id
 
 
