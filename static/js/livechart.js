@@ -5,6 +5,8 @@ import { baseLayout, colourFor, PLOT_CONFIG } from "./format.js";
 
 const WINDOW_MS = 60_000;
 const MAX_POINTS = 1200; // a minute at 50 ms ticks; older points are dropped by Plotly itself
+// More lines than this are unreadable and slow to extend at every tick; the first ones stay.
+export const MAX_SERIES = 24;
 
 export class LiveChart {
   /** Draws an empty chart in `div` titled `title`, y axis `yTitle`. */
@@ -31,6 +33,7 @@ export class LiveChart {
     const extend = { x: [], y: [] };
     const indices = [];
     for (const p of points) {
+      if (!this.index.has(p.key) && this.index.size >= MAX_SERIES) continue;
       seen.add(p.key);
       this.last.set(p.key, p.y);
       if (!this.index.has(p.key)) {

@@ -75,6 +75,7 @@ async function loadVms(remount = false) {
     ...ctx.vms.map((v) => h("option", { value: v.id, selected: v.id === ctx.vmId }, v.name)),
   );
   select.disabled = ctx.vms.length < 2;
+  select.closest("label").hidden = ctx.vms.length === 0;
   if (ctx.vmId !== previous || remount) selectVm(ctx.vmId);
 }
 

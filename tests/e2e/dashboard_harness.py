@@ -162,27 +162,32 @@ def start_stack(tmp: Path, *, kvm_path: str | None) -> Stack:
     return stack
 
 
-def add_offline_vm(stack: Stack, name: str = "offline") -> int:
-    """A VM row as a stopped worker leaves it (the DB contract): its worker is away."""
+def insert(stack: Stack, model, **values) -> int:
+    """Writes one row as the worker would (the database is the contract); returns its id."""
     from app.core.db import make_engine
-    from app.models import Vm, utcnow
 
     engine = make_engine(stack.database_url)
     with engine.begin() as conn:
-        result = conn.execute(
-            Vm.__table__.insert().values(
-                name=name,
-                host="testhost",
-                kernel="6.1.0-test",
-                capabilities={},
-                state="stopped",
-                workload_version=0,
-                created_at=utcnow(),
-            )
-        )
-        vm_id = result.inserted_primary_key[0]
+        pk = conn.execute(model.__table__.insert().values(**values)).inserted_primary_key[0]
     engine.dispose()
-    return vm_id
+    return pk
+
+
+def add_offline_vm(stack: Stack, name: str = "offline") -> int:
+    """A VM row as a stopped worker leaves it: its worker is away."""
+    from app.models import Vm, utcnow
+
+    return insert(
+        stack,
+        Vm,
+        name=name,
+        host="testhost",
+        kernel="6.1.0-test",
+        capabilities={},
+        state="stopped",
+        workload_version=0,
+        created_at=utcnow(),
+    )
 
 
 def add_token(stack: Stack, name: str, role: str) -> str:

@@ -4,7 +4,7 @@ empty states, the registration form's rules and the server's verdicts show, toke
 from __future__ import annotations
 
 import pytest
-from dashboard_harness import add_offline_vm, add_token, screenshot, start_app
+from dashboard_harness import add_offline_vm, add_token, insert, screenshot, start_app
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -121,3 +121,75 @@ def test_stream_badge_says_reconnecting_while_the_app_is_down(app_only, page):
     screenshot(page, "stream-reconnecting")
     start_app(app_only)
     expect(badge).to_have_text("stream live", timeout=20_000)
+
+
+def test_a_failed_registration_shows_the_kernels_errno(app_only, page):
+    from app.models import Ioeventfd
+
+    vm = add_offline_vm(app_only)
+    insert(
+        app_only,
+        Ioeventfd,
+        vm_id=vm,
+        space="mmio",
+        addr=0xFEE00000,
+        len=4,
+        label="refused",
+        state="failed",
+        errno="EINVAL",
+        error="the kernel refused the address (EINVAL)",
+    )
+    page.goto(app_only.url + "/#/registrations")
+    row = page.locator("#reg-table tbody tr").filter(has_text="refused")
+    expect(row.locator(".state")).to_have_text("failed: EINVAL")
+    expect(row).to_contain_text("the kernel refused the address")
+
+
+def _run(stack, host: str, kernel: str, scale: float) -> int:
+    """A finished benchmark run from `host`, as that host's worker records it."""
+    from app.models import BenchmarkResult, BenchmarkRun, utcnow
+
+    run = insert(
+        stack,
+        BenchmarkRun,
+        state="done",
+        progress=1.0,
+        writes=1000,
+        repeat=1,
+        paths=[],
+        host=host,
+        kernel=kernel,
+        created_at=utcnow(),
+        finished_at=utcnow(),
+    )
+    for path, iops in (("userspace-mmio", 100_000), ("ioeventfd-mmio", 450_000)):
+        rtt = 1e6 / (iops * scale)
+        insert(
+            stack,
+            BenchmarkResult,
+            run_id=run,
+            path=path,
+            writes=1000,
+            iops=iops * scale,
+            rtt_us=rtt,
+            rtt_us_min=rtt * 0.9,
+            rtt_us_max=rtt * 1.2,
+            guest_rtt_us=rtt,
+        )
+    return run
+
+
+def test_benchmark_runs_from_two_hosts_compare_side_by_side(app_only, page):
+    old = _run(app_only, "oldhost", "5.10.0", 0.5)
+    new = _run(app_only, "newhost", "6.1.0", 1.0)
+    page.goto(app_only.url + "/#/benchmarks")
+    names = "() => document.getElementById('chart-bench').data.map((t) => t.name)"
+    expect(page.locator("table.bench-results")).to_have_count(1)  # the newest run, drawn alone
+    page.get_by_label(f"compare #{old} oldhost · 5.10.0").check()
+    expect(page.locator("table.bench-results")).to_have_count(2)
+    drawn = page.evaluate(names)
+    assert drawn == [f"#{new} newhost · 6.1.0", f"#{old} oldhost · 5.10.0", "2009 reference (seed)"]
+    expect(page.locator("table.bench-results").last).to_contain_text("4.5\u00d7")  # speedup column
+    screenshot(page, "benchmarks-compare")
+    page.get_by_label("Host", exact=True).select_option("oldhost")
+    expect(page.locator("#runs-table tbody tr")).to_have_count(1)

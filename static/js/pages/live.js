@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { addrKey, addrText, emptyState, h, rate, regName } from "../format.js";
-import { LiveChart } from "../livechart.js";
+import { LiveChart, MAX_SERIES } from "../livechart.js";
 import { openRegisterDialog } from "../regform.js";
 import { parseRates } from "../stream.js";
 
@@ -98,7 +98,8 @@ export function mount(root, ctx) {
     exits.push(tick.t, tick.exits.map((e) => ({
       key: addrKey(e.space, e.addr, e.len), name: addrText(e.space, e.addr, e.len), y: e.rate_hz,
     })), true);
-    sigNote.textContent = tick.regs.length ? `${tick.regs.length} active registration(s)` :
+    const shown = tick.regs.length > MAX_SERIES ? ` (the first ${MAX_SERIES} drawn)` : "";
+    sigNote.textContent = tick.regs.length ? `${tick.regs.length} active registration(s)${shown}` :
       "No active registration: register a hot doorbell below to see its signals.";
     exitNote.textContent = tick.exits.length ? `${tick.exits.length} address(es) exiting` :
       "No userspace exits in the last tick.";
