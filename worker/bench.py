@@ -22,9 +22,9 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from worker.guest.boot import GuestVm
+from worker.guest.passes import ExitCounter, PassRunner
 from worker.guest.table import Ring, read_times, write_table
 from worker.kvm import Datamatch, IoEventAddress, Kvm, KvmUnavailable, Mmio, NoDatamatch, Pio
-from worker.vcpu_loop import ExitCounter, PassRunner
 
 BENCH_PORT = 0x0510
 BENCH_GPA = 0xD000_0000  # outside guest RAM, below 4 GiB

@@ -1,124 +1,25 @@
-"""The vCPU side: run one guest pass, handling userspace exits the way a VMM (qemu) would.
+"""The vCPU thread: paced passes from the workload, one-off passes on request.
 
-Writes with no matching ioeventfd leave KVM_RUN as KVM_EXIT_IO / KVM_EXIT_MMIO; they are counted
-per (space, addr, len) and reads return zeros. Any other exit means the guest cannot go on: it
-raises GuestFault with a sentence saying what happened.
+The exit handling of a pass lives in worker.guest.passes (re-exported here); any exit the worker
+cannot continue from marks the machine failed with a reason, never a silent hang.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 
-from worker.guest import CONTROL_PORT
+from worker.guest.passes import ExitCounter, ExitKey, GuestFault, PassRunner, describe_exit
 from worker.guest.table import PassTimes, Ring, read_times, write_table
-from worker.kvm import Vcpu
-from worker.kvm import constants as c
 from worker.workload import Pacer
 
+__all__ = ["ExitCounter", "ExitKey", "GuestFault", "PassRunner", "VcpuThread", "describe_exit"]
+
 log = logging.getLogger(__name__)
-
-_REASON = struct.Struct("<I")  # kvm_run.exit_reason at offset 8
-_IO = struct.Struct("<BBHIQ")  # kvm_run.io at offset 32
-_MMIO = struct.Struct("<Q8sIB")  # kvm_run.mmio at offset 32
-_EXIT_OFFSET = 32
-_MMIO_DATA = slice(40, 48)
-_INTERNAL_SUBERRORS = {
-    1: "emulation failure",
-    2: "exception while delivering an exception",
-    3: "delivery event",
-    4: "unexpected exit reason",
-}
-
-ExitKey = tuple[str, int, int]  # (space, addr, len)
-
-
-class GuestFault(RuntimeError):
-    """The guest stopped in a way the worker cannot continue from (VM is failed)."""
-
-
-class ExitCounter:
-    """Userspace write exits per (space, addr, len); the sampler swaps the dict out whole."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()  # exact counts: no increment may land in a swapped dict
-        self._counts: dict[ExitKey, int] = {}
-
-    def add(self, key: ExitKey, n: int = 1) -> None:
-        """Count `n` exits for `key` (called on the vCPU thread)."""
-        with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + n
-
-    def swap(self) -> dict[ExitKey, int]:
-        """Return the counts so far and start from zero."""
-        with self._lock:
-            counts, self._counts = self._counts, {}
-        return counts
-
-
-def describe_exit(vcpu: Vcpu) -> str:
-    """A sentence for a person about an exit the worker does not handle."""
-    run = vcpu.kvm_run
-    reason = run.exit_reason
-    name = c.EXIT_NAMES.get(reason, f"exit reason {reason}")
-    if reason == c.KVM_EXIT_SHUTDOWN:
-        return f"guest shut down ({name}): a triple fault, e.g. from a bad doorbell table entry"
-    if reason == c.KVM_EXIT_FAIL_ENTRY:
-        hw = run.fail_entry.hardware_entry_failure_reason
-        return f"VM entry failed ({name}, hardware reason {hw:#x})"
-    if reason == c.KVM_EXIT_INTERNAL_ERROR:
-        sub = run.internal.suberror
-        what = _INTERNAL_SUBERRORS.get(sub, "unknown")
-        return f"KVM could not handle the guest ({name}, suberror {sub}: {what})"
-    if reason == c.KVM_EXIT_HLT:
-        return f"guest halted ({name}) with nothing to wake it"
-    if reason == c.KVM_EXIT_UNKNOWN:
-        return f"unknown exit ({name}, hardware reason {run.hardware_exit_reason:#x})"
-    return f"unexpected exit {name}"
-
-
-class PassRunner:
-    """Runs the guest until it signals "pass done" on the control port."""
-
-    def __init__(self, vcpu: Vcpu, exits: ExitCounter, control_port: int = CONTROL_PORT) -> None:
-        self.vcpu = vcpu
-        self.exits = exits
-        self.control_port = control_port
-        self.stop = threading.Event()  # checked when a signal interrupts KVM_RUN
-
-    def run_pass(self) -> None:
-        """KVM_RUN until pass done; raises GuestFault on any exit a VMM cannot continue from."""
-        buf, run, add = self.vcpu.run_buf, self.vcpu.run, self.exits.add
-        control, zeros = self.control_port, bytes(8)
-        while True:  # hot loop: one iteration per userspace exit, keep it lean
-            try:
-                run()
-            except InterruptedError:
-                if self.stop.is_set():
-                    raise GuestFault("stopped while the guest was running") from None
-                continue
-            reason = _REASON.unpack_from(buf, 8)[0]
-            if reason == c.KVM_EXIT_IO:
-                direction, size, port, count, offset = _IO.unpack_from(buf, _EXIT_OFFSET)
-                if direction == c.KVM_EXIT_IO_OUT:
-                    if port == control:
-                        return
-                    add(("pio", port, size), count)
-                else:
-                    buf[offset : offset + size * count] = bytes(size * count)
-            elif reason == c.KVM_EXIT_MMIO:
-                addr, _, length, is_write = _MMIO.unpack_from(buf, _EXIT_OFFSET)
-                if is_write:
-                    add(("mmio", addr, length), 1)
-                else:
-                    buf[_MMIO_DATA] = zeros
-            elif reason != c.KVM_EXIT_INTR:
-                raise GuestFault(describe_exit(self.vcpu))
 
 
 class _Job:

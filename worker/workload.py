@@ -17,7 +17,7 @@ from typing import NamedTuple
 from worker.guest import DEFAULT_MEM_SIZE
 from worker.guest.table import MAX_ENTRIES, Ring, check_ringable
 
-MAX_RATE_HZ = 10_000_000.0  # far above what one vCPU rings; a typo guard, not a tuning knob
+MAX_RATE_HZ = 1_000_000.0  # above what one vCPU rings; bounds a pass to ~max_lag * rate writes
 
 
 class Doorbell(NamedTuple):

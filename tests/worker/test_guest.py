@@ -8,9 +8,9 @@ import pytest
 
 from worker import guest
 from worker.guest.boot import GuestVm
+from worker.guest.passes import ExitCounter, GuestFault, PassRunner
 from worker.guest.table import KINDS, Ring, check_ringable, read_times, write_table
 from worker.machine import Machine
-from worker.vcpu_loop import ExitCounter, GuestFault, PassRunner
 
 
 def test_reassembling_the_source_gives_the_committed_binary(binutils: None) -> None:
