@@ -1,0 +1,44 @@
+"""The sampling tick on a fake clock: missed ticks are skipped and counted, never burst."""
+
+from __future__ import annotations
+
+from worker.ticker import Ticker
+
+
+class FakeTime:
+    """A monotonic clock that only moves when waited on (or told to), and a stop Event twin."""
+
+    def __init__(self, waits: int) -> None:
+        self.now, self.waits, self.slept = 100.0, waits, []
+
+    def clock(self) -> float:
+        return self.now
+
+    def wait(self, timeout: float) -> bool:
+        self.slept.append(round(timeout, 6))
+        self.now += timeout
+        self.waits -= 1
+        return self.waits < 0  # "stop is set" after the allowed number of waits
+
+
+def test_a_slow_collect_skips_the_ticks_it_overran_and_keeps_the_schedule() -> None:
+    fake = FakeTime(waits=6)
+    collected: list[float] = []
+
+    def collect() -> float:
+        collected.append(fake.now)
+        if len(collected) == 2:
+            fake.now += 0.35  # this collect overran 3.5 ticks of 0.1 s
+        return fake.now
+
+    ticker = Ticker(collect, lambda _batch: None, interval_s=0.1, clock=fake.clock)
+    ticker.run(fake)  # type: ignore[arg-type]  # quacks like threading.Event
+    assert ticker.missed == 3
+    assert ticker.ticks == 6
+    # Ticks stay on the original 0.1 s grid: 100.1, 100.2, (overrun to 100.55), 100.6, ...
+    assert [round(t - 100.0, 6) for t in collected[:6]] == [0.1, 0.2, 0.6, 0.7, 0.8, 0.9]
+    assert len(collected) == 7  # plus the last collect on stop
+
+
+def test_interval_is_never_below_100_ms() -> None:
+    assert Ticker(lambda: None, lambda _b: None, interval_s=0.01).interval_s == 0.1
