@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,37 +20,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 from worker import retention, store
-from worker.benchjobs import BenchJobs
-from worker.reconciler import Reconciler, Waker
+from worker.control import Control, reason, until_db
 from worker.ticker import Ticker
 from worker.writer import SampleWriter
 
 log = logging.getLogger("iosignal.worker")
-T = TypeVar("T")
-HEARTBEAT_S = 1.0
 RETENTION_EVERY_S = 60.0
-BENCH_POLL_S = 0.5
-
-
-def _reason(exc: Exception) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    if "no such table" in text or "does not exist" in text:
-        text += " (run `iosignal migrate` first)"
-    return text
-
-
-def until_db(stop: threading.Event, what: str, fn: Callable[[], T]) -> T | None:
-    """Call `fn` until the database answers (logging the outage once) or `stop` is set."""
-    logged = False
-    while not stop.is_set():
-        try:
-            return fn()
-        except SQLAlchemyError as exc:
-            if not logged:
-                log.error("%s: database unavailable, retrying: %s", what, _reason(exc))
-                logged = True
-            stop.wait(1.0)
-    return None
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -67,48 +42,6 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
-class Control:
-    """The control thread: reconcile, heartbeat and benchmark polling, riding out outages."""
-
-    def __init__(self, settings: Settings, engine: Engine, machine: Any, vm_id: int) -> None:
-        self.engine, self.machine, self.vm_id = engine, machine, vm_id
-        self.reconciler = Reconciler(engine, machine, vm_id)
-        self.waker = Waker(settings.database_url, settings.poll_interval_s)
-        self.jobs = BenchJobs(engine, vm_id, settings.kvm_path)
-        self.outage = False
-
-    def run(self, stop: threading.Event) -> None:
-        """Thread body until `stop`."""
-        beat_at = bench_at = 0.0
-        while not stop.is_set():
-            self.waker.wait(stop)
-            try:
-                self.reconciler.apply_changes()
-                now = time.monotonic()
-                if now - beat_at >= HEARTBEAT_S:
-                    failed = self.machine.state == "failed"
-                    store.heartbeat(
-                        self.engine,
-                        self.vm_id,
-                        self.machine.state,
-                        self.machine.error if failed else None,
-                    )
-                    beat_at = now
-                if now - bench_at >= BENCH_POLL_S:
-                    self.jobs.poll()
-                    bench_at = now
-            except SQLAlchemyError as exc:
-                if not self.outage:
-                    log.error("control: database unavailable: %s", _reason(exc))
-                self.outage = True
-                stop.wait(1.0)
-                continue
-            if self.outage:
-                log.warning("control: database is back")
-                self.outage = False
-        self.waker.close()
-
-
 def _retention_hook(settings: Settings, engine: Engine, vm_id: int) -> Callable[[Any], None]:
     last = {"at": float("-inf")}
 
@@ -121,7 +54,7 @@ def _retention_hook(settings: Settings, engine: Engine, vm_id: int) -> Callable[
                 engine, vm_id, newest, settings.raw_retention_h, settings.rollup_retention_d
             )
         except SQLAlchemyError as exc:
-            log.error("retention pass failed, retrying later: %s", _reason(exc))
+            log.error("retention pass failed, retrying later: %s", reason(exc))
 
     return after_flush
 
@@ -162,7 +95,7 @@ def serve(settings: Settings, machine: Any, engine: Engine, stop: threading.Even
     try:
         store.heartbeat(engine, vm_id, "stopped")
     except SQLAlchemyError as exc:
-        log.error("could not mark the VM stopped: %s", _reason(exc))
+        log.error("could not mark the VM stopped: %s", reason(exc))
     log.info(
         "stopped: %d ticks (%d missed), %d samples written, %d dropped",
         ticker.ticks,

@@ -1,0 +1,89 @@
+"""The worker's control thread: reconcile on NOTIFY/poll, heartbeat, benchmark polling.
+
+Every database call here rides out an outage: it is logged once and retried, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.core.config import Settings
+from worker import store
+from worker.benchjobs import BenchJobs
+from worker.reconciler import Reconciler, Waker
+
+log = logging.getLogger("iosignal.worker")
+T = TypeVar("T")
+HEARTBEAT_S = 1.0
+BENCH_POLL_S = 0.5
+
+
+def reason(exc: Exception) -> str:
+    """The first line of a database error, with a hint when the schema is missing."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if "no such table" in text or "does not exist" in text:
+        text += " (run `iosignal migrate` first)"
+    return text
+
+
+def until_db(stop: threading.Event, what: str, fn: Callable[[], T]) -> T | None:
+    """Call `fn` until the database answers (logging the outage once) or `stop` is set."""
+    logged = False
+    while not stop.is_set():
+        try:
+            return fn()
+        except SQLAlchemyError as exc:
+            if not logged:
+                log.error("%s: database unavailable, retrying: %s", what, reason(exc))
+                logged = True
+            stop.wait(1.0)
+    return None
+
+
+class Control:
+    """The control thread: reconcile, heartbeat and benchmark polling, riding out outages."""
+
+    def __init__(self, settings: Settings, engine: Engine, machine: Any, vm_id: int) -> None:
+        self.engine, self.machine, self.vm_id = engine, machine, vm_id
+        self.reconciler = Reconciler(engine, machine, vm_id)
+        self.waker = Waker(settings.database_url, settings.poll_interval_s)
+        self.jobs = BenchJobs(engine, vm_id, settings.kvm_path)
+        self.outage = False
+
+    def run(self, stop: threading.Event) -> None:
+        """Thread body until `stop`."""
+        beat_at = bench_at = 0.0
+        while not stop.is_set():
+            self.waker.wait(stop)
+            try:
+                self.reconciler.apply_changes()
+                now = time.monotonic()
+                if now - beat_at >= HEARTBEAT_S:
+                    failed = self.machine.state == "failed"
+                    store.heartbeat(
+                        self.engine,
+                        self.vm_id,
+                        self.machine.state,
+                        self.machine.error if failed else None,
+                    )
+                    beat_at = now
+                if now - bench_at >= BENCH_POLL_S:
+                    self.jobs.poll()
+                    bench_at = now
+            except SQLAlchemyError as exc:
+                if not self.outage:
+                    log.error("control: database unavailable: %s", reason(exc))
+                self.outage = True
+                stop.wait(1.0)
+                continue
+            if self.outage:
+                log.warning("control: database is back")
+                self.outage = False
+        self.waker.close()
