@@ -66,9 +66,10 @@ export function when(iso) {
   return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString();
 }
 
-// Okabe–Ito: distinguishable with the common colour-vision deficiencies, all dark enough on white.
+// Okabe–Ito's distinguishable hues, with its two light ones (orange, sky blue) swapped for darker
+// colours so every line keeps at least 3:1 contrast against the white plot.
 export const PALETTE = [
-  "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C6D1F",
+  "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#6A3D9A", "#A6761D", "#000000", "#56606B",
 ];
 
 /** A colour per key, stable for the page's life so a registration keeps its colour. */

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from dashboard_harness import screenshot
+from dashboard_harness import ARTIFACTS, screenshot
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.kvm]
@@ -45,10 +45,17 @@ def wait_trace(page, chart: str, needle: str, ok, what: str, timeout: float = 20
 
 
 def test_live_chart_gains_points(stack, page):
-    ring(stack, [{"space": "pio", "addr": 0x6100, "len": 1, "value": 1, "rate_hz": 500}])
     page.goto(stack.url + "/#/live")
     expect(page.locator("#stream-badge")).to_have_text("stream live")
     expect(page.locator("#worker-badge")).to_have_text("worker alive")
+    started = time.monotonic()
+    ring(stack, [{"space": "pio", "addr": 0x6100, "len": 1, "value": 1, "rate_hz": 500}])
+    wait_trace(page, "chart-exits", "pio 0x6100/1", lambda t: t["y"][-1] > 0, "a first point")
+    # A figure, not an assertion: how long from the workload PUT to the line on the page.
+    latency = time.monotonic() - started
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "live-latency.txt").write_text(f"{latency:.2f} s\n")
+    print(f"ring -> live chart: {latency:.2f} s (sample interval 0.2 s, 200 ms polling)")
     first = wait_trace(page, "chart-exits", "pio 0x6100/1", lambda t: t["n"] >= 3, "exit points")
     later = wait_trace(
         page, "chart-exits", "pio 0x6100/1", lambda t: t["n"] >= first["n"] + 5, "more points"
