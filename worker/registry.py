@@ -78,8 +78,14 @@ class Drained(NamedTuple):
     removed: dict[int, tuple[int, float, float]]  # key -> (count, since, removed_at)
 
 
-def check_rules(space: str, addr: int, length: int, datamatch: int | None) -> None:
-    """Refuse what the kernel would reject or accept uselessly, before calling it (EINVAL)."""
+def check_rules(
+    space: str, addr: int, length: int, datamatch: int | None, ram_size: int = 0
+) -> None:
+    """Refuse what the kernel would reject or accept uselessly, before calling it (EINVAL).
+
+    `ram_size`: guest RAM at [0, ram_size); writes there never leave the guest, so an MMIO
+    registration inside it could never fire.
+    """
 
     def refuse(rule: str) -> None:
         raise RegistrationError(errno.EINVAL, rule)
@@ -101,6 +107,11 @@ def check_rules(space: str, addr: int, length: int, datamatch: int | None) -> No
             refuse("PIO writes are 1, 2 or 4 bytes: len 8 can never fire on PIO")
         if addr == CONTROL_PORT:
             refuse(f"PIO port {CONTROL_PORT:#x} is the guest's pass-done port, kept by iosignal")
+    if space == "mmio" and addr < ram_size:
+        refuse(
+            f"MMIO addr {addr:#x} is inside guest RAM [0, {ram_size:#x}): writes there never "
+            "exit, so it can never fire"
+        )
     if datamatch is not None and not 0 <= datamatch < 1 << (8 * length):
         refuse(f"datamatch {datamatch:#x} does not fit in len {length} bytes, so it never fires")
 
@@ -108,9 +119,12 @@ def check_rules(space: str, addr: int, length: int, datamatch: int | None) -> No
 class Registry:
     """What is registered with the kernel, by key; thread-safe."""
 
-    def __init__(self, vm: Vm, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, vm: Vm, clock: Callable[[], float] = time.monotonic, ram_size: int = 0
+    ) -> None:
         self.vm = vm
         self.clock = clock
+        self.ram_size = ram_size
         self._lock = threading.Lock()
         self._regs: dict[int, Registration] = {}
         self._removed: dict[int, tuple[int, float, float]] = {}
@@ -125,7 +139,7 @@ class Registry:
         self, key: int, space: str, addr: int, length: int, datamatch: int | None
     ) -> Registration:
         """Assign an ioeventfd; RegistrationError (errno kept) if refused, ValueError if reused."""
-        check_rules(space, addr, length, datamatch)
+        check_rules(space, addr, length, datamatch, self.ram_size)
         with self._lock:
             if key in self._regs:
                 raise ValueError(f"registration {key} is already registered")

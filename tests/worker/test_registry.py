@@ -28,7 +28,7 @@ COLLISIONS = [
     (("mmio", GPA, 4, 1), ("mmio", GPA, 4, 2), False),  # different datamatch
     (("mmio", GPA, 4, W), ("mmio", GPA, 2, W), False),  # different len, neither 0
     (("mmio", GPA, 4, W), ("mmio", GPA + 4, 4, W), False),  # different address
-    (("pio", 0x10, 0, W), ("mmio", 0x10, 0, W), False),  # different bus
+    (("pio", 0xFFFF, 0, W), ("mmio", GPA + 0xFFFF, 0, W), False),  # different bus
     (("pio", 0x10, 1, 1), ("pio", 0x10, 4, 1), False),
 ]
 
@@ -71,6 +71,7 @@ def test_kernel_errnos_on_the_raw_vm(guest_vm) -> None:
             assert info.value.errno == code
         vm.unregister_ioevent(a, Pio(0x10), 2, 5)  # the identical struct deassigns
         vm.register_ioevent(b, Pio(0x10), 2, NoDatamatch)  # and frees the address
+        vm.register_ioevent(a, Mmio(0x10), 2, NoDatamatch)  # same number, other bus: no EEXIST
     finally:
         os.close(a)
         os.close(b)
@@ -88,6 +89,8 @@ def test_kernel_errnos_on_the_raw_vm(guest_vm) -> None:
         (("pio", 0xF4, 1, None), "pass-done port"),
         (("mmio", (1 << 64) - 2, 4, None), "wraps"),
         (("disk", 0x10, 1, None), "'pio' or 'mmio'"),
+        (("mmio", 0x1000, 4, None), "inside guest RAM"),
+        (("mmio", 0x1F_FFFF, 0, None), "inside guest RAM"),
     ],
 )
 def test_stricter_rules_refuse_with_einval_and_name_the_rule(machine, args, rule) -> None:
