@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from app.core.rules import (
     MAX_DOORBELL_RATE_HZ,
@@ -16,6 +23,15 @@ from app.core.rules import (
     registration_problem,
 )
 
+
+def _no_nul(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it at the door instead of failing in the database.
+    if "\x00" in text:
+        raise ValueError("text must not contain NUL characters")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 SpaceName = Literal["pio", "mmio"]
 U64In = int | str  # an integer, or a "0x..." string
 
@@ -56,7 +72,7 @@ class IoeventfdIn(BaseModel):
     addr: U64In = Field(examples=[0x6000, "0xd0000000"])
     len: int = Field(description="access width in bytes: 0 (any), 1, 2, 4 or 8", examples=[4])
     datamatch: U64In | None = Field(None, description="only writes of this value; null = any")
-    label: str | None = Field(None, max_length=128)
+    label: Text | None = Field(None, max_length=128)
 
     @field_validator("addr")
     @classmethod
@@ -194,10 +210,10 @@ class BenchmarkIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    vm_id: int | None = None
+    vm_id: int | None = Field(None, ge=1, le=2**31 - 1)
     writes: int = Field(200_000, ge=1, le=10_000_000)
     repeat: int = Field(5, ge=1, le=100)
-    paths: list[str] | None = Field(None, max_length=8, description="default: every path")
+    paths: list[Text] | None = Field(None, max_length=8, description="default: every path")
 
 
 class BenchmarkCreated(BaseModel):

@@ -13,7 +13,7 @@ from app.api.deps import INT32_MAX, Authorized, SessionDep
 from app.api.errors import ApiError, not_found
 from app.core.notify import notify_desired
 from app.models import BenchmarkRun, Vm
-from app.schemas import BenchmarkCreated, BenchmarkIn, BenchmarkOut, ErrorOut
+from app.schemas import BenchmarkCreated, BenchmarkIn, BenchmarkOut, ErrorOut, Text
 
 router = APIRouter(prefix="/benchmarks", tags=["benchmarks"], dependencies=[Authorized])
 PATH_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -47,9 +47,9 @@ def queue_benchmark(body: BenchmarkIn, db: SessionDep) -> JSONResponse:
 @router.get("", response_model=list[BenchmarkOut])
 def list_benchmarks(
     db: SessionDep,
-    host: str | None = None,
-    kernel: str | None = None,
-    state: str | None = None,
+    host: Text | None = None,
+    kernel: Text | None = None,
+    state: Text | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[BenchmarkRun]:
     """Benchmark history, newest first, optionally for one host/kernel/state."""
