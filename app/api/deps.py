@@ -12,6 +12,7 @@ from app.api.errors import ApiError
 from app.core.db import get_db, get_sessionmaker
 from app.core.security import role_of
 from app.models import ApiToken
+from app.schemas import ErrorOut
 
 SessionDep = Annotated[Session, Depends(get_db)]
 
@@ -70,3 +71,8 @@ Authorized = Depends(authorize)
 INT32_MAX = 2**31 - 1
 VmId = Annotated[int, Path(ge=1, le=INT32_MAX, description="VM id")]
 RegId = Annotated[int, Path(ge=1, le=INT32_MAX, description="registration id")]
+
+AUTH_RESPONSES: dict[int | str, dict] = {
+    401: {"model": ErrorOut, "description": "tokens exist and none, or an unknown one, was given"},
+    403: {"model": ErrorOut, "description": "a viewer token on a write: an editor token is needed"},
+}

@@ -80,3 +80,16 @@ def test_token_cli_create_list_revoke(app_env):
     assert bad.returncode == 1 and "role must be one of viewer, editor" in bad.stderr
     assert run("revoke", "ci").returncode == 0
     assert run("revoke", "ci").returncode == 1
+
+
+def test_open_listen_refused_until_a_token_exists(app_env, db):
+    from app.core.security import refuse_open_listen
+
+    env = {**os.environ, "IOSIGNAL_DATABASE_URL": app_env}
+    cmd = [sys.executable, "-m", "app.cli", "api", "--host", "0.0.0.0", "--port", "1"]
+    refused = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert "iosignal token create --role editor NAME" in refused.stderr
+    refuse_open_listen("127.0.0.1")  # loopback is always fine: returns
+    create_token(db, "ops", "editor")
+    refuse_open_listen("0.0.0.0")  # a token exists now: returns instead of exiting

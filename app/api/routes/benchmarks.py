@@ -9,13 +9,15 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from app.api.deps import INT32_MAX, Authorized, SessionDep
+from app.api.deps import AUTH_RESPONSES, INT32_MAX, Authorized, SessionDep
 from app.api.errors import ApiError, not_found
 from app.core.notify import notify_desired
 from app.models import BenchmarkRun, Vm
 from app.schemas import BenchmarkCreated, BenchmarkIn, BenchmarkOut, ErrorOut, Text
 
-router = APIRouter(prefix="/benchmarks", tags=["benchmarks"], dependencies=[Authorized])
+router = APIRouter(
+    prefix="/benchmarks", tags=["benchmarks"], dependencies=[Authorized], responses=AUTH_RESPONSES
+)
 PATH_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.deps import Authorized, RegId, SessionDep, VmId
+from app.api.deps import AUTH_RESPONSES, Authorized, RegId, SessionDep, VmId
 from app.api.errors import ApiError, not_found
 from app.api.registrations import ask_removal, check_collision, insert_pending, wait_for
 from app.api.routes.health import is_alive
@@ -18,7 +18,12 @@ from app.api.routes.vms import ensure_vm, get_vm
 from app.models import Ioeventfd, RegState
 from app.schemas import ErrorOut, IoeventfdIn, IoeventfdOut
 
-router = APIRouter(prefix="/vms/{vm_id}/ioeventfds", tags=["ioeventfds"], dependencies=[Authorized])
+router = APIRouter(
+    prefix="/vms/{vm_id}/ioeventfds",
+    tags=["ioeventfds"],
+    dependencies=[Authorized],
+    responses=AUTH_RESPONSES,
+)
 
 
 def get_reg(db: Session, vm_id: int, reg_id: int) -> Ioeventfd:

@@ -12,11 +12,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.api.deps import Authorized, SessionDep
+from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep
 from app.api.routes.health import heartbeat_age, is_alive
 from app.models import ExitRollup, ExitSample, Ioeventfd, RegState, Vm
 
-router = APIRouter(tags=["metrics"], dependencies=[Authorized])
+router = APIRouter(tags=["metrics"], dependencies=[Authorized], responses=AUTH_RESPONSES)
 
 
 class DatabaseCollector:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from app.api.deps import Authorized, RegId, SessionDep, VmId
+from app.api.deps import AUTH_RESPONSES, Authorized, RegId, SessionDep, VmId
 from app.api.errors import ApiError
 from app.api.routes.ioeventfds import get_reg
 from app.api.routes.vms import ensure_vm
@@ -20,7 +20,9 @@ from app.core.timeparse import parse_range
 from app.models import Ioeventfd, RegState, utcnow
 from app.schemas import ErrorOut, ExitRow, RatesOut
 
-router = APIRouter(prefix="/vms/{vm_id}", tags=["rates"], dependencies=[Authorized])
+router = APIRouter(
+    prefix="/vms/{vm_id}", tags=["rates"], dependencies=[Authorized], responses=AUTH_RESPONSES
+)
 
 Since = Annotated[str, Query(description='ISO 8601 or relative: "-30s", "-15m", "-2h", "-7d"')]
 Until = Annotated[str | None, Query(description="ISO 8601 or relative; default now")]

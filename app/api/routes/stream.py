@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from app.api.deps import INT32_MAX, authorize_stream
+from app.api.deps import AUTH_RESPONSES, INT32_MAX, authorize_stream
 from app.api.errors import not_found
 from app.api.stream_hub import Client, StreamHub, sse
 from app.api.stream_query import changed_registrations, ticks_after
@@ -27,7 +27,9 @@ from app.core.db import get_sessionmaker
 from app.core.timeparse import after_epoch_ms
 from app.models import Vm
 
-router = APIRouter(tags=["stream"], dependencies=[Depends(authorize_stream)])
+router = APIRouter(
+    tags=["stream"], dependencies=[Depends(authorize_stream)], responses=AUTH_RESPONSES
+)
 KEEPALIVE_S = 15.0
 REPLAY_PAGE = 500
 

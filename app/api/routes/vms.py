@@ -6,13 +6,13 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.deps import Authorized, SessionDep, VmId
+from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep, VmId
 from app.api.errors import not_found
 from app.api.routes.health import heartbeat_age, is_alive
 from app.models import Vm
 from app.schemas import ErrorOut, VmOut
 
-router = APIRouter(prefix="/vms", tags=["vms"], dependencies=[Authorized])
+router = APIRouter(prefix="/vms", tags=["vms"], dependencies=[Authorized], responses=AUTH_RESPONSES)
 NOT_FOUND = {404: {"model": ErrorOut, "description": "unknown VM"}}
 
 

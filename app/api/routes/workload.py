@@ -6,14 +6,19 @@ from fastapi import APIRouter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.api.deps import Authorized, SessionDep, VmId
+from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep, VmId
 from app.api.errors import ApiError
 from app.api.routes.vms import get_vm
 from app.core.notify import notify_desired
 from app.models import Vm, Workload
 from app.schemas import ErrorOut, WorkloadIn, WorkloadOut
 
-router = APIRouter(prefix="/vms/{vm_id}/workload", tags=["workload"], dependencies=[Authorized])
+router = APIRouter(
+    prefix="/vms/{vm_id}/workload",
+    tags=["workload"],
+    dependencies=[Authorized],
+    responses=AUTH_RESPONSES,
+)
 RESPONSES = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 
 
