@@ -7,13 +7,16 @@ from the monotonic clock; taken_at is wall-clock UTC for storage.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from worker.guest.passes import ExitCounter
     from worker.machine import Machine
+    from worker.registry import Registry
 
 
 class SignalSample(NamedTuple):
@@ -60,6 +63,7 @@ class Sampler:
         self.machine = machine
         self.clock = clock
         self.wallclock = wallclock
+        self._lock = threading.Lock()  # two concurrent collects must not share an interval
         self._last = clock()
 
     def collect(self) -> Collected:
@@ -67,6 +71,10 @@ class Sampler:
         registry, exit_counter = self.machine.registry, self.machine.exits
         if registry is None or exit_counter is None:
             return Collected([], [])
+        with self._lock:
+            return self._collect(registry, exit_counter)
+
+    def _collect(self, registry: Registry, exit_counter: ExitCounter) -> Collected:
         drained = registry.drain()
         exits = exit_counter.swap()
         now, taken_at = self.clock(), self.wallclock()
