@@ -83,3 +83,12 @@ def test_writes_the_guest_cannot_do_are_refused(space, addr, length, value, rule
 def test_guest_memory_must_hold_the_layout(kvm) -> None:
     with pytest.raises(ValueError, match="2 MiB"):
         GuestVm(kvm, mem_size=1 << 20)
+
+
+def test_a_halting_guest_is_a_fault_not_a_hang(guest_vm: GuestVm) -> None:
+    runner = PassRunner(guest_vm.vcpu, ExitCounter())
+    write_table(guest_vm.mem, [])
+    runner.run_pass()
+    guest_vm.mem[guest.CODE_GPA] = 0xF4  # hlt where the next pass starts; no IRQ will wake it
+    with pytest.raises(GuestFault, match="KVM_EXIT_HLT"):
+        runner.run_pass()
