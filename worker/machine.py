@@ -13,7 +13,6 @@ from worker import guest
 from worker.guest.boot import GuestVm
 from worker.guest.table import PassTimes, Ring
 from worker.kvm import Kvm
-from worker.kvm import constants as c
 from worker.registry import Registry
 from worker.sampler import Collected, Sampler
 from worker.vcpu_loop import ExitCounter, PassRunner, VcpuThread
@@ -96,7 +95,7 @@ class Machine:
                 self.state = "stopped"
 
     def info(self) -> dict:
-        """Host, kernel, API version and capabilities, for the VM's row."""
+        """Host, kernel, API version and capabilities (plus tsc_khz, mem_size, control_port)."""
         kvm = self._need_kvm()
         uname = platform.uname()
         return {
@@ -145,8 +144,3 @@ class Machine:
     def collect(self) -> Collected:
         """Signals per registration and exits per address since the previous collect."""
         return self._sampler.collect()
-
-    @property
-    def exit_reasons(self) -> dict[int, str]:
-        """Names of KVM exit reasons, for messages."""
-        return dict(c.EXIT_NAMES)
