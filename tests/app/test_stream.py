@@ -190,3 +190,59 @@ def test_a_client_that_falls_behind_is_dropped_and_others_get_everything(app_env
     assert got == [epoch_ms(base + timedelta(seconds=i)) for i in range(8)]
     assert slow.dropped and not fast.dropped and hub.drops == 1
     assert slow.queue.get_nowait() == (None, None) and slow not in hub.clients
+
+
+def test_a_stalled_connection_is_closed_while_a_reader_gets_every_tick(
+    live_server, db, reg, monkeypatch
+):
+    import socket
+    import time
+
+    from app.api.routes import stream as stream_route
+
+    monkeypatch.setattr(stream_route, "MAX_QUEUE", 150)
+    regs = [reg] + [
+        Ioeventfd(
+            vm_id=reg.vm_id, space="pio", addr=0x100 + 4 * i, len=4, state="active", label="x" * 120
+        )
+        for i in range(39)
+    ]
+    db.add_all(regs[1:])
+    db.commit()
+    host, port = live_server.removeprefix("http://").split(":")
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and never read
+    stalled.connect((host, int(port)))
+    stalled.sendall(f"GET /api/stream?vm_id={reg.vm_id} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    time.sleep(0.5)
+    base = utcnow()
+    expected = [epoch_ms(base + timedelta(milliseconds=10 * i)) for i in range(1200)]
+    with (
+        httpx.Client(timeout=30) as http,
+        http.stream("GET", f"{live_server}/api/stream", params={"vm_id": reg.vm_id}) as response,
+    ):
+        events = Events(response)
+        got: list[int] = []
+        for batch in range(12):  # 100 ticks (~0.9 MB of events) at a time
+            rows = [
+                SignalSample(
+                    ioeventfd_id=r.id,
+                    taken_at=base + timedelta(milliseconds=10 * i),
+                    signals=i,
+                    interval_s=0.01,
+                )
+                for i in range(100 * batch, 100 * batch + 100)
+                for r in regs
+            ]
+            db.add_all(rows)
+            db.commit()
+            while len(got) < 100 * (batch + 1):
+                got.append(int(events.next_rates()["id"]))
+    assert got == expected  # every tick, in order, none twice
+    stalled.settimeout(20)
+    received = 0
+    while chunk := stalled.recv(65536):  # drain what was sent; then the server's close
+        received += len(chunk)
+    stalled.close()
+    print(f"stalled client cut off after {received / 1e6:.1f} MB")
+    assert received < 1200 * 8000  # it was cut off, not sent everything

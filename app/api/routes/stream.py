@@ -31,6 +31,7 @@ router = APIRouter(
     tags=["stream"], dependencies=[Depends(authorize_stream)], responses=AUTH_RESPONSES
 )
 KEEPALIVE_S = 15.0
+MAX_QUEUE = 1000  # events a client may lag behind before it is dropped (> one poll's ticks)
 REPLAY_PAGE = 500
 
 
@@ -39,7 +40,7 @@ def hub_of(request: Request) -> StreamHub:
     hub = getattr(request.app.state, "stream_hub", None)
     if hub is None:
         poll_s = min(0.5, max(0.05, get_settings().sample_interval_s / 4))
-        hub = request.app.state.stream_hub = StreamHub(poll_s=poll_s)
+        hub = request.app.state.stream_hub = StreamHub(poll_s=poll_s, max_queue=MAX_QUEUE)
     return hub
 
 
