@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
+from app.core.config import get_settings
 from worker.guest.boot import GuestVm
 from worker.guest.passes import ExitCounter, PassRunner
 from worker.guest.table import Ring, read_times, write_table
@@ -193,12 +194,18 @@ def cli_bench(writes: int, repeat: int, paths: list[str] | None, json_out: bool)
     try:
         with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task(f"{writes:,} writes x {repeat}", total=1.0)
-            report = run_bench(writes, repeat, paths, lambda f: bar.update(task, completed=f))
+            report = run_bench(
+                writes,
+                repeat,
+                paths,
+                lambda f: bar.update(task, completed=f),
+                kvm_path=get_settings().kvm_path,  # IOSIGNAL_KVM_PATH
+            )
     except ValueError as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {e}", soft_wrap=True)
         return 2
     except (KvmUnavailable, BenchError, OSError) as e:
-        err.print(f"[red]benchmark failed:[/red] {e}")
+        err.print(f"[red]benchmark failed:[/red] {e}", soft_wrap=True)
         return 1
     if json_out:
         print(json.dumps(report))

@@ -60,3 +60,16 @@ def test_cli_unknown_path_is_a_usage_error(kvm_path: str) -> None:
     result = CliRunner().invoke(cli, ["bench", "--path", "ioeventfd-nope"])
     assert result.exit_code == 2
     assert "ioeventfd-pio" in result.output  # lists the valid names
+
+
+def test_cli_without_kvm_says_what_to_fix(tmp_path, monkeypatch) -> None:
+    from app.core.config import get_settings
+
+    monkeypatch.setenv("IOSIGNAL_KVM_PATH", str(tmp_path / "kvm"))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, [*SMALL])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "kvm does not exist: run on Linux with KVM" in result.output
