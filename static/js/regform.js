@@ -21,7 +21,7 @@ export function registrationForm(ctx, { prefill = {}, existing = () => [], onDon
   const field = (name, input) => h("label", {}, name, input);
   const space = h("select", { name: "space" },
     ["pio", "mmio"].map((s) => h("option", { value: s, selected: s === (prefill.space || "pio") }, s)));
-  const addr = h("input", { name: "addr", class: "narrow mono", placeholder: "0x6000",
+  const addr = h("input", { name: "addr", class: "addr mono", placeholder: "0x6000",
     value: prefill.addr === undefined ? "" : hex(prefill.addr) });
   const len = h("select", { name: "len" },
     LENS.map((n) => h("option", { value: n, selected: n === Number(prefill.len ?? 2) }, String(n))));

@@ -129,7 +129,7 @@ def start_app(stack: Stack) -> subprocess.Popen:
     """Starts (or restarts) the app on the stack's port and waits for /api/health."""
     port = stack.url.rsplit(":", 1)[1]
     proc = _spawn(stack, "api", ["--port", port], stack.tmp / "app.log")
-    wait_for("the app's /api/health", stack.health, 30)
+    wait_for("the app's /api/health", stack.health, 60)
     return proc
 
 

@@ -141,6 +141,7 @@ def test_workload_editor_checks_and_saves(stack, page):
     expect(page.locator("form ul.errors")).to_contain_text("rate_hz must be greater than 0")
     last.locator("[name=rate_hz]").fill("250")
     page.get_by_role("button", name="Save workload").click()
+    expect(page.locator("form ul.errors")).to_be_empty()
     expect(page.locator(".toast").filter(has_text="Workload saved")).to_be_visible()
     _, wl = stack.call("GET", f"/api/vms/{vm_id(stack)}/workload")
     added = {"space": "pio", "addr": 0x6400, "len": 2, "value": 1, "rate_hz": 250.0}
@@ -155,8 +156,12 @@ def test_benchmark_runs_to_completion_and_draws_bars(stack, page):
     page.get_by_role("button", name="Start benchmark").click()
     expect(page.locator("#bench-progress")).to_be_visible()
     expect(page.locator("#bench-state")).to_contain_text("done", timeout=180_000)
-    bars = page.evaluate("""() => document.getElementById('chart-bench').data
-        .filter((t) => t.name.startsWith('#')).map((t) => ({x: t.x, y: Array.from(t.y)}))""")
+    # "done" shows first; the runs list and chart follow once the results are fetched.
+    bars = page.wait_for_function("""() => {
+        const runs = document.getElementById('chart-bench').data
+            .filter((t) => t.name.startsWith('#'));
+        return runs.length && runs.map((t) => ({x: t.x, y: Array.from(t.y)}));
+    }""").json_value()
     assert len(bars) == 1
     assert "ioeventfd-pio" in bars[0]["x"] and "userspace-pio" in bars[0]["x"]
     assert all(y > 0 for y in bars[0]["y"])

@@ -16,7 +16,7 @@ function rowEditor(bell, onRemove, readOnly) {
     options.map((o) => h("option", { value: o, selected: String(o) === String(value) }, String(o))));
   return h("tr", {},
     h("td", {}, select("space", ["pio", "mmio"], bell.space)),
-    h("td", {}, input("addr", hex(bell.addr))),
+    h("td", {}, input("addr", hex(bell.addr), "addr mono")),
     h("td", {}, select("len", [1, 2, 4, 8], bell.len)),
     h("td", {}, input("value", hex(bell.value ?? 0))),
     h("td", {}, input("rate_hz", bell.rate_hz, "narrow")),
@@ -68,12 +68,16 @@ export function mount(root, ctx) {
     sync();
   }
 
-  async function load() {
+  let recheck = null;
+  async function load(tries = 0) {
+    clearTimeout(recheck);
     try {
       const wl = await api.get(`/api/vms/${ctx.vmId}/workload`);
       tbody.replaceChildren();
       (wl.doorbells || []).forEach(addRow);
       version.textContent = wl.version ? `version ${wl.version}${wl.applied ? ", applied by the worker" : ", not yet applied"}` : "";
+      // The worker applies a new version within a poll: look again until it says so.
+      if (wl.version && !wl.applied && tries < 20) recheck = setTimeout(() => load(tries + 1), 500);
       if (wl.limits) {
         limits = { ...LIMITS, ...wl.limits };
         showLimits();
@@ -108,5 +112,5 @@ export function mount(root, ctx) {
   });
   sync();
   load();
-  return null;
+  return () => clearTimeout(recheck);
 }
