@@ -150,8 +150,7 @@ class Registry:
             except OSError as e:
                 os.close(efd)
                 raise RegistrationError(e.errno, self._explain(e.errno, reg)) from None
-            self._regs[key] = reg
-            self._removed.pop(key, None)
+            self._regs[key] = reg  # a leftover of an earlier life of `key` stays for drain
             return reg
 
     def _explain(self, code: int, reg: Registration) -> str:

@@ -57,7 +57,7 @@ class VcpuThread:
         self._thread.start()
 
     def wake(self) -> None:
-        """The workload changed: re-plan now rather than at the old deadline."""
+        """The workload changed: re-check when the next pass is due (at once if idle)."""
         with self._cond:
             self._cond.notify()
 

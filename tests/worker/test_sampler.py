@@ -118,3 +118,15 @@ def test_unregistering_while_the_guest_rings_loses_nothing(machine: Machine) -> 
     exits = sum(e.exits for e in got.exits)
     assert signals > 0 and exits > 0
     assert signals + exits == total
+
+
+def test_a_key_registered_again_before_collect_keeps_both_counts(machine: Machine) -> None:
+    machine.register(5, "pio", 0x10, 1, None)
+    machine.ring([Ring("pio", 0x10, 1, 1, 7)])
+    machine.unregister(5)
+    machine.register(5, "pio", 0x20, 1, None)
+    machine.ring([Ring("pio", 0x20, 1, 1, 4)])
+    got = machine.collect()
+    assert [(s.key, s.signals) for s in got.signals] == [(5, 11)]  # one sample per key
+    machine.unregister(5)
+    assert [(s.key, s.signals) for s in machine.collect().signals] == [(5, 0)]
