@@ -121,3 +121,25 @@ def test_pending_while_the_worker_is_stopped_then_active(worker_api, start_worke
     start_worker()
     wait_for("the pending registration applied", lambda: api.get(url).json()["state"] == "active")
     assert api.get(url).json()["datamatch"] == 7
+
+
+def test_benchmark_queued_through_the_api_runs_on_the_worker(worker_api, start_worker):
+    api = worker_api
+    start_worker()
+    wait_for("the worker's VM", lambda: running_vm(api))
+    paths = ["userspace-pio", "ioeventfd-pio"]
+    made = api.post("/api/benchmarks", json={"writes": 2000, "repeat": 1, "paths": paths})
+    assert made.status_code == 202
+    url = f"/api/benchmarks/{made.json()['id']}"
+    run = wait_for(
+        "the benchmark done",
+        lambda: (r := api.get(url).json())["state"] in ("done", "failed") and r,
+        timeout=60,
+    )
+    assert run["state"] == "done", run["error"]
+    assert run["progress"] == 1.0 and run["host"] and run["kernel"]
+    assert [r["path"] for r in run["results"]] == paths
+    for result in run["results"]:
+        assert result["writes"] == 2000 and result["iops"] > 0
+        assert result["rtt_us_min"] <= result["rtt_us"] <= result["rtt_us_max"]
+    print({r["path"]: round(r["rtt_us"], 2) for r in run["results"]}, "us per write")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -18,7 +17,13 @@ from app.schemas import BenchmarkCreated, BenchmarkIn, BenchmarkOut, ErrorOut, T
 router = APIRouter(
     prefix="/benchmarks", tags=["benchmarks"], dependencies=[Authorized], responses=AUTH_RESPONSES
 )
-PATH_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def known_paths() -> list[str]:
+    """The benchmark paths the worker knows (`iosignal bench --path`)."""
+    from worker.bench import PATHS  # a table of names; importing it opens no device
+
+    return list(PATHS)
 
 
 @router.post(
@@ -31,9 +36,10 @@ def queue_benchmark(body: BenchmarkIn, db: SessionDep) -> JSONResponse:
     """Queue a benchmark; poll `GET /api/benchmarks/{id}` for progress and results."""
     if body.vm_id is not None and db.get(Vm, body.vm_id) is None:
         raise ApiError(422, f"vm_id {body.vm_id} does not exist", "EINVAL")
+    known = known_paths()
     for path in body.paths or []:
-        if not PATH_NAME.match(path):
-            raise ApiError(422, f"path {path!r} must be a lowercase name (a-z, 0-9, _ or -)")
+        if path not in known:
+            raise ApiError(422, f"path {path!r} must be one of {', '.join(known)}", "EINVAL")
     run = BenchmarkRun(
         vm_id=body.vm_id, writes=body.writes, repeat=body.repeat, paths=body.paths or []
     )
