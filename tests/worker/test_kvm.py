@@ -90,9 +90,9 @@ def test_missing_device_says_what_to_fix(tmp_path: Path) -> None:
 
 
 def test_a_device_that_is_not_kvm_is_refused() -> None:
-    with pytest.raises(OSError) as info:
+    with pytest.raises(KvmUnavailable, match="/dev/null is not a KVM device") as info:
         Kvm.open("/dev/null")
-    assert info.value.errno in (errno.ENOTTY, errno.EINVAL)
+    assert info.value.__cause__.errno in (errno.ENOTTY, errno.EINVAL)
 
 
 def test_flags_follow_from_the_argument_types() -> None:

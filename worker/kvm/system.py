@@ -40,6 +40,10 @@ class Kvm:
         kvm = cls(fd)
         try:
             kvm._check()
+        except OSError as e:
+            kvm.close()
+            name = errno.errorcode.get(e.errno or 0, str(e.errno))
+            raise KvmUnavailable(f"{path} is not a KVM device: KVM ioctls fail with {name}") from e
         except BaseException:
             kvm.close()
             raise
