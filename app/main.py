@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from app.api import errors
 from app.api.router import api_router
 from app.api.routes import health, metrics
+from app.core.security import redact_tokens_in_access_log
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 # plotly's Python package ships the browser bundle: served from here, no CDN and no copy.
@@ -24,6 +25,7 @@ def create_app() -> FastAPI:
         version="0.1.0",
     )
     errors.install(app)
+    redact_tokens_in_access_log()
     app.include_router(health.router, prefix="/api")
     app.include_router(api_router, prefix="/api")
     app.include_router(metrics.router)

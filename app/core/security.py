@@ -3,6 +3,8 @@
 import hashlib
 import hmac
 import ipaddress
+import logging
+import re
 import secrets
 
 import typer
@@ -92,3 +94,28 @@ def refuse_open_listen(host: str) -> None:
         err=True,
     )
     raise typer.Exit(2)
+
+
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
+
+
+class RedactTokens(logging.Filter):
+    """Blank `?token=` (the stream's EventSource token) in access-log lines: never logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's arguments; always keep the record."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        elif isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_QUERY.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def redact_tokens_in_access_log() -> None:
+    """Install `RedactTokens` on uvicorn's access logger (once)."""
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokens) for f in logger.filters):
+        logger.addFilter(RedactTokens())

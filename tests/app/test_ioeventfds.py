@@ -123,3 +123,40 @@ def test_state_filter_and_unknown_vm(client, make_vm, db):
     assert client.get("/api/vms/999").status_code == 404
     assert client.get("/api/vms/99999999999").status_code == 422
     assert client.get(f"/api/vms/{vm.id}").json()["alive"] is False
+
+
+@pytest.mark.parametrize(
+    ("errno_name", "status"), [("EEXIST", 409), ("EINVAL", 422), ("ENOSPC", 422)]
+)
+def test_the_kernels_refusal_is_answered_with_its_errno(client, make_vm, errno_name, status):
+    """The verdict as the worker writes it (failed + errno + message) becomes the answer."""
+    import threading
+    import time
+
+    from app.core.db import get_sessionmaker
+
+    vm = make_vm(alive=True)
+    done = threading.Event()
+
+    def worker_verdict() -> None:  # what worker/store.mark_failed writes, nothing more
+        with get_sessionmaker()() as db:
+            while not done.is_set():
+                row = db.scalars(select(Ioeventfd).where(Ioeventfd.state == "pending")).first()
+                if row is not None:
+                    row.state, row.errno, row.error = "failed", errno_name, "refused by KVM"
+                    db.commit()
+                    return
+                db.rollback()
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=worker_verdict)
+    thread.start()
+    try:
+        response = post(client, vm.id, PIO)
+    finally:
+        done.set()
+        thread.join(5)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["errno"] == errno_name and "refused by KVM" in body["detail"]
+    assert client.get(f"/api/vms/{vm.id}/ioeventfds/{body['id']}").json()["state"] == "failed"

@@ -93,3 +93,22 @@ def test_open_listen_refused_until_a_token_exists(app_env, db):
     refuse_open_listen("127.0.0.1")  # loopback is always fine: returns
     create_token(db, "ops", "editor")
     refuse_open_listen("0.0.0.0")  # a token exists now: returns instead of exiting
+
+
+def test_stream_token_is_redacted_in_the_access_log():
+    import logging
+
+    from app.core.security import RedactTokens
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", "/api/stream?vm_id=1&token=ios_secret&x=1", "1.1", 200),
+        None,
+    )
+    assert RedactTokens().filter(record)
+    assert "ios_secret" not in record.getMessage()
+    assert "token=[redacted]&x=1" in record.getMessage()
