@@ -85,10 +85,10 @@ def _one_pass(vm: GuestVm, runner: PassRunner, ring: Ring, efd: int | None) -> t
             signals = os.eventfd_read(efd)
         except BlockingIOError:
             signals = 0
-    want = (ring.count, 0) if efd is not None else (0, ring.count)
+    want = (ring.writes, 0) if efd is not None else (0, ring.writes)
     if (signals, exits) != want:
         raise BenchError(
-            f"{ring.count} guest writes gave {signals} signals and {exits} exits, "
+            f"{ring.writes} guest writes gave {signals} signals and {exits} exits, "
             f"expected {want[0]} and {want[1]}"
         )
     return seconds, times.tsc_end - times.tsc_start
@@ -104,7 +104,7 @@ def _run_path(
         efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         vm.vm.register_ioevent(efd, kvm_addr, path.reg_len, path.datamatch)
     try:
-        _one_pass(vm, runner, ring._replace(count=WARMUP_WRITES), efd)
+        _one_pass(vm, runner, ring._replace(writes=WARMUP_WRITES), efd)
         assert vm.vcpu is not None
         tsc_khz = vm.vcpu.get_tsc_khz()
         host_us, guest_us = [], []

@@ -28,11 +28,11 @@ class RegistrationError(OSError):
     `.errno` is the kernel's errno (errno.errorcode[e.errno] gives e.g. "EEXIST").
     """
 
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(code, message)
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(code or errno.EIO, message)
 
     def __str__(self) -> str:
-        return f"{errno.errorcode.get(self.errno, self.errno)}: {self.strerror}"
+        return f"{errno.errorcode.get(self.errno or 0, self.errno)}: {self.strerror}"
 
 
 class Registration(NamedTuple):
@@ -153,7 +153,7 @@ class Registry:
             self._regs[key] = reg  # a leftover of an earlier life of `key` stays for drain
             return reg
 
-    def _explain(self, code: int, reg: Registration) -> str:
+    def _explain(self, code: int | None, reg: Registration) -> str:
         if code == errno.EEXIST:
             other = next((r for r in self._regs.values() if r.collides(reg)), None)
             who = f"registration {other.key} ({other.describe()})" if other else "another one"
@@ -161,7 +161,7 @@ class Registry:
                 f"{reg.describe()} collides with {who}: same bus and address, and len 0 on "
                 "either side, or the same len with a wildcard or an equal datamatch"
             )
-        return f"the kernel refused {reg.describe()}: {os.strerror(code)}"
+        return f"the kernel refused {reg.describe()}: {os.strerror(code or errno.EIO)}"
 
     def unregister(self, key: int) -> None:
         """Deassign; the final count is kept for the next drain. ENOENT if key is unknown."""

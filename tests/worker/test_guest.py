@@ -36,7 +36,7 @@ def test_every_width_on_both_buses_reaches_the_worker(guest_vm: GuestVm) -> None
     ]
     write_table(guest_vm.mem, rings)
     runner.run_pass()
-    assert exits.swap() == {(r.space, r.addr, r.len): r.count for r in rings}
+    assert exits.swap() == {(r.space, r.addr, r.len): r.writes for r in rings}
     times = read_times(guest_vm.mem)
     assert times.passes == 1 and times.tsc_end > times.tsc_start > 0
     runner.run_pass()  # the guest loops back for the next pass

@@ -13,7 +13,7 @@ BELL = Doorbell("pio", 0x10, 1, 1, 333.3)
 
 
 def run_plans(pacer: Pacer, times: list[float]) -> list[int]:
-    return [sum(r.count for r in pacer.plan(t)) for t in times]
+    return [sum(r.writes for r in pacer.plan(t)) for t in times]
 
 
 def test_fractions_carry_so_the_long_run_rate_is_exact() -> None:

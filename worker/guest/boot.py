@@ -73,7 +73,7 @@ class GuestVm:
             raise ValueError("mem_size must be a multiple of 2 MiB")
         self.mem_size = mem_size
         self.vm: Vm = kvm.create_vm()
-        self._ram = mmap.mmap(-1, mem_size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self._ram: mmap.mmap | None = mmap.mmap(-1, mem_size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self._pin = ctypes.c_char.from_buffer(self._ram)  # gives the host address
         self.vcpu: Vcpu | None = None
         try:

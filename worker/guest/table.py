@@ -24,13 +24,13 @@ KINDS = {
 
 
 class Ring(NamedTuple):
-    """One table entry: write `value` (`len` bytes) to `addr` on `space`, `count` times."""
+    """One table entry: write `value` (`len` bytes) to `addr` on `space`, `writes` times."""
 
     space: str
     addr: int
     len: int
     value: int
-    count: int
+    writes: int  # the table entry's count field
 
 
 class PassTimes(NamedTuple):
@@ -70,7 +70,7 @@ def write_table(mem: memoryview, rings: list[Ring]) -> None:
     for i, ring in enumerate(rings):
         kind = KINDS.get((ring.space, ring.len), 0)  # 0 = bad kind: the guest faults (tests)
         offset = TABLE_GPA + ENTRIES_OFFSET + i * ENTRY.size
-        ENTRY.pack_into(mem, offset, kind, ring.addr, ring.value, ring.count)
+        ENTRY.pack_into(mem, offset, kind, ring.addr, ring.value, ring.writes)
     struct.pack_into("<Q", mem, TABLE_GPA, len(rings))
 
 
