@@ -115,7 +115,8 @@ async function applyAuth() {
   $("#role-badge").textContent = me.tokensRequired ? `token: ${ctx.role || "none"}` : "no tokens";
   $("#role-badge").hidden = !me.tokensRequired;
   if (me.tokensRequired && !ctx.role) {
-    askToken("This server requires an API token. Paste a viewer or editor token.");
+    askToken(getToken() ? "The stored token was not accepted (unknown or revoked). Paste a valid token."
+      : "This server requires an API token. Paste a viewer or editor token.");
     return false;
   }
   return true;

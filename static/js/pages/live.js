@@ -69,6 +69,7 @@ export function mount(root, ctx) {
       let tr = hotRows.get(key);
       if (!tr) {
         const button = h("button", { type: "button", class: "primary",
+          "aria-label": `Register ioeventfd for ${addrText(e.space, e.addr, e.len)}`,
           onclick: () => openRegisterDialog(ctx, { space: e.space, addr: e.addr, len: e.len }, () => regs, loadRegs) },
           "Register ioeventfd");
         tr = h("tr", { dataset: { key } }, h("td", { class: "mono" }, addrText(e.space, e.addr, e.len)),

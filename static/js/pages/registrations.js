@@ -57,7 +57,8 @@ export function mount(root, ctx) {
       h("td", { class: "mono" }, r.datamatch === null || r.datamatch === undefined ? "any" : hex(r.datamatch)),
       stateCell(r), h("td", { class: "num" }, count(r.signals_total)), h("td", {}, when(r.created_at)),
       h("td", { class: "write" }, ["removing", "removed"].includes(r.state) ? null :
-        h("button", { type: "button", class: "danger", onclick: () => remove(r) }, "Delete")))));
+        h("button", { type: "button", class: "danger", "aria-label": `Delete registration ${r.id}`,
+          onclick: () => remove(r) }, "Delete")))));
     table.hidden = shown.length === 0;
     empty.replaceChildren(shown.length ? "" : emptyState("No registrations here",
       regs.length ? "Change the filter to see the others." :
