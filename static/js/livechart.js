@@ -68,7 +68,7 @@ export class LiveChart {
   /** Renames a series (a label learned after its first point). */
   rename(key, name) {
     const i = this.index.get(key);
-    if (i !== undefined && this.div.data[i].name !== name) Plotly.restyle(this.div, { name }, [i]);
+    if (i !== undefined && this.div.data[i].name !== name) Plotly.restyle(this.div, { name: [name] }, [i]);
   }
 
   /** Total points drawn across series (tests and the page's "waiting" note use it). */

@@ -92,6 +92,15 @@ def test_registering_a_hot_doorbell_turns_its_exits_into_signals(stack, page):
     expect(row).to_be_hidden()
     screenshot(page, "live-after-register")
 
+    # Deleted (through the API, as another user might): the writes exit to userspace again.
+    vm = vm_id(stack)
+    _, regs = stack.call("GET", f"/api/vms/{vm}/ioeventfds")
+    reg = next(r for r in regs if r["label"] == "e2e doorbell")
+    assert stack.call("DELETE", f"/api/vms/{vm}/ioeventfds/{reg['id']}")[0] == 204
+    expect(page.locator("#chart-signals .legend")).to_contain_text("removed")
+    wait_trace(page, "chart-exits", "pio 0x6200/2", lambda t: t["y"][-1] > 500, "exits again")
+    expect(row).to_be_visible()
+
 
 def test_history_charts_a_registrations_rates(stack, page):
     vm = vm_id(stack)

@@ -110,7 +110,11 @@ export function mount(root, ctx) {
     }
   };
   const offRates = ctx.stream.on("rates", onRates);
-  const offReg = ctx.stream.on("registration", loadRegs);
+  const offReg = ctx.stream.on("registration", (reg) => {
+    // A removed registration's line stops; its legend entry says why.
+    if (reg.state === "removed") signals.rename(`reg:${reg.id}`, `${regName(reg)} — removed`);
+    loadRegs();
+  });
   return () => {
     offRates();
     offReg();
