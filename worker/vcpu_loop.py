@@ -6,6 +6,7 @@ cannot continue from marks the machine failed with a reason, never a silent hang
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -13,11 +14,33 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from worker.guest.passes import ExitCounter, ExitKey, GuestFault, PassRunner, describe_exit
+from worker.guest.passes import (
+    ExitCounter,
+    ExitKey,
+    GuestFault,
+    PassRunner,
+    PassStopped,
+    describe_exit,
+)
 from worker.guest.table import PassTimes, Ring, read_times, write_table
 from worker.workload import Pacer
 
-__all__ = ["ExitCounter", "ExitKey", "GuestFault", "PassRunner", "VcpuThread", "describe_exit"]
+__all__ = [
+    "ExitCounter",
+    "ExitKey",
+    "GuestFault",
+    "PassRunner",
+    "PassStopped",
+    "VcpuThread",
+    "describe_exit",
+]
+
+# Kicks the vCPU thread out of KVM_RUN. Blocked in that thread except inside KVM_RUN (via
+# KVM_SET_SIGNAL_MASK), so it is never delivered to a handler: it only makes KVM_RUN return
+# EINTR, and stays pending until consumed, so a kick sent between two KVM_RUNs is not lost.
+# Its default action is "ignore", so even a stray one elsewhere is harmless.
+KICK_SIGNAL = signal.SIGURG
+_BLOCKED: set[int] = {signal.SIGINT, signal.SIGTERM}  # process signals: the main thread's
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +105,9 @@ class VcpuThread:
             self._stopping = True
             self.runner.stop.set()
             self._cond.notify()
-        if self._thread.is_alive():
+        if self._thread.is_alive() and self._thread.ident is not None:
+            with contextlib.suppress(ProcessLookupError):  # it may have just ended
+                signal.pthread_kill(self._thread.ident, KICK_SIGNAL)  # out of a long pass now
             self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -103,10 +128,11 @@ class VcpuThread:
             return None, None
 
     def _main(self) -> None:
-        # Process signals belong to the main thread; here they would only interrupt KVM_RUN.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.pthread_sigmask(signal.SIG_BLOCK, {*_BLOCKED, KICK_SIGNAL})
         job: _Job | None = None
         try:
+            self.runner.vcpu.set_signal_mask(_BLOCKED)  # KICK_SIGNAL gets through in KVM_RUN
+            self.runner.kick_signal = KICK_SIGNAL
             while True:
                 job, rings = self._next()
                 if rings is None:
@@ -117,9 +143,9 @@ class VcpuThread:
                 if job is not None:
                     job.result = read_times(self.mem)
                     job.done.set()
+        except PassStopped:
+            self._fail_jobs("the VM stopped before the pass finished", job)
         except GuestFault as e:
-            if self._stopping and job is None:
-                return  # a signal cut the last pass short while closing: not a failure
             self._fail(str(e), job)
         except Exception as e:  # a bug here must still surface as a failed VM, not a hang
             log.exception("vCPU thread crashed")
@@ -129,9 +155,13 @@ class VcpuThread:
         log.error("VM failed: %s", reason)
         with self._cond:
             self.fault = reason
+        self._fail_jobs(reason, job)
+        self.on_fault(reason)
+
+    def _fail_jobs(self, reason: str, job: _Job | None) -> None:
+        with self._cond:
             pending = [*self._jobs, *([job] if job and not job.done.is_set() else [])]
             self._jobs.clear()
         for each in pending:
             each.error = reason
             each.done.set()
-        self.on_fault(reason)

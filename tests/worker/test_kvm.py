@@ -26,12 +26,13 @@ SIZES = {
     "kvm_dtable": 16,
     "kvm_sregs": 312,
     "kvm_run": 2352,
+    "kvm_signal_mask": 4,
 }
 IOCTLS = [
     *("KVM_GET_API_VERSION", "KVM_CREATE_VM", "KVM_CHECK_EXTENSION", "KVM_GET_VCPU_MMAP_SIZE"),
     *("KVM_CREATE_VCPU", "KVM_SET_USER_MEMORY_REGION", "KVM_SET_TSS_ADDR", "KVM_IOEVENTFD"),
     *("KVM_SET_IDENTITY_MAP_ADDR", "KVM_RUN", "KVM_GET_REGS", "KVM_SET_REGS", "KVM_GET_SREGS"),
-    *("KVM_SET_SREGS", "KVM_GET_TSC_KHZ"),
+    *("KVM_SET_SREGS", "KVM_GET_TSC_KHZ", "KVM_SET_SIGNAL_MASK"),
 ]
 OFFSETS = [
     ("kvm_run", "exit_reason"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import pytest
 
@@ -128,3 +130,28 @@ def test_info_start_and_close(kvm_path: str) -> None:
     m.close()
     m.close()  # idempotent
     assert m.state == "stopped" and m.registered() == set()
+
+
+@pytest.mark.parametrize("registered", [True, False])
+def test_close_kicks_the_vcpu_out_of_a_long_pass(kvm_path: str, registered: bool) -> None:
+    """close() must not wait for the guest: a signal makes KVM_RUN return at once."""
+    m = Machine(kvm_path)
+    m.start()
+    if registered:
+        m.register(1, "mmio", GPA, 4, None)
+    outcome: list[BaseException] = []
+
+    def endless() -> None:
+        try:
+            m.ring([Ring("mmio", GPA, 4, 1, 10**10)], timeout=600)  # hours of writes
+        except BaseException as e:
+            outcome.append(e)
+
+    ringer = threading.Thread(target=endless)
+    ringer.start()
+    time.sleep(0.3)  # let the pass get going
+    m.close()
+    ringer.join(60)
+    assert not ringer.is_alive()
+    assert m.state == "stopped" and m.error is None
+    assert len(outcome) == 1 and "stopped before the pass finished" in str(outcome[0])

@@ -7,6 +7,7 @@ raises GuestFault with a sentence saying what happened.
 
 from __future__ import annotations
 
+import signal
 import struct
 import threading
 
@@ -31,6 +32,10 @@ ExitKey = tuple[str, int, int]  # (space, addr, len)
 
 class GuestFault(RuntimeError):
     """The guest stopped in a way the worker cannot continue from (VM is failed)."""
+
+
+class PassStopped(Exception):
+    """The pass was cut short because the worker is stopping the vCPU."""
 
 
 class ExitCounter:
@@ -81,6 +86,7 @@ class PassRunner:
         self.exits = exits
         self.control_port = control_port
         self.stop = threading.Event()  # checked when a signal interrupts KVM_RUN
+        self.kick_signal: int | None = None  # pending while blocked; consumed after EINTR
 
     def run_pass(self) -> None:
         """KVM_RUN until pass done; raises GuestFault on any exit a VMM cannot continue from."""
@@ -89,9 +95,11 @@ class PassRunner:
         while True:  # hot loop: one iteration per userspace exit, keep it lean
             try:
                 run()
-            except InterruptedError:
+            except InterruptedError:  # a kick (see VcpuThread.stop) or a stray signal
+                if self.kick_signal is not None:
+                    signal.sigtimedwait({self.kick_signal}, 0)  # consume it, or KVM_RUN re-fails
                 if self.stop.is_set():
-                    raise GuestFault("stopped while the guest was running") from None
+                    raise PassStopped from None
                 continue
             reason = _REASON.unpack_from(buf, 8)[0]
             if reason == c.KVM_EXIT_IO:

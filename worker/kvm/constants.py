@@ -58,6 +58,7 @@ KVM_GET_REGS = _IOR(0x81, s.kvm_regs)
 KVM_SET_REGS = _IOW(0x82, s.kvm_regs)
 KVM_GET_SREGS = _IOR(0x83, s.kvm_sregs)
 KVM_SET_SREGS = _IOW(0x84, s.kvm_sregs)
+KVM_SET_SIGNAL_MASK = _IOW(0x8B, s.kvm_signal_mask)
 KVM_GET_TSC_KHZ = _IO(0xA3)  # KVM_CAP_GET_TSC_KHZ
 
 # --- capabilities (KVM_CHECK_EXTENSION arguments) ---

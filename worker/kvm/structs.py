@@ -93,6 +93,12 @@ class kvm_sregs(ctypes.Structure):
     ]
 
 
+class kvm_signal_mask(ctypes.Structure):
+    """Header of KVM_SET_SIGNAL_MASK's argument; `len` bytes of sigset follow (4 bytes)."""
+
+    _fields_ = [("len", u32)]
+
+
 class kvm_run_io(ctypes.Structure):
     """kvm_run.io: a port I/O exit; the data lives at data_offset inside kvm_run."""
 

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import mmap
 import os
+import struct
 
 from worker.kvm import constants as c
 from worker.kvm import structs as s
@@ -46,6 +47,11 @@ class Vcpu:
     def set_sregs(self, sregs: s.kvm_sregs) -> None:
         """KVM_SET_SREGS."""
         fcntl.ioctl(self.fd, c.KVM_SET_SREGS, sregs)
+
+    def set_signal_mask(self, blocked: set[int]) -> None:
+        """KVM_SET_SIGNAL_MASK: the signals blocked while this vCPU is inside KVM_RUN."""
+        mask = sum(1 << (sig - 1) for sig in blocked)  # the kernel's 64-bit sigset_t
+        fcntl.ioctl(self.fd, c.KVM_SET_SIGNAL_MASK, struct.pack("<IQ", 8, mask))
 
     def get_tsc_khz(self) -> int:
         """KVM_GET_TSC_KHZ: the guest TSC frequency, to turn guest TSC deltas into time."""
