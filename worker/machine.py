@@ -131,7 +131,8 @@ class Machine:
 
     def set_workload(self, doorbells: list[Doorbell]) -> None:
         """Replace what the guest rings; takes effect at the next pass. ValueError names a rule."""
-        self.pacer.set([Doorbell(*bell) for bell in doorbells], self.mem_size)
+        bells = [Doorbell(**b) if isinstance(b, dict) else Doorbell(*b) for b in doorbells]
+        self.pacer.set(bells, self.mem_size)
         if self._thread is not None:
             self._thread.wake()
 

@@ -92,7 +92,9 @@ def test_the_workload_changes_without_restarting_the_vm(machine: Machine) -> Non
     machine.set_workload([("pio", 0x10, 1, 1, 500.0)])
     time.sleep(0.3)
     first = _signals(machine)
-    machine.set_workload([Doorbell("mmio", 0xD000_0000, 4, 1, 500.0)])
+    machine.set_workload(
+        [{"space": "mmio", "addr": 0xD000_0000, "len": 4, "value": 1, "rate_hz": 500}]
+    )
     time.sleep(0.05)  # the pass in flight finishes on the old table
     _signals(machine)
     time.sleep(0.3)
