@@ -115,6 +115,9 @@ def test_history_charts_a_registrations_rates(stack, page):
     page.goto(stack.url + "/#/history")
     page.locator("#history-reg").select_option(str(reg["id"]))
     wait_trace(page, "chart-history", "history mmio", lambda t: max(t["y"]) > 50, "history")
+    page.locator("#history-range").select_option("-5m")  # raw samples at this tick rate
+    expect(page.locator("#history-note")).to_contain_text("raw samples")
+    wait_trace(page, "chart-history", "history mmio", lambda t: t["n"] > 5, "raw history")
     screenshot(page, "history")
     page.locator("#history-range").select_option("-24h")
     expect(page.locator("#history-note")).to_contain_text("per-minute rollups")

@@ -6,7 +6,7 @@ import { baseLayout, emptyState, h, PLOT_CONFIG, regName } from "../format.js";
 
 export const title = "History";
 
-const RANGES = [["-15m", "15 min"], ["-1h", "1 hour"], ["-6h", "6 hours"], ["-24h", "24 hours"],
+const RANGES = [["-5m", "5 min"], ["-15m", "15 min"], ["-1h", "1 hour"], ["-6h", "6 hours"], ["-24h", "24 hours"],
   ["-7d", "7 days"], ["-30d", "30 days"]];
 const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -26,7 +26,7 @@ export function mount(root, ctx) {
   }
   const regSelect = h("select", { id: "history-reg", "aria-label": "Registration" });
   const rangeSelect = h("select", { id: "history-range", "aria-label": "Range" },
-    RANGES.map(([v, t]) => h("option", { value: v }, t)));
+    RANGES.map(([v, t]) => h("option", { value: v, selected: v === "-15m" }, t)));
   const chart = h("div", { class: "chart tall", id: "chart-history" });
   const note = h("p", { class: "hint", id: "history-note" });
   const body = h("div");
