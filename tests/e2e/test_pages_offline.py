@@ -99,6 +99,7 @@ def test_viewer_token_sees_no_write_buttons_and_editor_does(app_only, page):
     expect(page.locator("#reg-table, main .empty").first).to_be_visible()
     expect(page.locator("form.regform")).to_be_hidden()
     expect(page.locator("#role-badge")).to_have_text("token: viewer")
+    expect(page.locator("#stream-badge")).to_have_text("stream live")  # ?token= on the stream
     page.goto(app_only.url + "/#/benchmarks")
     expect(page.get_by_role("button", name="Start benchmark")).to_be_hidden()
     screenshot(page, "viewer-benchmarks")
