@@ -54,54 +54,66 @@ def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> l
         t: {"vm_id": vm_id, "t": t, "interval_s": 0.0, "registrations": [], "exits": []}
         for t in times
     }
+    # Plain columns, not ORM objects: a replay page can hold a million rows.
     signal_rows = db.execute(
-        select(SignalSample)
+        select(
+            SignalSample.taken_at,
+            SignalSample.ioeventfd_id,
+            SignalSample.signals,
+            SignalSample.interval_s,
+        )
         .join(Ioeventfd, Ioeventfd.id == SignalSample.ioeventfd_id)
         .where(
             Ioeventfd.vm_id == vm_id, SignalSample.taken_at > after, SignalSample.taken_at <= upto
         )
-    ).scalars()
-    for s in signal_rows:
-        reg = regs[s.ioeventfd_id]
-        tick = ticks[s.taken_at]
-        tick["interval_s"] = max(tick["interval_s"], s.interval_s)
+    )
+    for taken_at, reg_id, signals, interval_s in signal_rows:
+        reg = regs[reg_id]
+        tick = ticks[taken_at]
+        tick["interval_s"] = max(tick["interval_s"], interval_s)
         tick["registrations"].append(
             {
-                "id": reg.id,
+                "id": reg_id,
                 "space": reg.space,
                 "addr": reg.addr,
                 "len": reg.len,
                 "label": reg.label,
-                "signals": s.signals,
-                "rate_hz": s.signals / s.interval_s if s.interval_s else 0.0,
+                "signals": signals,
+                "rate_hz": signals / interval_s if interval_s else 0.0,
             }
         )
-    active = [r for r in regs.values() if r.state == RegState.ACTIVE.value]
+    # A write is covered by an active registration of the same width or of width 0.
+    covered = {(r.space, r.addr, r.len) for r in regs.values() if r.state == RegState.ACTIVE.value}
     exits: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
-    for e in db.scalars(
-        select(ExitSample).where(
-            ExitSample.vm_id == vm_id, ExitSample.taken_at > after, ExitSample.taken_at <= upto
-        )
-    ):
-        exits[e.taken_at].append(
+    exit_rows = db.execute(
+        select(
+            ExitSample.taken_at,
+            ExitSample.space,
+            ExitSample.addr,
+            ExitSample.len,
+            ExitSample.exits,
+            ExitSample.interval_s,
+        ).where(ExitSample.vm_id == vm_id, ExitSample.taken_at > after, ExitSample.taken_at <= upto)
+    )
+    for taken_at, space, addr, len_, count, interval_s in exit_rows:
+        exits[taken_at].append(
             {
-                "space": e.space,
-                "addr": e.addr,
-                "len": e.len,
-                "exits": e.exits,
-                "rate_hz": e.exits / e.interval_s if e.interval_s else 0.0,
-                "registered": any(
-                    r.space == e.space and r.addr == e.addr and r.len in (0, e.len) for r in active
-                ),
+                "space": space,
+                "addr": addr,
+                "len": len_,
+                "exits": count,
+                "rate_hz": count / interval_s if interval_s else 0.0,
+                "registered": (space, addr, len_) in covered or (space, addr, 0) in covered,
             }
         )
-        ticks[e.taken_at]["interval_s"] = max(ticks[e.taken_at]["interval_s"], e.interval_s)
+        ticks[taken_at]["interval_s"] = max(ticks[taken_at]["interval_s"], interval_s)
     out = []
     for t in times:
         tick = ticks[t]
         tick["registrations"].sort(key=lambda r: r["id"])
         tick["exits"] = sorted(exits[t], key=lambda e: -e["exits"])[:TOP_EXITS]
-        out.append({"id": epoch_ms(t), "data": jsonable_encoder(tick)})
+        tick["t"] = t.isoformat()  # the payload is plain JSON types already
+        out.append({"id": epoch_ms(t), "data": tick})
     return out
 
 

@@ -32,7 +32,7 @@ router = APIRouter(
 )
 KEEPALIVE_S = 15.0
 MAX_QUEUE = 1000  # events a client may lag behind before it is dropped (> one poll's ticks)
-REPLAY_PAGE = 500
+REPLAY_PAGE = 100
 
 
 def hub_of(request: Request) -> StreamHub:
