@@ -41,10 +41,14 @@ def _setup_logging() -> None:
 def _serve_api(host: str | None, port: int | None) -> None:
     import uvicorn
 
-    from app.core.security import refuse_open_listen
+    from app.core.db import get_sessionmaker
+    from app.core.security import ensure_admin_token, refuse_open_listen
 
     settings = get_settings()
     host = host or settings.host
+    if settings.admin_token:
+        with get_sessionmaker()() as db:
+            ensure_admin_token(db, settings.admin_token)
     refuse_open_listen(host)
     uvicorn.run(
         "app.main:app",

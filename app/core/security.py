@@ -65,6 +65,17 @@ def role_of(db: Session, token: str) -> str | None:
     return role
 
 
+def ensure_admin_token(db: Session, token: str) -> None:
+    """Store `token` as the editor token "admin" (IOSIGNAL_ADMIN_TOKEN), replacing an older one."""
+    digest = hash_token(token)
+    row = db.scalar(select(ApiToken).where(ApiToken.name == "admin"))
+    if row is None:
+        db.add(ApiToken(name="admin", role="editor", token_hash=digest))
+    elif row.token_hash != digest or row.role != "editor":
+        row.token_hash, row.role = digest, "editor"
+    db.commit()
+
+
 def is_loopback(host: str) -> bool:
     """True for localhost and the loopback ranges (127.0.0.0/8, ::1)."""
     if host == "localhost":
