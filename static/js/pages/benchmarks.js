@@ -75,7 +75,8 @@ export function mount(root, ctx) {
       h("td", {}, when(r.finished_at)))));
     runsBody.closest("table").hidden = shown.length === 0;
     runsEmpty.replaceChildren(shown.length ? "" : emptyState("No benchmark runs yet",
-      "Start one above, or run `iosignal bench` on a host: runs from every host show up here."));
+      `${ctx.canWrite ? "Start one above" : "An editor can start one"}: a worker runs it on a scratch VM. ` +
+      "Runs from workers on other hosts that share this database show up here too."));
   }
 
   async function loadRuns() {
