@@ -200,7 +200,10 @@ class WorkloadOut(BaseModel):
     vm_id: int
     version: int
     doorbells: list[dict[str, Any]]
-    applied: bool
+    applied: bool = Field(description="the worker has handled this version")
+    error: str | None = Field(
+        None, description="once handled: the worker's error if it refused the version"
+    )
     created_at: datetime | None
     limits: WorkloadLimits = WorkloadLimits()
 

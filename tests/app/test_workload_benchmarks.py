@@ -24,7 +24,11 @@ def test_workload_versions_and_applied_flag(client, make_vm, db):
     vm.workload_version = 2  # the worker applied it
     db.commit()
     current = client.get(url).json()
-    assert current["version"] == 2 and current["applied"] is True
+    assert current["version"] == 2 and current["applied"] is True and current["error"] is None
+    client.put(url, json={"doorbells": [BELL]})
+    vm.workload_version, vm.error = 3, "workload version 3 refused: too fast"  # as the worker does
+    db.commit()
+    assert client.get(url).json()["error"] == "workload version 3 refused: too fast"
     assert db.scalar(select(Workload.doorbells).where(Workload.version == 1))[0]["value"] == 1
 
 

@@ -24,11 +24,13 @@ RESPONSES = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 
 def _out(vm: Vm, workload: Workload | None) -> WorkloadOut:
     version = workload.version if workload else 0
+    applied = vm.workload_version >= version
     return WorkloadOut(
         vm_id=vm.id,
         version=version,
         doorbells=workload.doorbells if workload else [],
-        applied=vm.workload_version >= version,
+        applied=applied,
+        error=vm.error if applied and version else None,
         created_at=workload.created_at if workload else None,
     )
 
