@@ -143,3 +143,59 @@ def test_benchmark_queued_through_the_api_runs_on_the_worker(worker_api, start_w
         assert result["writes"] == 2000 and result["iops"] > 0
         assert result["rtt_us_min"] <= result["rtt_us"] <= result["rtt_us_max"]
     print({r["path"]: round(r["rtt_us"], 2) for r in run["results"]}, "us per write")
+
+
+def test_stream_of_a_real_worker_resumes_without_gaps(worker_api, live_server, start_worker, db):
+    import httpx
+    from sqlalchemy import select
+
+    from app.core.timeparse import epoch_ms
+    from app.models import SignalSample
+
+    api = worker_api
+    start_worker()
+    vm = wait_for("the worker's VM", lambda: running_vm(api))
+    reg = api.post(f"/api/vms/{vm['id']}/ioeventfds", json=BELL).json()
+    bells = {"doorbells": [{**BELL, "value": 1, "rate_hz": 200}]}
+    api.put(f"/api/vms/{vm['id']}/workload", json=bells)
+    url = f"{live_server}/api/stream"
+
+    def rates_events(response, n):
+        out, event = [], {}
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                event["id"] = int(line[4:])
+            elif line.startswith("event: "):
+                event["event"] = line[7:]
+            elif line.startswith("data: "):
+                event["data"] = line[6:]
+            elif not line and event:
+                if event.get("event") == "rates":
+                    out.append(event)
+                    if len(out) == n:
+                        return out
+                event = {}
+        raise AssertionError("stream ended")
+
+    with httpx.Client(timeout=15) as http:
+        with http.stream("GET", url, params={"vm_id": vm["id"]}) as response:
+            first = rates_events(response, 5)
+        ids = [e["id"] for e in first]
+        assert ids == sorted(set(ids))
+        assert any(
+            f'"id":{reg["id"]},' in e["data"] and '"signals":0,' not in e["data"] for e in first
+        )
+        time.sleep(1.0)  # about five ticks pass while disconnected
+        headers = {"Last-Event-ID": str(ids[-1])}
+        with http.stream("GET", url, params={"vm_id": vm["id"]}, headers=headers) as response:
+            resumed = [e["id"] for e in rates_events(response, 8)]
+    ticks = sorted(
+        {
+            epoch_ms(t)
+            for t in db.scalars(
+                select(SignalSample.taken_at).where(SignalSample.ioeventfd_id == reg["id"])
+            )
+        }
+    )
+    expected = [t for t in ticks if ids[-1] < t <= resumed[-1]]
+    assert resumed == expected and len(resumed) == 8
