@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import ExitRollup, ExitSample, SignalRollup, SignalSample, Vm
+from app.models import ExitRollup, ExitSample, Ioeventfd, SignalRollup, SignalSample, Vm
 
 MAX_POINTS = 2000
 RAW_MAX_TICKS = 2000  # the raw tier is keyed time-first: read it for short ranges only
@@ -120,3 +120,42 @@ def exit_totals(db: Session, vm_id: int, window: Window) -> dict[tuple[str, int,
     for space, addr, len_, exits in db.execute(raw):
         totals[(space, addr, len_)] += int(exits or 0)
     return dict(totals)
+
+
+def sampled_seconds(db: Session, vm_id: int, window: Window) -> float:
+    """Seconds of `window` the worker was sampling: its first tick's interval to its last tick.
+
+    A worker started 10 s ago has 10 s of exits in a one-minute window; dividing by 60 would
+    understate the rate sixfold. Long (rollup) windows use their whole span.
+    """
+    if window.tier != "raw":
+        return window.span_s
+    exit_q = select(
+        func.min(ExitSample.taken_at),
+        func.max(ExitSample.taken_at),
+        func.max(ExitSample.interval_s),
+    ).where(
+        ExitSample.vm_id == vm_id,
+        ExitSample.taken_at > window.since,
+        ExitSample.taken_at <= window.until,
+    )
+    signal_q = (
+        select(
+            func.min(SignalSample.taken_at),
+            func.max(SignalSample.taken_at),
+            func.max(SignalSample.interval_s),
+        )
+        .join(Ioeventfd, Ioeventfd.id == SignalSample.ioeventfd_id)
+        .where(
+            Ioeventfd.vm_id == vm_id,
+            SignalSample.taken_at > window.since,
+            SignalSample.taken_at <= window.until,
+        )
+    )
+    spans = [row for q in (exit_q, signal_q) if (row := db.execute(q).one())[0] is not None]
+    if not spans:
+        return window.span_s
+    first = min(r[0] for r in spans)
+    last = max(r[1] for r in spans)
+    interval = max(r[2] or 0.0 for r in spans)  # a sample at `first` covers the tick before it
+    return min(window.span_s, max((last - first).total_seconds() + interval, 1e-3))

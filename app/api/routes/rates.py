@@ -14,7 +14,7 @@ from app.api.deps import AUTH_RESPONSES, Authorized, RegId, SessionDep, VmId
 from app.api.errors import ApiError
 from app.api.routes.ioeventfds import get_reg
 from app.api.routes.vms import ensure_vm
-from app.api.series import Window, bucket, exit_totals, plan, signal_rows
+from app.api.series import Window, bucket, exit_totals, plan, sampled_seconds, signal_rows
 from app.core.config import get_settings
 from app.core.timeparse import parse_range
 from app.models import Ioeventfd, RegState, utcnow
@@ -87,7 +87,8 @@ def exits(
     until: Until = None,
     format: Format = "json",
 ) -> list[ExitRow] | Response:
-    """Userspace exits per address in the window, busiest first; rate is over the window."""
+    """Userspace exits per address in the window, busiest first; the rate is over the part of
+    the window the worker was sampling (from its first tick in the window)."""
     ensure_vm(db, vm_id)
     window = window_for(since, until)
     active = list(
@@ -97,13 +98,14 @@ def exits(
             )
         )
     )
+    seconds = sampled_seconds(db, vm_id, window)
     rows = [
         ExitRow(
             space=space,
             addr=addr,
             len=len_,
             exits=count,
-            rate_hz=count / window.span_s,
+            rate_hz=count / seconds,
             registered=covered(space, addr, len_, active),
         )
         for (space, addr, len_), count in exit_totals(db, vm_id, window).items()
