@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
 from app.core.db import get_db, get_sessionmaker
-from app.core.security import role_of
+from app.core.security import authenticate, mark_used
 from app.models import ApiToken
 from app.schemas import ErrorOut
 
@@ -40,10 +40,11 @@ def check_role(db: Session, token: str | None, needed: str) -> None:
         raise ApiError(
             401, "an API token is required: Authorization: Bearer <token>", headers=challenge
         )
-    role = role_of(db, token)
-    if role is None:
+    row = authenticate(db, token)
+    if row is None:
         raise ApiError(401, "the API token is not valid (unknown or revoked)", headers=challenge)
-    if needed == "editor" and role != "editor":
+    mark_used(db, row)
+    if needed == "editor" and row.role != "editor":
         raise ApiError(403, "this needs an editor token; the token given is a viewer token")
 
 

@@ -6,6 +6,7 @@ import ipaddress
 import logging
 import re
 import secrets
+from datetime import timedelta
 
 import typer
 from sqlalchemy import func, select
@@ -13,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.core.db import get_sessionmaker
-from app.models import ApiToken
+from app.models import ApiToken, utcnow
 
 
 def hash_token(token: str) -> str:
@@ -22,6 +23,7 @@ def hash_token(token: str) -> str:
 
 
 ROLES = ("viewer", "editor")
+LAST_USED_EVERY = timedelta(minutes=1)
 TOKEN_PREFIX = "ios_"
 
 
@@ -54,15 +56,29 @@ def revoke_token(db: Session, name: str) -> bool:
     return True
 
 
-def role_of(db: Session, token: str) -> str | None:
-    """The role of `token`, or None; every stored hash is compared in constant time."""
+def authenticate(db: Session, token: str) -> ApiToken | None:
+    """The stored token matching `token`, or None; every hash is compared in constant time."""
     digest = hash_token(token)
-    role = None
-    for stored_hash, stored_role in db.execute(select(ApiToken.token_hash, ApiToken.role)):
+    found = None
+    for row in db.scalars(select(ApiToken)):
         # No early exit: the time taken does not depend on where (or whether) it matched.
-        if hmac.compare_digest(digest, stored_hash):
-            role = stored_role
-    return role
+        if hmac.compare_digest(digest, row.token_hash):
+            found = row
+    return found
+
+
+def role_of(db: Session, token: str) -> str | None:
+    """The role of `token`, or None."""
+    row = authenticate(db, token)
+    return row.role if row else None
+
+
+def mark_used(db: Session, row: ApiToken) -> None:
+    """Record that `row` was used; at most once a minute, so reads stay reads."""
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
+        row.last_used_at = now
+        db.commit()
 
 
 def ensure_admin_token(db: Session, token: str) -> None:

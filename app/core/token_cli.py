@@ -46,9 +46,11 @@ def list_tokens() -> None:
     from app.models import ApiToken
 
     with _session() as db:
-        rows = db.execute(select(ApiToken.name, ApiToken.role, ApiToken.created_at)).all()
-    for name, role, created_at in rows:
-        typer.echo(f"{name}\t{role}\t{created_at:%Y-%m-%d %H:%M:%S}Z")
+        query = select(ApiToken.name, ApiToken.role, ApiToken.created_at, ApiToken.last_used_at)
+        rows = db.execute(query).all()
+    for name, role, created_at, used_at in rows:
+        used = f"used {used_at:%Y-%m-%d %H:%M}Z" if used_at else "never used"
+        typer.echo(f"{name}\t{role}\tcreated {created_at:%Y-%m-%d %H:%M:%S}Z\t{used}")
     if not rows:
         typer.echo("no tokens: the API is open (to loopback only)", err=True)
 

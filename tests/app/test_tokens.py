@@ -37,6 +37,9 @@ def test_roles_once_a_token_exists(client, make_vm, db):
     assert client.get("/api/vms", headers={"Authorization": viewer}).status_code == 401
     assert client.get("/api/vms", headers=bearer(viewer)).status_code == 200
     assert client.get("/api/vms", headers=bearer(editor)).status_code == 200
+    db.expire_all()
+    used = {t.name: t.last_used_at for t in db.scalars(select(ApiToken))}
+    assert used["v"] is not None and used["e"] is not None  # recorded, at most once a minute
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers=bearer(viewer)).status_code == 200
     # writes
@@ -74,7 +77,8 @@ def test_token_cli_create_list_revoke(app_env):
     token = made.stdout.strip()
     assert token.startswith("ios_") and len(token) > 40
     listed = run("list")
-    assert "ci\teditor" in listed.stdout and token not in listed.stdout
+    assert "ci\teditor\tcreated " in listed.stdout and "never used" in listed.stdout
+    assert token not in listed.stdout
     assert run("create", "--role", "editor", "ci").returncode == 1  # name taken
     bad = run("create", "--role", "admin", "x")
     assert bad.returncode == 1 and "role must be one of viewer, editor" in bad.stderr
