@@ -20,6 +20,7 @@ from sqlalchemy import Engine, bindparam, insert, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.models import ExitSample, Ioeventfd, SignalSample
+from worker.pgwrite import write_signals_pg
 
 log = logging.getLogger("iosignal.writer")
 
@@ -125,42 +126,53 @@ class SampleWriter:
         return True
 
     def _write(self, chunk: list[Any]) -> None:
-        signals, exits, totals = [], [], {}
+        cols: dict[str, list] = {
+            "ioeventfd_id": [],
+            "taken_at": [],
+            "signals": [],
+            "interval_s": [],
+        }
+        exits, totals = [], {}
         for batch in chunk:
             for s in batch.signals:
-                signals.append(
-                    {
-                        "ioeventfd_id": s.key,
-                        "taken_at": s.taken_at,
-                        "signals": s.signals,
-                        "interval_s": s.interval_s,
-                    }
-                )
+                cols["ioeventfd_id"].append(s.key)
+                cols["taken_at"].append(s.taken_at)
+                cols["signals"].append(s.signals)
+                cols["interval_s"].append(s.interval_s)
                 if s.signals:
                     totals[s.key] = totals.get(s.key, 0) + s.signals
-            for e in batch.exits:
-                exits.append(
-                    {
-                        "vm_id": self.vm_id,
-                        "space": e.space,
-                        "addr": e.addr,
-                        "len": e.len,
-                        "taken_at": e.taken_at,
-                        "exits": e.exits,
-                        "interval_s": e.interval_s,
-                    }
-                )
-        newest = max((r["taken_at"] for r in (signals[-1:] + exits[-1:])), default=None)
+            exits += [
+                {
+                    "vm_id": self.vm_id,
+                    "space": e.space,
+                    "addr": e.addr,
+                    "len": e.len,
+                    "taken_at": e.taken_at,
+                    "exits": e.exits,
+                    "interval_s": e.interval_s,
+                }
+                for e in batch.exits
+            ]
+        times = cols["taken_at"] + [e["taken_at"] for e in exits]
         with self.engine.begin() as conn:
-            if signals:
-                conn.execute(insert(SignalSample), signals)
+            if self.engine.dialect.name == "postgresql":
+                write_signals_pg(conn, cols, totals)
+            else:
+                if cols["taken_at"]:
+                    conn.execute(
+                        insert(SignalSample),
+                        [
+                            dict(zip(cols, row, strict=True))
+                            for row in zip(*cols.values(), strict=True)
+                        ],
+                    )
+                if totals:
+                    conn.execute(_add_signals, [{"rid": k, "n": v} for k, v in totals.items()])
             if exits:
                 conn.execute(insert(ExitSample), exits)
-            if totals:
-                conn.execute(_add_signals, [{"rid": k, "n": v} for k, v in totals.items()])
         self.transactions += 1
-        if newest is not None and (self.newest is None or newest > self.newest):
-            self.newest = newest
+        if times and (self.newest is None or max(times) > self.newest):
+            self.newest = max(times)
 
     def run(self, stop: threading.Event, final_deadline_s: float = 5.0) -> None:
         """Thread body: flush as ticks arrive until `stop`, then a last flush (bounded in time)."""
