@@ -1,0 +1,27 @@
+"""The load benchmark's figures are real and consistent (a small run; speed is not asserted)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core.db import make_engine
+from app.models import Vm
+from worker.storebench import run_loadbench
+
+
+def test_small_loadbench_counts_every_sample_and_cleans_up(db_url: str, kvm_path: str) -> None:
+    result = run_loadbench(
+        db_url, registrations=40, duration_s=3.0, interval_s=0.5, kvm_path=kvm_path
+    )
+    assert result["ticks"] >= 1 and result["machine_state"] == "running"
+    # every tick wrote one sample per registration, plus the last collect on stop
+    assert result["rows"] == result["samples_written"] == 40 * (result["ticks"] + 1)
+    assert result["signals"] > 0  # the guest rang the registrations
+    assert result["lock_errors"] == 0 and result["write_errors"] == 0
+    assert 8 < result["bytes_per_sample"] < 1000
+    assert result["reader"]["reads"] >= 1
+    engine = make_engine(db_url)
+    with Session(engine) as db:
+        assert db.scalar(select(func.count()).select_from(Vm)) == 0
+    engine.dispose()
