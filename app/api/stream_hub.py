@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -20,9 +20,12 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.stream_query import changed_registrations, newest_tick, ticks_after
 from app.core.db import get_sessionmaker
-from app.core.timeparse import EPOCH
+from app.models import utcnow
 
 log = logging.getLogger("iosignal.stream")
+# Ticks committed later than this after they were taken (a writer catching up after an outage)
+# reach clients on their next reconnect (Last-Event-ID replay), not live.
+LIVE_WINDOW = timedelta(seconds=30)
 
 
 def sse(event: str, data: Any, event_id: int | None = None) -> str:
@@ -91,9 +94,9 @@ class StreamHub:
         self.clients.discard(client)
 
     def _start_cursor(self, vm_id: int) -> _VmCursor:
+        now = utcnow()
         with get_sessionmaker()() as db:
-            newest = newest_tick(db, vm_id) or EPOCH
-            now = datetime.now(newest.tzinfo)
+            newest = newest_tick(db, vm_id, now - LIVE_WINDOW) or now - LIVE_WINDOW
         return _VmCursor(tick_at=newest, reg_at=now)
 
     async def _run(self) -> None:
@@ -108,7 +111,10 @@ class StreamHub:
 
     async def _poll(self, vm_id: int) -> None:
         cursor = self.cursors[vm_id]
-        ticks, regs = await run_in_threadpool(self._read, vm_id, cursor.tick_at, cursor.reg_at)
+        # The raw tier is keyed time-first: never scan further back than the live window, or an
+        # idle VM's poll would read every other VM's samples since its own last tick.
+        after = max(cursor.tick_at, utcnow() - LIVE_WINDOW)
+        ticks, regs = await run_in_threadpool(self._read, vm_id, after, cursor.reg_at)
         events: list[tuple[int | None, str]] = []
         for reg in regs:
             mark = (reg["state"], reg["updated_at"])

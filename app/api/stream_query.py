@@ -117,18 +117,18 @@ def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> l
     return out
 
 
-def newest_tick(db: Session, vm_id: int) -> datetime | None:
-    """The newest tick of `vm_id` (where a new live stream starts)."""
+def newest_tick(db: Session, vm_id: int, not_before: datetime) -> datetime | None:
+    """The newest tick of `vm_id` after `not_before` (where a new live stream starts)."""
     signal = db.scalar(
         select(SignalSample.taken_at)
         .join(Ioeventfd, Ioeventfd.id == SignalSample.ioeventfd_id)
-        .where(Ioeventfd.vm_id == vm_id)
+        .where(Ioeventfd.vm_id == vm_id, SignalSample.taken_at > not_before)
         .order_by(SignalSample.taken_at.desc())
         .limit(1)
     )
     exit_ = db.scalar(
         select(ExitSample.taken_at)
-        .where(ExitSample.vm_id == vm_id)
+        .where(ExitSample.vm_id == vm_id, ExitSample.taken_at > not_before)
         .order_by(ExitSample.taken_at.desc())
         .limit(1)
     )

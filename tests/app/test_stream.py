@@ -70,7 +70,7 @@ def reg(db, make_vm):
 
 
 def test_live_ticks_then_resume_after_reconnect_without_gaps(live_server, db, reg):
-    base = utcnow() - timedelta(seconds=30)
+    base = utcnow() - timedelta(seconds=10)
     at = [base + timedelta(seconds=i, microseconds=123_456) for i in range(8)]
     for t in at[:3]:
         write_tick(db, reg, t)  # history before connecting: not replayed without an id
