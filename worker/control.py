@@ -22,7 +22,6 @@ from worker.reconciler import Reconciler, Waker
 log = logging.getLogger("iosignal.worker")
 T = TypeVar("T")
 HEARTBEAT_S = 1.0
-BENCH_POLL_S = 0.5
 
 
 def reason(exc: Exception) -> str:
@@ -59,11 +58,15 @@ class Control:
 
     def run(self, stop: threading.Event) -> None:
         """Thread body until `stop`."""
-        beat_at = bench_at = 0.0
+        beat_at = 0.0
         while not stop.is_set():
             self.waker.wait(stop)
             try:
-                self.reconciler.apply_changes()
+                changes, version, queued = store.probe(self.engine, self.vm_id)
+                if changes or version != self.reconciler.workload_version:
+                    self.reconciler.apply_changes()
+                if queued is not None and not self.jobs.busy:
+                    self.jobs.poll()
                 now = time.monotonic()
                 if now - beat_at >= HEARTBEAT_S:
                     failed = self.machine.state == "failed"
@@ -74,9 +77,6 @@ class Control:
                         self.machine.error if failed else None,
                     )
                     beat_at = now
-                if now - bench_at >= BENCH_POLL_S:
-                    self.jobs.poll()
-                    bench_at = now
             except SQLAlchemyError as exc:
                 if not self.outage:
                     log.error("control: database unavailable: %s", reason(exc))

@@ -36,7 +36,7 @@ class Reconciler:
 
     def __init__(self, engine: Engine, machine: Any, vm_id: int) -> None:
         self.engine, self.machine, self.vm_id = engine, machine, vm_id
-        self.workload_version = 0  # applied to this VM (a new VM rings nothing)
+        self.workload_version: int | None = None  # applied to this VM (a new VM rings nothing)
 
     def apply_all(self) -> int:
         """Apply every active/pending registration and the newest workload; returns rows seen."""

@@ -108,3 +108,23 @@ def test_a_queued_benchmark_is_claimed_once(engine: Engine) -> None:
     with Session(engine) as db:
         done = db.get(BenchmarkRun, run.id)
         assert (done.state, done.vm_id, len(done.results)) == ("done", a, 1)
+
+
+def test_probe_reports_work_waiting_for_this_vm_only(engine: Engine) -> None:
+    a = store.claim_vm(engine, "vm-p", INFO)
+    b = store.claim_vm(engine, "vm-q", INFO)
+    assert store.probe(engine, a) == (0, None, None)
+    with Session(engine) as db:
+        db.add_all(
+            [
+                Ioeventfd(vm_id=a, space="pio", addr=1, len=1),
+                Ioeventfd(vm_id=a, space="pio", addr=2, len=1, state="removing"),
+                Ioeventfd(vm_id=a, space="pio", addr=3, len=1, state="active"),
+                Ioeventfd(vm_id=b, space="pio", addr=1, len=1),
+                Workload(vm_id=a, version=4, doorbells=[]),
+                BenchmarkRun(vm_id=b, writes=1, repeat=1),
+            ]
+        )
+        db.commit()
+    assert store.probe(engine, a) == (2, 4, None)
+    assert store.probe(engine, b)[0] == 1 and store.probe(engine, b)[2] is not None
