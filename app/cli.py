@@ -50,6 +50,10 @@ def _serve_api(host: str | None, port: int | None) -> None:
         with get_sessionmaker()() as db:
             ensure_admin_token(db, settings.admin_token)
     refuse_open_listen(host)
+    # uvicorn re-raises the signal that stopped it once it has shut down; a handler that does
+    # nothing lets `run` go on to stop the worker and both commands exit 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(
         "app.main:app",
         host=host,
