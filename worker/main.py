@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine
@@ -67,9 +68,14 @@ def _start(name: str, target: Callable[[threading.Event], None], ev: threading.E
 
 def serve(settings: Settings, machine: Any, engine: Engine, stop: threading.Event) -> int:
     """Claim the VM row, apply everything, then run the threads until `stop`."""
-    vm_id = until_db(
-        stop, "claim VM row", lambda: store.claim_vm(engine, settings.vm_name, machine.info())
+    claim = partial(
+        store.claim_vm, engine, settings.vm_name, machine.info(), settings.heartbeat_timeout_s
     )
+    try:
+        vm_id = until_db(stop, "claim VM row", claim)
+    except store.VmInUse as exc:
+        log.error("%s", exc)
+        return 1
     if vm_id is None:
         return 0
     control = Control(settings, engine, machine, vm_id)
@@ -110,10 +116,10 @@ def _report_failed_start(settings: Settings, error: str) -> None:
     # One attempt: the dashboard then says why this VM is down instead of only "no heartbeat".
     engine = make_engine(settings.database_url)
     try:
-        vm_id = store.claim_vm(engine, settings.vm_name, {})
+        vm_id = store.claim_vm(engine, settings.vm_name, {}, settings.heartbeat_timeout_s)
         store.heartbeat(engine, vm_id, "failed", error)
-    except SQLAlchemyError:
-        pass
+    except (SQLAlchemyError, store.VmInUse):
+        pass  # unreachable, or the name belongs to a live worker: leave its row alone
     finally:
         engine.dispose()
 

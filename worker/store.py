@@ -24,10 +24,32 @@ _REG_COLUMNS = (
 )
 
 
-def claim_vm(engine: Engine, name: str, info: dict[str, Any]) -> int:
+class VmInUse(RuntimeError):
+    """Another live worker owns the VM name."""
+
+
+def _live_owner(vm: Vm, host: str, fresh_s: float) -> bool:
+    # A fresh heartbeat from another process: alive unless it is on this host and gone
+    # (a kill -9 then an immediate restart must be able to take the row over).
+    if vm.state != "running" or vm.heartbeat_at is None or vm.pid == os.getpid():
+        return False
+    if (utcnow() - vm.heartbeat_at).total_seconds() >= fresh_s:
+        return False
+    if vm.host == host and vm.pid:
+        try:
+            os.kill(vm.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+    return True
+
+
+def claim_vm(engine: Engine, name: str, info: dict[str, Any], fresh_s: float = 0.0) -> int:
     """Create or take over the `vms` row named `name` for this process; returns its id.
 
-    `workload_version` is reset to 0: a new VM rings nothing until the worker applies the newest.
+    Raises VmInUse while another worker heartbeats it (within `fresh_s`). `workload_version`
+    is reset to 0: a new VM rings nothing until the worker applies the newest.
     """
     now = utcnow()
     fields = {
@@ -43,6 +65,11 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any]) -> int:
     }
     with Session(engine) as db, db.begin():
         vm = db.scalars(select(Vm).where(Vm.name == name)).one_or_none()
+        if vm is not None and _live_owner(vm, fields["host"], fresh_s):
+            raise VmInUse(
+                f"VM name {name!r} is in use by worker pid {vm.pid} on {vm.host}: "
+                "give this worker another IOSIGNAL_VM_NAME or stop that one"
+            )
         if vm is None:
             vm = Vm(name=name)
             db.add(vm)

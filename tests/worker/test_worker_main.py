@@ -132,6 +132,15 @@ def test_worker_applies_registrations_writes_verdicts_and_stops_cleanly(
     assert _vm(engine, "vm-a").state == "stopped"
 
 
+def test_a_second_worker_for_a_live_vm_name_refuses_to_start(db_url, engine, spawn) -> None:
+    first = spawn(db_url, "vm-d")
+    wait_for("the VM row", lambda: _running(engine, "vm-d", first.pid))
+    second = spawn(db_url, "vm-d")
+    assert second.wait(timeout=30) == 1
+    assert _running(engine, "vm-d", first.pid) is not None  # the row still belongs to the first
+    assert _stop(first) == 0
+
+
 def test_kill_9_and_restart_loses_nothing(db_url, engine, spawn) -> None:
     proc = spawn(db_url, "vm-k")
     vm = wait_for("the VM row", lambda: _running(engine, "vm-k", proc.pid))
