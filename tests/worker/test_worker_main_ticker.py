@@ -42,3 +42,26 @@ def test_a_slow_collect_skips_the_ticks_it_overran_and_keeps_the_schedule() -> N
 
 def test_interval_is_never_below_100_ms() -> None:
     assert Ticker(lambda: None, lambda _b: None, interval_s=0.01).interval_s == 0.1
+
+
+def test_first_signal_sets_stop_and_a_second_forces_exit() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, threading, time\n"
+        "from worker.main import install_signal_handlers\n"
+        "stop = threading.Event()\n"
+        "install_signal_handlers(stop)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(0.1)\n"
+        "print('stop set' if stop.is_set() else 'stop not set', flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "time.sleep(5)\n"
+        "print('still running')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    assert done.stdout.strip() == "stop set"
+    assert done.returncode == 1
