@@ -9,25 +9,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from support import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 VM_NAME = "api-vm"
 BELL = {"space": "pio", "addr": 0x6000, "len": 4}
-
-
-def wait_for(what: str, fn: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Poll `fn` until truthy; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.fixture

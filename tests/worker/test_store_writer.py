@@ -6,7 +6,6 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
 
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
@@ -14,31 +13,12 @@ from sqlalchemy.orm import Session
 
 from app.core.db import make_engine
 from app.models import ExitRollup, ExitSample, Ioeventfd, SignalRollup, SignalSample, Vm
-from worker import retention
+from worker import retention, sampler
 from worker.writer import SampleWriter
 
-
-# The sampler's data shapes (worker/sampler.py): plain values, written as the worker writes them.
-class Sig(NamedTuple):
-    key: int
-    taken_at: datetime
-    signals: int
-    interval_s: float
-
-
-class Exit(NamedTuple):
-    space: str
-    addr: int
-    len: int
-    taken_at: datetime
-    exits: int
-    interval_s: float
-
-
-class Collected(NamedTuple):
-    signals: list[Sig]
-    exits: list[Exit]
-
+# The sampler's own data shapes, written as the worker writes them.
+Sig, Exit = sampler.SignalSample, sampler.ExitSample
+Collected = sampler.Collected
 
 T0 = datetime(2026, 11, 20, 12, 0, 30, 123457, tzinfo=UTC)
 

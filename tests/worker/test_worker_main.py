@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
+from support import wait_for
 from test_store_writer import _admin, database_unavailable  # same folder, on sys.path
 
 from app.core.db import make_engine
@@ -62,17 +62,6 @@ def spawn(tmp_path: Path, kvm_path: str) -> Iterator[Callable[..., subprocess.Po
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def wait_for(what: str, fn: Callable[[], Any], timeout: float = 15.0) -> Any:
-    """Poll `fn` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.02)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def _vm(engine: Engine, name: str) -> Vm | None:
