@@ -26,3 +26,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def exit_row(vm_id: int, when, exits: int, *, space="pio", addr=0x6000, length=4, **kw):
+    """An exit sample as the worker writes it; `rollup=True` for a per-minute rollup row."""
+    from app.models import ExitRollup, ExitSample
+
+    key = {"vm_id": vm_id, "space": space, "addr": addr, "len": length, "exits": exits}
+    if kw.pop("rollup", False):
+        return ExitRollup(**key, minute_at=when, interval_s=60.0, **kw)
+    return ExitSample(**key, taken_at=when, interval_s=kw.pop("interval_s", 1.0), **kw)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
+from support import exit_row
 
-from app.models import ExitRollup, ExitSample, Ioeventfd, utcnow
+from app.models import Ioeventfd, utcnow
 
 
 def scrape(client) -> dict[str, dict[tuple, float]]:
@@ -35,39 +36,9 @@ def test_counters_and_liveness(client, make_vm, db):
     db.add(Ioeventfd(vm_id=up.id, space="pio", addr=1, len=1, state="removed", signals_total=5))
     now = utcnow().replace(microsecond=0)
     up.rolled_up_until = now - timedelta(minutes=1)
-    db.add(
-        ExitRollup(
-            vm_id=up.id,
-            space="pio",
-            addr=0x6000,
-            len=4,
-            minute_at=now - timedelta(minutes=3),
-            exits=100,
-            interval_s=60.0,
-        )
-    )
-    db.add(
-        ExitSample(
-            vm_id=up.id,
-            space="pio",
-            addr=0x6000,
-            len=4,
-            taken_at=now - timedelta(minutes=2),
-            exits=100,
-            interval_s=1.0,
-        )
-    )  # rolled up
-    db.add(
-        ExitSample(
-            vm_id=up.id,
-            space="pio",
-            addr=0x6000,
-            len=4,
-            taken_at=now - timedelta(seconds=5),
-            exits=7,
-            interval_s=1.0,
-        )
-    )
+    db.add(exit_row(up.id, now - timedelta(minutes=3), 100, rollup=True))
+    db.add(exit_row(up.id, now - timedelta(minutes=2), 100))  # rolled up
+    db.add(exit_row(up.id, now - timedelta(seconds=5), 7))
     db.commit()
     metrics = scrape(client)
     assert metrics["iosignal_worker_up"] == {(("vm", "up"),): 1.0, (("vm", "down"),): 0.0}

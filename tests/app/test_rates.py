@@ -7,9 +7,10 @@ import io
 from datetime import timedelta
 
 import pytest
+from support import exit_row
 
 from app.api.series import plan
-from app.models import ExitRollup, ExitSample, Ioeventfd, SignalRollup, SignalSample, utcnow
+from app.models import Ioeventfd, SignalRollup, SignalSample, utcnow
 
 
 @pytest.fixture
@@ -106,39 +107,9 @@ def test_exits_per_address_busiest_first_with_registered_flag(client, db, reg):
     now = utcnow()
     for i in range(1, 4):
         t = now - timedelta(seconds=i)
-        db.add(
-            ExitSample(
-                vm_id=reg.vm_id,
-                space="pio",
-                addr=0x6000,
-                len=4,
-                taken_at=t,
-                exits=10,
-                interval_s=1.0,
-            )
-        )
-        db.add(
-            ExitSample(
-                vm_id=reg.vm_id,
-                space="mmio",
-                addr=0xD0000000,
-                len=4,
-                taken_at=t,
-                exits=20,
-                interval_s=1.0,
-            )
-        )
-    db.add(
-        ExitSample(
-            vm_id=reg.vm_id,
-            space="pio",
-            addr=0x7000,
-            len=1,
-            taken_at=now - timedelta(minutes=5),
-            exits=99,
-            interval_s=1.0,
-        )
-    )
+        db.add(exit_row(reg.vm_id, t, 10))
+        db.add(exit_row(reg.vm_id, t, 20, space="mmio", addr=0xD0000000))
+    db.add(exit_row(reg.vm_id, now - timedelta(minutes=5), 99, addr=0x7000, length=1))
     db.commit()
     rows = client.get(f"/api/vms/{reg.vm_id}/exits", params={"since": "-1m"}).json()
     assert [(r["space"], r["addr"], r["exits"], r["registered"]) for r in rows] == [
@@ -155,28 +126,8 @@ def test_exits_per_address_busiest_first_with_registered_flag(client, db, reg):
 
 def test_exits_over_days_read_rollups(client, db, reg):
     now = utcnow().replace(second=0, microsecond=0)
-    db.add(
-        ExitRollup(
-            vm_id=reg.vm_id,
-            space="pio",
-            addr=0x7000,
-            len=1,
-            minute_at=now - timedelta(hours=3),
-            exits=500,
-            interval_s=60.0,
-        )
-    )
-    db.add(
-        ExitSample(
-            vm_id=reg.vm_id,
-            space="pio",
-            addr=0x7000,
-            len=1,
-            taken_at=now - timedelta(seconds=20),
-            exits=5,
-            interval_s=1.0,
-        )
-    )
+    db.add(exit_row(reg.vm_id, now - timedelta(hours=3), 500, addr=0x7000, length=1, rollup=True))
+    db.add(exit_row(reg.vm_id, now - timedelta(seconds=20), 5, addr=0x7000, length=1))
     reg.vm.rolled_up_until = now - timedelta(minutes=1)
     db.commit()
     rows = client.get(f"/api/vms/{reg.vm_id}/exits", params={"since": "-1d"}).json()

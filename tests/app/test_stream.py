@@ -9,27 +9,18 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from support import exit_row
 
 from app.api.stream_hub import StreamHub
 from app.core.security import create_token
 from app.core.timeparse import epoch_ms
-from app.models import ExitSample, Ioeventfd, SignalSample, utcnow
+from app.models import Ioeventfd, SignalSample, utcnow
 
 
 def write_tick(db, reg, when, signals=10, exits=3):
     """One sampling tick as the worker writes it: signal and exit samples in one transaction."""
     db.add(SignalSample(ioeventfd_id=reg.id, taken_at=when, signals=signals, interval_s=0.5))
-    db.add(
-        ExitSample(
-            vm_id=reg.vm_id,
-            space="pio",
-            addr=0x7000,
-            len=2,
-            taken_at=when,
-            exits=exits,
-            interval_s=0.5,
-        )
-    )
+    db.add(exit_row(reg.vm_id, when, exits, addr=0x7000, length=2, interval_s=0.5))
     db.commit()
 
 
