@@ -55,7 +55,13 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any], fresh_s: float = 0
     fields = {
         "host": info.get("host", ""),
         "kernel": info.get("kernel", ""),
-        "capabilities": {"api_version": info.get("api_version"), **info.get("capabilities", {})},
+        # The guest's RAM size rides along: the app checks workloads against it (MMIO inside
+        # RAM never exits, so such a doorbell could never ring).
+        "capabilities": {
+            "api_version": info.get("api_version"),
+            "mem_size": info.get("mem_size"),
+            **info.get("capabilities", {}),
+        },
         "state": "running",
         "error": None,
         "pid": os.getpid(),

@@ -55,6 +55,17 @@ def test_workload_rules_are_422(client, make_vm):
     assert client.get("/api/vms/999/workload").status_code == 404
 
 
+def test_mmio_inside_the_ram_size_the_worker_reports_is_422(client, make_vm, db):
+    vm = make_vm()
+    bell = {**BELL, "space": "mmio", "addr": 0x400000}  # above the default 2 MiB of RAM
+    url = f"/api/vms/{vm.id}/workload"
+    assert client.put(url, json={"doorbells": [bell]}).status_code == 200
+    vm.capabilities = {**vm.capabilities, "mem_size": 16 << 20}  # as the worker's VM row says
+    db.commit()
+    response = client.put(url, json={"doorbells": [bell]})
+    assert response.status_code == 422 and "outside guest RAM" in response.json()["detail"]
+
+
 def test_benchmark_queue_and_results(client, make_vm, db):
     vm = make_vm()
     response = client.post("/api/benchmarks", json={"vm_id": vm.id, "writes": 1000, "repeat": 2})

@@ -12,7 +12,13 @@ from app.core.db import make_engine
 from app.models import BenchmarkRun, Ioeventfd, Vm, Workload
 from worker import store
 
-INFO = {"host": "h", "kernel": "Linux 6", "api_version": 12, "capabilities": {"IOEVENTFD": 1}}
+INFO = {
+    "host": "h",
+    "kernel": "Linux 6",
+    "api_version": 12,
+    "mem_size": 0x200000,
+    "capabilities": {"IOEVENTFD": 1},
+}
 
 
 @pytest.fixture
@@ -32,7 +38,7 @@ def test_claim_vm_creates_then_takes_over_the_same_row(engine: Engine) -> None:
     with Session(engine) as db:
         vm = db.get(Vm, first)
         assert (vm.kernel, vm.state, vm.workload_version) == ("Linux 7", "running", 0)
-        assert vm.capabilities == {"api_version": 12, "IOEVENTFD": 1}
+        assert vm.capabilities == {"api_version": 12, "mem_size": 0x200000, "IOEVENTFD": 1}
         run = db.query(BenchmarkRun).one()
         assert run.state == "failed" and "stopped" in run.error
 
