@@ -16,10 +16,9 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+from app.core import rules
 from worker.guest import CONTROL_PORT
 from worker.kvm import Mmio, NoDatamatch, Pio, Vm
-
-LENGTHS = (0, 1, 2, 4, 8)
 
 
 class RegistrationError(OSError):
@@ -53,22 +52,7 @@ class Registration(NamedTuple):
 
     def collides(self, other: Registration) -> bool:
         """The kernel's ioeventfd_check_collision, for naming the registration in the way."""
-        return (
-            self.space == other.space
-            and self.addr == other.addr
-            and (
-                not self.len
-                or not other.len
-                or (
-                    self.len == other.len
-                    and (
-                        self.datamatch is None
-                        or other.datamatch is None
-                        or self.datamatch == other.datamatch
-                    )
-                )
-            )
-        )
+        return rules.collides(self, other)
 
 
 class Drained(NamedTuple):
@@ -83,37 +67,20 @@ def check_rules(
 ) -> None:
     """Refuse what the kernel would reject or accept uselessly, before calling it (EINVAL).
 
-    `ram_size`: guest RAM at [0, ram_size); writes there never leave the guest, so an MMIO
-    registration inside it could never fire.
+    The rules are the app's (app/core/rules.py), plus two only the worker knows: its guest's
+    pass-done port, and guest RAM at [0, ram_size), where writes never exit, so an MMIO
+    registration there could never fire.
     """
-
-    def refuse(rule: str) -> None:
-        raise RegistrationError(errno.EINVAL, rule)
-
-    if space not in ("pio", "mmio"):
-        refuse(f"space must be 'pio' or 'mmio', not {space!r}")
-    if length not in LENGTHS:
-        refuse(f"len must be one of 0, 1, 2, 4, 8 (got {length})")
-    if length == 0 and datamatch is not None:
-        refuse("len 0 (any length) cannot be combined with a datamatch")
-    if not 0 <= addr < 1 << 64:
-        refuse(f"addr must be an unsigned 64-bit value (got {addr})")
-    if addr + length > 1 << 64:
-        refuse(f"addr {addr:#x} + len {length} wraps past 2**64")
-    if space == "pio":
-        if addr > 0xFFFF:
-            refuse(f"a PIO port is 16 bits: addr must be at most 0xffff (got {addr:#x})")
-        if length == 8:
-            refuse("PIO writes are 1, 2 or 4 bytes: len 8 can never fire on PIO")
-        if addr == CONTROL_PORT:
-            refuse(f"PIO port {CONTROL_PORT:#x} is the guest's pass-done port, kept by iosignal")
-    if space == "mmio" and addr < ram_size:
-        refuse(
+    problem = rules.registration_problem(space, addr, length, datamatch)
+    if problem is None and space == "pio" and addr == CONTROL_PORT:
+        problem = f"PIO port {CONTROL_PORT:#x} is the guest's pass-done port, kept by iosignal"
+    if problem is None and space == "mmio" and addr < ram_size:
+        problem = (
             f"MMIO addr {addr:#x} is inside guest RAM [0, {ram_size:#x}): writes there never "
             "exit, so it can never fire"
         )
-    if datamatch is not None and not 0 <= datamatch < 1 << (8 * length):
-        refuse(f"datamatch {datamatch:#x} does not fit in len {length} bytes, so it never fires")
+    if problem is not None:
+        raise RegistrationError(errno.EINVAL, problem)
 
 
 class Registry:

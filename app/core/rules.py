@@ -1,4 +1,5 @@
-"""The kernel's ioeventfd rules, checked by the app before the worker ever sees a request.
+"""The kernel's ioeventfd rules: the app checks them before storing a request, the worker's
+registry before every KVM_IOEVENTFD.
 
 The rules mirror virt/kvm/eventfd.c (kvm_assign_ioeventfd_idx, ioeventfd_check_collision) plus
 the worker's stricter checks that make a registration able to fire at all (PIO is 16-bit and at
@@ -35,19 +36,21 @@ def parse_u64(value: int | str, name: str) -> int:
 
 def registration_problem(space: str, addr: int, len_: int, datamatch: int | None) -> str | None:
     """The first rule a registration breaks, as a sentence, or None if it is acceptable."""
+    if space not in ("pio", "mmio"):
+        return f"space must be 'pio' or 'mmio', not {space!r}"
     if len_ not in VALID_LENS:
         return "len must be one of 0, 1, 2, 4, 8"
     if len_ == 0 and datamatch is not None:
         return "len 0 (any width) cannot be combined with datamatch"
+    if not 0 <= addr <= U64_MAX:
+        return "addr must be between 0 and 0xffffffffffffffff"
     if addr + len_ > U64_MAX + 1:
         return "addr + len must not wrap past the end of the address space"
     if space == "pio" and addr > PIO_MAX:
         return "PIO addr must be at most 0xffff"
     if space == "pio" and len_ == 8:
         return "PIO len 8 is impossible: port writes are at most 4 bytes"
-    if space == "pio" and addr + len_ > PIO_MAX + 1:
-        return "PIO addr + len must not pass 0x10000"
-    if datamatch is not None and len_ and datamatch >> (8 * len_):
+    if datamatch is not None and len_ and not 0 <= datamatch < 1 << (8 * len_):
         return f"datamatch 0x{datamatch:x} is wider than len {len_} bytes"
     return None
 

@@ -49,6 +49,19 @@ def test_worker_away_gives_202_pending_and_hex_addr_comes_back_as_int(client, ma
     assert client.get(f"/api/vms/{vm.id}/ioeventfds/{body['id']}").json() == body
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"space": "pio", "addr": 0xFFFF, "len": 4, "datamatch": 0xFFFF_FFFF},  # kernel takes it
+        {"space": "mmio", "addr": (1 << 64) - 8, "len": 8, "datamatch": (1 << 64) - 1},
+    ],
+)
+def test_the_edges_the_kernel_accepts_are_accepted(client, make_vm, body):
+    response = post(client, make_vm().id, body)
+    assert response.status_code == 202, response.text
+    assert response.json()["datamatch"] == body["datamatch"]
+
+
 def test_alive_worker_that_does_not_answer_gives_202_after_the_timeout(client, make_vm):
     vm = make_vm(alive=True)
     response = post(client, vm.id, PIO)
