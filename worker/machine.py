@@ -55,7 +55,7 @@ class Machine:
             self._kvm = Kvm.open(self.kvm_path)
             try:
                 self._guest = GuestVm(self._kvm, self.mem_size)
-                self.registry = Registry(self._guest.vm, self.clock, self.mem_size)
+                self.registry = Registry(self._guest.vm, self.mem_size)
                 self.exits = ExitCounter()
                 assert self._guest.vcpu is not None
                 runner = PassRunner(self._guest.vcpu, self.exits)

@@ -12,8 +12,6 @@ import contextlib
 import errno
 import os
 import threading
-import time
-from collections.abc import Callable
 from typing import NamedTuple
 
 from app.core import rules
@@ -43,7 +41,6 @@ class Registration(NamedTuple):
     len: int
     datamatch: int | None
     efd: int
-    since: float  # monotonic time of registration
 
     def describe(self) -> str:
         """e.g. "pio 0x10 len 2 datamatch 0x5" for messages."""
@@ -56,10 +53,10 @@ class Registration(NamedTuple):
 
 
 class Drained(NamedTuple):
-    """Counts read from every eventfd: (count, since) per live key, plus removed leftovers."""
+    """Counts read from every eventfd per live key, plus the leftovers of removed keys."""
 
-    live: dict[int, tuple[int, float]]
-    removed: dict[int, tuple[int, float, float]]  # key -> (count, since, removed_at)
+    live: dict[int, int]
+    removed: dict[int, int]
 
 
 def check_rules(
@@ -86,15 +83,12 @@ def check_rules(
 class Registry:
     """What is registered with the kernel, by key; thread-safe."""
 
-    def __init__(
-        self, vm: Vm, clock: Callable[[], float] = time.monotonic, ram_size: int = 0
-    ) -> None:
+    def __init__(self, vm: Vm, ram_size: int = 0) -> None:
         self.vm = vm
-        self.clock = clock
         self.ram_size = ram_size
         self._lock = threading.Lock()
         self._regs: dict[int, Registration] = {}
-        self._removed: dict[int, tuple[int, float, float]] = {}
+        self._removed: dict[int, int] = {}
 
     @staticmethod
     def _kvm_args(reg: Registration) -> tuple:
@@ -111,7 +105,7 @@ class Registry:
             if key in self._regs:
                 raise ValueError(f"registration {key} is already registered")
             efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-            reg = Registration(key, space, addr, length, datamatch, efd, self.clock())
+            reg = Registration(key, space, addr, length, datamatch, efd)
             try:
                 self.vm.register_ioevent(*self._kvm_args(reg))
             except OSError as e:
@@ -144,8 +138,7 @@ class Registry:
             count = _read_eventfd(reg.efd)
             os.close(reg.efd)
             del self._regs[key]
-            prev = self._removed.get(key, (0, reg.since, 0.0))[0]
-            self._removed[key] = (prev + count, reg.since, self.clock())
+            self._removed[key] = self._removed.get(key, 0) + count
 
     def keys(self) -> set[int]:
         """Keys registered now."""
@@ -160,7 +153,7 @@ class Registry:
     def drain(self) -> Drained:
         """Read (and reset) every eventfd counter; hand over the leftovers of removed keys."""
         with self._lock:
-            live = {key: (_read_eventfd(r.efd), r.since) for key, r in self._regs.items()}
+            live = {key: _read_eventfd(r.efd) for key, r in self._regs.items()}
             removed, self._removed = self._removed, {}
         return Drained(live, removed)
 

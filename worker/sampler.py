@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple
@@ -78,18 +79,16 @@ class Sampler:
         drained = registry.drain()
         exits = exit_counter.swap()
         now, taken_at = self.clock(), self.wallclock()
-        last, self._last = self._last, now
-        counts: dict[int, tuple[int, float]] = {}
-        for key, (n, since, removed_at) in drained.removed.items():
-            counts[key] = (n, max(0.0, removed_at - max(last, since)))
-        for key, (n, since) in drained.live.items():
-            # A key removed and registered again since the last collect: one sample, summed.
-            prev_n, prev_s = counts.get(key, (0, 0.0))
-            counts[key] = (prev_n + n, max(prev_s, now - max(last, since)))
+        interval, self._last = now - self._last, now
+        # Every sample of a tick covers the whole tick, a registration made or removed mid-tick
+        # included: the exit and signal rates of one doorbell then add up to its rate, and a
+        # short partial interval cannot turn the guest's bursts into a spike.
+        counts = Counter(drained.removed)
+        counts.update(drained.live)  # a key removed and registered again: one sample, summed
         return Collected(
-            [SignalSample(key, taken_at, n, s) for key, (n, s) in sorted(counts.items())],
+            [SignalSample(key, taken_at, n, interval) for key, n in sorted(counts.items())],
             [
-                ExitSample(space, addr, length, taken_at, n, now - last)
+                ExitSample(space, addr, length, taken_at, n, interval)
                 for (space, addr, length), n in sorted(exits.items())
                 if n
             ],

@@ -39,9 +39,10 @@ def test_intervals_and_taken_at_come_from_the_given_clocks(kvm_path: str) -> Non
         machine.unregister(2)
         clock.now += 0.25
         got = sampler.collect()
+        # Every sample covers the whole tick, registered or removed mid-tick or not.
         assert [(s.key, s.signals, s.interval_s, s.taken_at) for s in got.signals] == [
-            (1, 3, 2.0, wall),
-            (2, 0, 0.25, wall),  # its leftover: from registration to removal
+            (1, 3, 2.5, wall),
+            (2, 0, 2.5, wall),  # its leftover, sampled once after removal
         ]
         assert [(e.space, e.addr, e.len, e.exits, e.interval_s) for e in got.exits] == [
             ("pio", 0x11, 1, 4, 2.5)
@@ -50,6 +51,26 @@ def test_intervals_and_taken_at_come_from_the_given_clocks(kvm_path: str) -> Non
         again = sampler.collect()
         assert [(s.key, s.signals, s.interval_s) for s in again.signals] == [(1, 0, 1.0)]
         assert again.exits == []
+    finally:
+        machine.close()
+
+
+def test_a_doorbell_registered_mid_tick_has_exit_and_signal_rates_adding_up(kvm_path) -> None:
+    clock = FakeClock()
+    machine = Machine(kvm_path, clock=clock)
+    machine.start()
+    try:
+        sampler = Sampler(machine, clock=clock)
+        machine.ring([Ring("pio", 0x10, 1, 1, 30)])  # exits: no ioeventfd yet
+        clock.now += 0.9
+        machine.register(1, "pio", 0x10, 1, None)
+        machine.ring([Ring("pio", 0x10, 1, 1, 70)])  # a burst right after registering
+        clock.now += 0.1
+        got = sampler.collect()
+        (signal,) = got.signals
+        (exit_,) = got.exits
+        rates = (exit_.exits / exit_.interval_s, signal.signals / signal.interval_s)
+        assert rates == (30.0, 70.0)  # 100 writes in a 1 s tick: 100/s, with no spike
     finally:
         machine.close()
 
