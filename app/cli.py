@@ -38,18 +38,22 @@ def _setup_logging() -> None:
     )
 
 
-def _serve_api(host: str | None, port: int | None) -> None:
-    import uvicorn
-
+def _guard_listen(host: str) -> None:
+    """Store IOSIGNAL_ADMIN_TOKEN if set, then refuse an open listener that has no token."""
     from app.core.db import get_sessionmaker
     from app.core.security import ensure_admin_token, refuse_open_listen
 
-    settings = get_settings()
-    host = host or settings.host
-    if settings.admin_token:
+    token = get_settings().admin_token
+    if token:
         with get_sessionmaker()() as db:
-            ensure_admin_token(db, settings.admin_token)
+            ensure_admin_token(db, token)
     refuse_open_listen(host)
+
+
+def _serve_api(host: str, port: int | None) -> None:
+    import uvicorn
+
+    settings = get_settings()
     # uvicorn re-raises the signal that stopped it once it has shut down; a handler that does
     # nothing lets `run` go on to stop the worker and both commands exit 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -81,6 +85,8 @@ def api(
 ) -> None:
     """Serve the REST API and dashboard only (no /dev/kvm needed)."""
     _setup_logging()
+    host = host or get_settings().host
+    _guard_listen(host)
     _serve_api(host, port)
 
 
@@ -100,18 +106,18 @@ def run(
 ) -> None:
     """Migrate the database, then run worker and app together; Ctrl-C or SIGTERM stops both."""
     from app.core.migrate import upgrade
-    from app.core.security import refuse_open_listen
 
     _setup_logging()
     settings = get_settings()
+    host = host or settings.host
     upgrade(settings.database_url)
-    refuse_open_listen(host or settings.host)
+    _guard_listen(host)  # before the worker starts: a refused run leaves nothing behind
     child = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "worker"],
         preexec_fn=_die_with_parent,
         start_new_session=True,  # Ctrl-C reaches us once; we stop the worker ourselves
     )
-    settings_url = f"http://{host or settings.host}:{port or settings.port}/"
+    settings_url = f"http://{host}:{port or settings.port}/"
     log.info("dashboard at %s (worker pid %d)", settings_url, child.pid)
     try:
         _serve_api(host, port)  # uvicorn handles SIGINT/SIGTERM and returns

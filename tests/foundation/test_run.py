@@ -88,3 +88,39 @@ def test_sigkill_of_run_takes_the_worker_down_too(started):
     proc.kill()
     proc.wait()
     wait_for("the orphaned worker to exit", lambda: not any(alive(p) for p in workers), 15)
+
+
+def _run_open(tmp_path, kvm_path, **extra) -> tuple[subprocess.Popen, int, dict]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOSIGNAL_")}
+    env.update(IOSIGNAL_PORT=str(port := free_port()), IOSIGNAL_KVM_PATH=kvm_path, **extra)
+    cmd = [IOSIGNAL, "run", "--host", "0.0.0.0"]
+    return subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE), port, env
+
+
+def test_run_beyond_loopback_is_refused_without_a_token_before_any_worker(tmp_path, kvm_path):
+    proc, _, _ = _run_open(tmp_path, kvm_path)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert b"iosignal token create" in err
+    assert children(proc.pid) == []
+
+
+def test_run_beyond_loopback_serves_with_the_admin_token(tmp_path, kvm_path):
+    proc, port, _ = _run_open(tmp_path, kvm_path, IOSIGNAL_ADMIN_TOKEN="compose-secret")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/vms", headers={"Authorization": "Bearer compose-secret"}
+    )
+
+    def vms():
+        try:
+            with urllib.request.urlopen(request, timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for("GET /api/vms with the admin token", vms, 60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
