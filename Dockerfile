@@ -5,6 +5,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /srv/iosignal
 
 COPY pyproject.toml README.md ./
+COPY contract ./contract
+COPY cli ./cli
 COPY app ./app
 COPY worker ./worker
 COPY migrations ./migrations

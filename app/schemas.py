@@ -14,13 +14,14 @@ from pydantic import (
     model_validator,
 )
 
-from app.core.rules import (
+from contract.rules import (
     MAX_DOORBELL_RATE_HZ,
     MAX_DOORBELLS,
     MAX_TOTAL_RATE_HZ,
     doorbell_problem,
     parse_u64,
     registration_problem,
+    workload_problem,
 )
 
 
@@ -180,9 +181,9 @@ class WorkloadIn(BaseModel):
 
     @model_validator(mode="after")
     def _total_rate(self) -> WorkloadIn:
-        total = sum(d.rate_hz for d in self.doorbells)
-        if total > MAX_TOTAL_RATE_HZ:
-            raise ValueError(f"the doorbells' rate_hz must add up to at most {MAX_TOTAL_RATE_HZ}")
+        problem = workload_problem([d.rate_hz for d in self.doorbells])
+        if problem:
+            raise ValueError(problem)
         return self
 
 

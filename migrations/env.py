@@ -2,9 +2,9 @@
 
 from alembic import context
 
-from app.core.config import get_settings
-from app.core.db import make_engine
-from app.models import Base
+from contract.config import get_settings
+from contract.db import make_engine
+from contract.models import Base
 
 config = context.config
 target_metadata = Base.metadata

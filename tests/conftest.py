@@ -97,7 +97,7 @@ def empty_sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A freshly migrated database, once on SQLite and once on real PostgreSQL."""
-    from app.core.migrate import upgrade
+    from contract.migrate import upgrade
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'iosignal.db'}"

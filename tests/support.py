@@ -30,7 +30,7 @@ def free_port() -> int:
 
 def exit_row(vm_id: int, when, exits: int, *, space="pio", addr=0x6000, length=4, **kw):
     """An exit sample as the worker writes it; `rollup=True` for a per-minute rollup row."""
-    from app.models import ExitRollup, ExitSample
+    from contract.models import ExitRollup, ExitSample
 
     key = {"vm_id": vm_id, "space": space, "addr": addr, "len": length, "exits": exits}
     if kw.pop("rollup", False):

@@ -21,10 +21,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from app.core.db import make_engine
-from app.core.migrate import upgrade
-from app.core.notify import notify_desired
-from app.models import Ioeventfd, Vm
+from contract.db import make_engine
+from contract.migrate import upgrade
+from contract.models import Ioeventfd, Vm
+from contract.notify import notify_desired
 
 NAME = "applybench"
 
@@ -49,7 +49,7 @@ def apply_latency(url: str, n: int = 30) -> list[float]:
         "IOSIGNAL_VM_NAME": NAME,
         "IOSIGNAL_LOG_LEVEL": "warning",
     }
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], env=env)
     lags = []
     try:
         with Session(engine) as db:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.core.config import Settings
+from contract.config import Settings
 from worker import store
 from worker.benchjobs import BenchJobs
 from worker.reconciler import Reconciler, Waker

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.core.config import Settings, get_settings
-from app.core.db import make_engine
+from contract.config import Settings, get_settings
+from contract.db import make_engine
 from worker import retention, store
 from worker.control import Control, reason, until_db
 from worker.ticker import Ticker

@@ -16,19 +16,15 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from app.core.notify import CHANNEL
-from app.models import RegState
+from contract import rules
+from contract.models import RegState
+from contract.notify import CHANNEL
 from worker import store
 
 log = logging.getLogger("iosignal.reconciler")
 
 _ALL = (RegState.ACTIVE.value, RegState.PENDING.value, RegState.REMOVING.value)
 _CHANGES = (RegState.PENDING.value, RegState.REMOVING.value)
-
-
-def errno_name(exc: OSError) -> str:
-    """The kernel's name for an OSError's errno, e.g. "EEXIST"."""
-    return errno.errorcode.get(exc.errno or 0, "EIO")
 
 
 class Reconciler:
@@ -60,7 +56,8 @@ class Reconciler:
             self.machine.register(row.id, row.space, row.addr, row.len, row.datamatch)
         except OSError as exc:
             log.info("registration %d refused: %s", row.id, exc)
-            store.mark_failed(self.engine, row.id, errno_name(exc), exc.strerror or str(exc))
+            name = rules.errno_name(exc.errno)
+            store.mark_failed(self.engine, row.id, name, exc.strerror or str(exc))
             return
         except ValueError as exc:
             if row.id not in self.machine.registered():

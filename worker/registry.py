@@ -14,8 +14,7 @@ import os
 import threading
 from typing import NamedTuple
 
-from app.core import rules
-from worker.guest import CONTROL_PORT
+from contract import rules
 from worker.kvm import Mmio, NoDatamatch, Pio, Vm
 
 
@@ -29,7 +28,7 @@ class RegistrationError(OSError):
         super().__init__(code or errno.EIO, message)
 
     def __str__(self) -> str:
-        return f"{errno.errorcode.get(self.errno or 0, self.errno)}: {self.strerror}"
+        return f"{rules.errno_name(self.errno)}: {self.strerror}"
 
 
 class Registration(NamedTuple):
@@ -44,8 +43,7 @@ class Registration(NamedTuple):
 
     def describe(self) -> str:
         """e.g. "pio 0x10 len 2 datamatch 0x5" for messages."""
-        match = "wildcard" if self.datamatch is None else f"datamatch {self.datamatch:#x}"
-        return f"{self.space} {self.addr:#x} len {self.len} {match}"
+        return rules.describe(self.space, self.addr, self.len, self.datamatch)
 
     def collides(self, other: Registration) -> bool:
         """The kernel's ioeventfd_check_collision, for naming the registration in the way."""
@@ -64,18 +62,12 @@ def check_rules(
 ) -> None:
     """Refuse what the kernel would reject or accept uselessly, before calling it (EINVAL).
 
-    The rules are the app's (app/core/rules.py), plus two only the worker knows: its guest's
-    pass-done port, and guest RAM at [0, ram_size), where writes never exit, so an MMIO
-    registration there could never fire.
+    The rules are contract.rules': the kernel's, plus the guest's pass-done port and guest RAM
+    at [0, ram_size), where writes never exit, so an MMIO registration there could never fire.
     """
-    problem = rules.registration_problem(space, addr, length, datamatch)
-    if problem is None and space == "pio" and addr == CONTROL_PORT:
-        problem = f"PIO port {CONTROL_PORT:#x} is the guest's pass-done port, kept by iosignal"
-    if problem is None and space == "mmio" and addr < ram_size:
-        problem = (
-            f"MMIO addr {addr:#x} is inside guest RAM [0, {ram_size:#x}): writes there never "
-            "exit, so it can never fire"
-        )
+    problem = rules.registration_problem(space, addr, length, datamatch) or rules.guest_problem(
+        space, addr, ram_size
+    )
     if problem is not None:
         raise RegistrationError(errno.EINVAL, problem)
 
@@ -118,10 +110,7 @@ class Registry:
         if code == errno.EEXIST:
             other = next((r for r in self._regs.values() if r.collides(reg)), None)
             who = f"registration {other.key} ({other.describe()})" if other else "another one"
-            return (
-                f"{reg.describe()} collides with {who}: same bus and address, and len 0 on "
-                "either side, or the same len with a wildcard or an equal datamatch"
-            )
+            return rules.collision_sentence(reg.describe(), who)
         return f"the kernel refused {reg.describe()}: {os.strerror(code or errno.EIO)}"
 
     def unregister(self, key: int) -> None:

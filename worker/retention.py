@@ -12,9 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, bindparam, text
 
-from app.models import SampleTime
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from contract.models import SampleTime
+from contract.timeparse import EPOCH
 
 # Minute bucket of a sample time, per dialect: SQLite keeps integer microseconds.
 _BUCKET = {
@@ -64,7 +63,7 @@ def roll_up(engine: Engine, vm_id: int, newest: datetime) -> datetime | None:
         start = conn.execute(
             _sql("SELECT rolled_up_until FROM vms WHERE id = :vm", []), {"vm": vm_id}
         ).scalar()
-        start = SampleTime().process_result_value(start, engine.dialect) or _EPOCH
+        start = SampleTime().process_result_value(start, engine.dialect) or EPOCH
         if start >= end:
             return start
         params = {"vm": vm_id, "start": start, "end": end}

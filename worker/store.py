@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, case, select, text, update
 from sqlalchemy.orm import Session
 
-from app.models import BenchmarkResult, BenchmarkRun, Ioeventfd, RegState, Vm, Workload, utcnow
+from contract.models import BenchmarkResult, BenchmarkRun, Ioeventfd, RegState, Vm, Workload, utcnow
 
 _REG_COLUMNS = (
     Ioeventfd.id,

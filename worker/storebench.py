@@ -21,9 +21,9 @@ from pathlib import Path
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.exc import OperationalError
 
-from app.core.db import make_engine
-from app.core.migrate import upgrade
-from app.models import Ioeventfd, RegState, SignalSample
+from contract.db import make_engine
+from contract.migrate import upgrade
+from contract.models import Ioeventfd, RegState, SignalSample
 from worker import retention, store
 from worker.ticker import Ticker
 from worker.writer import SampleWriter
@@ -244,7 +244,7 @@ def cli_loadbench(
     from rich.progress import Progress
     from rich.table import Table
 
-    from app.core.config import get_settings
+    from contract.config import get_settings
 
     console = Console(stderr=json_out)
     with Progress(console=console, transient=True) as bar:

@@ -8,16 +8,14 @@ as a burst.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from worker.guest import DEFAULT_MEM_SIZE
-from worker.guest.table import MAX_ENTRIES, Ring, check_ringable
-
-MAX_RATE_HZ = 1_000_000.0  # above what one vCPU rings; bounds a pass to ~max_lag * rate writes
+from contract import rules
+from contract.guest import DEFAULT_MEM_SIZE
+from worker.guest.table import Ring
 
 
 class Doorbell(NamedTuple):
@@ -32,9 +30,11 @@ class Doorbell(NamedTuple):
 
 def check_doorbell(bell: Doorbell, mem_size: int = DEFAULT_MEM_SIZE) -> None:
     """Raise ValueError naming the rule unless the guest can ring `bell` at its rate."""
-    check_ringable(bell.space, bell.addr, bell.len, bell.value, mem_size)
-    if not (math.isfinite(bell.rate_hz) and 0 <= bell.rate_hz <= MAX_RATE_HZ):
-        raise ValueError(f"rate_hz must be between 0 and {MAX_RATE_HZ:g} (got {bell.rate_hz})")
+    problem = rules.doorbell_problem(
+        bell.space, bell.addr, bell.len, bell.value, mem_size
+    ) or rules.rate_problem(bell.rate_hz)
+    if problem:
+        raise ValueError(problem)
 
 
 class Pacer:
@@ -57,10 +57,11 @@ class Pacer:
 
     def set(self, bells: list[Doorbell], mem_size: int = DEFAULT_MEM_SIZE) -> None:
         """Replace the workload; validated whole, so a bad doorbell changes nothing."""
-        if len(bells) > MAX_ENTRIES:
-            raise ValueError(f"a workload has at most {MAX_ENTRIES} doorbells (got {len(bells)})")
         for bell in bells:
             check_doorbell(bell, mem_size)
+        problem = rules.workload_problem([bell.rate_hz for bell in bells])
+        if problem:
+            raise ValueError(problem)
         with self._lock:
             old = {b[:4]: carry for b, carry in zip(self._bells, self._carry, strict=True)}
             self._bells = [b for b in bells if b.rate_hz > 0]

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, insert, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from app.models import ExitSample, Ioeventfd, SignalSample
+from contract.models import ExitSample, Ioeventfd, SignalSample
 from worker.pgwrite import write_signals_pg
 
 log = logging.getLogger("iosignal.writer")

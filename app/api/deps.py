@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
-from app.core.db import get_db, get_sessionmaker
 from app.core.security import authenticate, mark_used
-from app.models import ApiToken
 from app.schemas import ErrorOut
+from contract.db import get_db, get_sessionmaker
+from contract.models import ApiToken
 
 SessionDep = Annotated[Session, Depends(get_db)]
 

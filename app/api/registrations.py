@@ -8,21 +8,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
-from app.core.config import get_settings
-from app.core.notify import notify_desired
-from app.core.rules import first_collision
-from app.models import Ioeventfd, RegState, utcnow
 from app.schemas import IoeventfdIn
+from contract.config import get_settings
+from contract.models import Ioeventfd, RegState, utcnow
+from contract.notify import notify_desired
+from contract.rules import collision_sentence, describe, first_collision
 
 # Registrations the kernel holds or is about to hold: what a new one must not collide with.
 LIVE_STATES = (RegState.PENDING.value, RegState.ACTIVE.value, RegState.REMOVING.value)
 POLL_S = 0.02
-
-
-def describe(reg: Ioeventfd) -> str:
-    """`pio 0x6000 len 4 datamatch any`: how a person names a registration."""
-    match = "any" if reg.datamatch is None else f"0x{reg.datamatch:x}"
-    return f"{reg.space} 0x{reg.addr:x} len {reg.len} datamatch {match}"
 
 
 def check_collision(db: Session, vm_id: int, body: IoeventfdIn) -> None:
@@ -35,9 +29,11 @@ def check_collision(db: Session, vm_id: int, body: IoeventfdIn) -> None:
     if old is not None:
         raise ApiError(
             409,
-            f"collides with registration {old.id} ({describe(old)}, {old.state}): "
-            "same space and address, and a width of 0 on either side or the same width with "
-            "a wildcard or equal datamatch; the kernel refuses this with EEXIST",
+            collision_sentence(
+                describe(new.space, new.addr, new.len, new.datamatch),
+                f"registration {old.id} ({describe(old.space, old.addr, old.len, old.datamatch)}, "
+                f"{old.state})",
+            ),
             "EEXIST",
             extra={"conflict_id": old.id},
         )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import ExitRollup, ExitSample, Ioeventfd, SignalRollup, SignalSample, Vm
+from contract.models import ExitRollup, ExitSample, Ioeventfd, SignalRollup, SignalSample, Vm
 
 MAX_POINTS = 2000
 RAW_MAX_TICKS = 2000  # the raw tier is keyed time-first: read it for short ranges only

@@ -19,8 +19,8 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 
 from app.api.stream_query import changed_registrations, newest_tick, ticks_after
-from app.core.db import get_sessionmaker
-from app.models import utcnow
+from contract.db import get_sessionmaker
+from contract.models import utcnow
 
 log = logging.getLogger("iosignal.stream")
 # Ticks committed later than this after they were taken (a writer catching up after an outage)

@@ -14,9 +14,9 @@ from fastapi.encoders import jsonable_encoder
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.timeparse import epoch_ms
-from app.models import ExitSample, Ioeventfd, RegState, SignalSample
 from app.schemas import IoeventfdOut
+from contract.models import ExitSample, Ioeventfd, RegState, SignalSample
+from contract.timeparse import epoch_ms
 
 TOP_EXITS = 10
 # Registration rows are stamped before they commit; look back this far so none is missed.

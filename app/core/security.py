@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from app.core.db import get_sessionmaker
-from app.models import ApiToken, utcnow
+from contract.db import get_sessionmaker
+from contract.models import ApiToken, utcnow
 
 
 def hash_token(token: str) -> str:

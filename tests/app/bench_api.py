@@ -18,7 +18,7 @@ def fill(session_factory) -> tuple[int, list[int]]:
     """One VM, REGS active registrations, TICKS one-second ticks of samples."""
     from sqlalchemy import insert
 
-    from app.models import ExitSample, Ioeventfd, SignalSample, Vm, utcnow
+    from contract.models import ExitSample, Ioeventfd, SignalSample, Vm, utcnow
 
     with session_factory() as db:
         vm = Vm(name="bench", state="running", heartbeat_at=utcnow())
@@ -64,9 +64,9 @@ def main(url: str) -> None:
     os.environ["IOSIGNAL_DATABASE_URL"] = url
     from fastapi.testclient import TestClient
 
-    from app.core.db import get_sessionmaker
-    from app.core.migrate import upgrade
     from app.main import create_app
+    from contract.db import get_sessionmaker
+    from contract.migrate import upgrade
 
     upgrade(url)
     started = time.perf_counter()

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.core.config import get_settings
-from app.core.db import get_engine, get_sessionmaker
-from app.models import Vm, utcnow
+from contract.config import get_settings
+from contract.db import get_engine, get_sessionmaker
+from contract.models import Vm, utcnow
 
 
 def clear_caches() -> None:

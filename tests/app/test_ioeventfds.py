@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.models import Ioeventfd
+from contract.models import Ioeventfd
 
 PIO = {"space": "pio", "addr": 0x6000, "len": 4}
 
@@ -146,7 +146,7 @@ def test_the_kernels_refusal_is_answered_with_its_errno(client, make_vm, errno_n
     import threading
     import time
 
-    from app.core.db import get_sessionmaker
+    from contract.db import get_sessionmaker
 
     vm = make_vm(alive=True)
     done = threading.Event()

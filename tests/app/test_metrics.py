@@ -7,7 +7,7 @@ from datetime import timedelta
 from prometheus_client.parser import text_string_to_metric_families
 from support import exit_row
 
-from app.models import Ioeventfd, utcnow
+from contract.models import Ioeventfd, utcnow
 
 
 def scrape(client) -> dict[str, dict[tuple, float]]:

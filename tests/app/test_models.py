@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.db import make_engine
-from app.models import Ioeventfd, SignalSample, Vm
+from contract.db import make_engine
+from contract.models import Ioeventfd, SignalSample, Vm
 
 
 def _vm_and_reg(db: Session, **reg) -> Ioeventfd:
@@ -59,7 +59,7 @@ def test_sample_time_round_trips_to_the_microsecond_and_compares(db_url: str) ->
 
 
 def test_sqlite_stores_sample_time_as_an_integer(empty_sqlite_url: str) -> None:
-    from app.core.migrate import upgrade
+    from contract.migrate import upgrade
 
     upgrade(empty_sqlite_url)
     engine = make_engine(empty_sqlite_url)

@@ -10,7 +10,7 @@ import pytest
 from support import exit_row
 
 from app.api.series import plan
-from app.models import Ioeventfd, SignalRollup, SignalSample, utcnow
+from contract.models import Ioeventfd, SignalRollup, SignalSample, utcnow
 
 
 @pytest.fixture

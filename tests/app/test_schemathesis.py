@@ -9,7 +9,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from app.main import create_app
-from app.models import Ioeventfd
+from contract.models import Ioeventfd
 
 app = create_app()  # the schema is read at import; the database is bound per test below
 schema = schemathesis.openapi.from_asgi("/openapi.json", app).exclude(

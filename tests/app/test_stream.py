@@ -13,8 +13,8 @@ from support import exit_row
 
 from app.api.stream_hub import StreamHub
 from app.core.security import create_token
-from app.core.timeparse import epoch_ms
-from app.models import Ioeventfd, SignalSample, utcnow
+from contract.models import Ioeventfd, SignalSample, utcnow
+from contract.timeparse import epoch_ms
 
 
 def write_tick(db, reg, when, signals=10, exits=3):

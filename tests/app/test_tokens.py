@@ -9,7 +9,7 @@ import sys
 from sqlalchemy import select
 
 from app.core.security import create_token, hash_token, revoke_token
-from app.models import ApiToken
+from contract.models import ApiToken
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -67,7 +67,7 @@ def test_roles_once_a_token_exists(client, make_vm, db):
 
 def test_token_cli_create_list_revoke(app_env):
     env = {**os.environ, "IOSIGNAL_DATABASE_URL": app_env}
-    cli = [sys.executable, "-m", "app.cli", "token"]
+    cli = [sys.executable, "-m", "cli.main", "token"]
 
     def run(*args):
         return subprocess.run([*cli, *args], env=env, capture_output=True, text=True, timeout=60)
@@ -90,7 +90,7 @@ def test_open_listen_refused_until_a_token_exists(app_env, db):
     from app.core.security import refuse_open_listen
 
     env = {**os.environ, "IOSIGNAL_DATABASE_URL": app_env}
-    cmd = [sys.executable, "-m", "app.cli", "api", "--host", "0.0.0.0", "--port", "1"]
+    cmd = [sys.executable, "-m", "cli.main", "api", "--host", "0.0.0.0", "--port", "1"]
     refused = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2
     assert "iosignal token create --role editor NAME" in refused.stderr

@@ -21,7 +21,7 @@ BELL = {"space": "pio", "addr": 0x6000, "len": 4}
 
 @pytest.fixture
 def start_worker(app_env: str, kvm_path: str, tmp_path: Path) -> Iterator[Callable[[], None]]:
-    """Start `python -m app.cli worker` (tick 0.2 s) on the test database; always stopped."""
+    """Start `python -m cli.main worker` (tick 0.2 s) on the test database; always stopped."""
     procs: list[subprocess.Popen] = []
 
     def start() -> None:
@@ -34,7 +34,7 @@ def start_worker(app_env: str, kvm_path: str, tmp_path: Path) -> Iterator[Callab
         log = open(tmp_path / "worker.log", "a")  # noqa: SIM115 (closed with the process)
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "worker"],
+                [sys.executable, "-m", "cli.main", "worker"],
                 env=env,
                 cwd=REPO,
                 stdout=log,
@@ -138,8 +138,8 @@ def test_stream_of_a_real_worker_resumes_without_gaps(worker_api, live_server, s
     import httpx
     from sqlalchemy import select
 
-    from app.core.timeparse import epoch_ms
-    from app.models import SignalSample
+    from contract.models import SignalSample
+    from contract.timeparse import epoch_ms
 
     api = worker_api
     start_worker()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.models import BenchmarkResult, BenchmarkRun, Workload
+from contract.models import BenchmarkResult, BenchmarkRun, Workload
 
 BELL = {"space": "pio", "addr": "0x6000", "len": 4, "value": 1, "rate_hz": 1000}
 

@@ -96,7 +96,7 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 def _spawn(stack: Stack, command: str, extra: list[str], log: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", command, *extra],
+        [sys.executable, "-m", "cli.main", command, *extra],
         cwd=ROOT,
         env=stack.env,
         stdout=log.open("a"),
@@ -121,7 +121,7 @@ def start_stack(tmp: Path, *, kvm_path: str | None) -> Stack:
     if kvm_path:
         env["IOSIGNAL_KVM_PATH"] = kvm_path
     subprocess.run(
-        [sys.executable, "-m", "app.cli", "migrate"],
+        [sys.executable, "-m", "cli.main", "migrate"],
         cwd=ROOT,
         env=env,
         check=True,
@@ -145,7 +145,7 @@ def start_stack(tmp: Path, *, kvm_path: str | None) -> Stack:
 
 def insert(stack: Stack, model, **values) -> int:
     """Writes one row as the worker would (the database is the contract); returns its id."""
-    from app.core.db import make_engine
+    from contract.db import make_engine
 
     engine = make_engine(stack.database_url)
     with engine.begin() as conn:
@@ -156,7 +156,7 @@ def insert(stack: Stack, model, **values) -> int:
 
 def add_offline_vm(stack: Stack, name: str = "offline") -> int:
     """A VM row as a stopped worker leaves it: its worker is away."""
-    from app.models import Vm, utcnow
+    from contract.models import Vm, utcnow
 
     return insert(
         stack,
@@ -175,9 +175,9 @@ def add_token(stack: Stack, name: str, role: str) -> str:
     """Stores an API token (its hash only, as `iosignal token create` does); returns it."""
     import secrets
 
-    from app.core.db import make_engine
     from app.core.security import hash_token
-    from app.models import ApiToken, utcnow
+    from contract.db import make_engine
+    from contract.models import ApiToken, utcnow
 
     token = secrets.token_urlsafe(24)
     engine = make_engine(stack.database_url)

@@ -128,7 +128,7 @@ def test_stream_badge_says_reconnecting_while_the_app_is_down(app_only, page):
 
 
 def test_a_failed_registration_shows_the_kernels_errno(app_only, page):
-    from app.models import Ioeventfd
+    from contract.models import Ioeventfd
 
     vm = add_offline_vm(app_only)
     insert(
@@ -151,7 +151,7 @@ def test_a_failed_registration_shows_the_kernels_errno(app_only, page):
 
 def _run(stack, host: str, kernel: str, scale: float) -> int:
     """A finished benchmark run from `host`, as that host's worker records it."""
-    from app.models import BenchmarkResult, BenchmarkRun, utcnow
+    from contract.models import BenchmarkResult, BenchmarkRun, utcnow
 
     run = insert(
         stack,

@@ -5,16 +5,16 @@ import typer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.db import make_engine
-from app.core.migrate import upgrade
 from app.core.security import ensure_admin_token, refuse_open_listen, role_of
-from app.models import ApiToken
+from contract.db import make_engine
+from contract.migrate import upgrade
+from contract.models import ApiToken
 
 
 @pytest.fixture
 def db(tmp_path, monkeypatch):
-    from app.core.config import get_settings
-    from app.core.db import get_engine, get_sessionmaker
+    from contract.config import get_settings
+    from contract.db import get_engine, get_sessionmaker
 
     url = f"sqlite:///{tmp_path / 'tok.db'}"
     upgrade(url)

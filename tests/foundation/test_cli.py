@@ -3,7 +3,7 @@
 import pytest
 from typer.testing import CliRunner
 
-from app.cli import cli
+from cli.main import cli
 
 COMMANDS = ["run", "api", "worker", "migrate", "bench"]
 
@@ -27,7 +27,7 @@ def test_each_command_has_help(name):
 def test_migrate_creates_a_sqlite_database_at_head(tmp_path, monkeypatch):
     from sqlalchemy import create_engine, inspect
 
-    from app.core.config import get_settings
+    from contract.config import get_settings
 
     url = f"sqlite:///{tmp_path / 'sub' / 'x.db'}"
     monkeypatch.setenv("IOSIGNAL_DATABASE_URL", url)

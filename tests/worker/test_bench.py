@@ -6,7 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from app.cli import cli
+from cli.main import cli
+from contract.benchpaths import BENCH_PATHS
 from worker.bench import PATHS, run_bench
 
 SMALL = ["bench", "--writes", "200", "--repeat", "1"]
@@ -25,7 +26,7 @@ def test_run_bench_returns_every_path_with_consistent_figures(kvm_path: str) -> 
     seen: list[float] = []
     report = run_bench(writes=300, repeat=2, progress=seen.append, kvm_path=kvm_path)
     assert set(report) == {"host", "kernel", "results"}
-    assert [r["path"] for r in report["results"]] == NAMES == list(PATHS)
+    assert [r["path"] for r in report["results"]] == NAMES == list(PATHS) == list(BENCH_PATHS)
     for r in report["results"]:
         assert set(r) == KEYS
         assert r["writes"] == 300
@@ -63,7 +64,7 @@ def test_cli_unknown_path_is_a_usage_error(kvm_path: str) -> None:
 
 
 def test_cli_without_kvm_says_what_to_fix(tmp_path, monkeypatch) -> None:
-    from app.core.config import get_settings
+    from contract.config import get_settings
 
     monkeypatch.setenv("IOSIGNAL_KVM_PATH", str(tmp_path / "kvm"))
     get_settings.cache_clear()

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from app.core.db import make_engine
-from app.core.notify import notify_desired
-from app.models import Ioeventfd, Vm, Workload
+from contract.db import make_engine
+from contract.models import Ioeventfd, Vm, Workload
+from contract.notify import notify_desired
 from worker import store
 from worker.machine import Machine
 from worker.reconciler import Reconciler, Waker

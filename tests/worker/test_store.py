@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from app.core.db import make_engine
-from app.models import BenchmarkRun, Ioeventfd, Vm, Workload
+from contract.db import make_engine
+from contract.models import BenchmarkRun, Ioeventfd, Vm, Workload
 from worker import store
 
 INFO = {

@@ -11,8 +11,8 @@ from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from app.core.db import make_engine
-from app.models import ExitRollup, ExitSample, Ioeventfd, SignalRollup, SignalSample, Vm
+from contract.db import make_engine
+from contract.models import ExitRollup, ExitSample, Ioeventfd, SignalRollup, SignalSample, Vm
 from worker import retention, sampler
 from worker.writer import SampleWriter
 
@@ -128,7 +128,7 @@ def test_outage_buffers_samples_and_flushes_them_when_the_database_returns(
 
 
 def test_full_buffer_drops_the_oldest_ticks_and_counts_them(empty_sqlite_url: str) -> None:
-    from app.core.migrate import upgrade
+    from contract.migrate import upgrade
 
     upgrade(empty_sqlite_url)
     engine = make_engine(empty_sqlite_url)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.db import make_engine
-from app.models import Vm
+from contract.db import make_engine
+from contract.models import Vm
 from worker.storebench import run_loadbench
 
 

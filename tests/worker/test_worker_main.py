@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from support import wait_for
 from test_store_writer import _admin, database_unavailable  # same folder, on sys.path
 
-from app.core.db import make_engine
-from app.core.notify import notify_desired
-from app.models import BenchmarkRun, ExitSample, Ioeventfd, SignalSample, Vm, Workload, utcnow
+from contract.db import make_engine
+from contract.models import BenchmarkRun, ExitSample, Ioeventfd, SignalSample, Vm, Workload, utcnow
+from contract.notify import notify_desired
 
 REPO = Path(__file__).resolve().parents[2]
 TICK_S = 0.2
@@ -35,7 +35,7 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def spawn(tmp_path: Path, kvm_path: str) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start `python -m app.cli worker` processes; every one is killed at the end."""
+    """Start `python -m cli.main worker` processes; every one is killed at the end."""
     procs: list[subprocess.Popen] = []
 
     def start(url: str, name: str) -> subprocess.Popen:
@@ -48,7 +48,7 @@ def spawn(tmp_path: Path, kvm_path: str) -> Iterator[Callable[..., subprocess.Po
         }
         log = open(tmp_path / f"worker-{len(procs)}.log", "w")  # noqa: SIM115 (closed by exit)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker"],
+            [sys.executable, "-m", "cli.main", "worker"],
             env=env,
             cwd=REPO,
             stdout=log,
@@ -216,7 +216,7 @@ def _count_after(engine: Engine, rid: int, after) -> int:
 
 
 def test_a_queued_benchmark_runs_and_stores_one_result_per_path(empty_sqlite_url, spawn) -> None:
-    from app.core.migrate import upgrade
+    from contract.migrate import upgrade
 
     upgrade(empty_sqlite_url)
     engine = make_engine(empty_sqlite_url)

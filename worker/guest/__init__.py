@@ -1,11 +1,4 @@
-"""The doorbell guest: its memory layout, its image (doorbell.S assembled) and its table.
-
-Guest physical memory (RAM at GPA 0, `mem_size` bytes, default 2 MiB):
-    0x1000  PML4          0x2000  PDPT          0x3000-0x6fff  4 page directories (2 MiB pages)
-    0x8000  code (doorbell.bin)                 0x10000 doorbell table (see doorbell.S)
-Everything below 4 GiB is identity-mapped, so any MMIO address outside RAM and below 4 GiB can
-be rung; writes there reach KVM as MMIO (no memslot), the ioeventfd buses, then userspace.
-"""
+"""The doorbell guest: its image (doorbell.S assembled); its layout is contract.guest's."""
 
 from __future__ import annotations
 
@@ -14,22 +7,37 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from contract.guest import (
+    CODE_GPA,
+    CONTROL_PORT,
+    DEFAULT_MEM_SIZE,
+    MAPPED_LIMIT,
+    PD_GPA,
+    PDPT_GPA,
+    PML4_GPA,
+    TABLE_END,
+    TABLE_GPA,
+)
+
+__all__ = [
+    "CODE_GPA",
+    "CONTROL_PORT",
+    "DEFAULT_MEM_SIZE",
+    "IMAGE",
+    "MAPPED_LIMIT",
+    "PDPT_GPA",
+    "PD_GPA",
+    "PML4_GPA",
+    "SOURCE",
+    "TABLE_END",
+    "TABLE_GPA",
+    "assemble",
+    "image",
+]
+
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "doorbell.S"
 IMAGE = HERE / "doorbell.bin"
-
-DEFAULT_MEM_SIZE = 2 << 20
-PML4_GPA = 0x1000
-PDPT_GPA = 0x2000
-PD_GPA = 0x3000
-CODE_GPA = 0x8000
-TABLE_GPA = 0x10000
-TABLE_END = 0x20000
-MAPPED_LIMIT = 4 << 30  # identity-mapped: [0, 4 GiB)
-
-# The guest's "pass done" port: QEMU's isa-debug-exit port, a well-known "guest says done".
-# Registrations there would swallow the signal, so the registry refuses them.
-CONTROL_PORT = 0xF4
 
 
 def assemble(source: Path = SOURCE) -> bytes:

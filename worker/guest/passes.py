@@ -11,7 +11,7 @@ import signal
 import struct
 import threading
 
-from worker.guest import CONTROL_PORT
+from contract.guest import CONTROL_PORT
 from worker.kvm import Vcpu
 from worker.kvm import constants as c
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from worker.guest import CONTROL_PORT, MAPPED_LIMIT, TABLE_END, TABLE_GPA
+from contract.guest import TABLE_ENTRIES, TABLE_ENTRIES_OFFSET, TABLE_ENTRY_SIZE, TABLE_GPA
 
 HEADER = struct.Struct("<QQQQ")  # n_entries, tsc_start, tsc_end, passes
-ENTRIES_OFFSET = 64
+ENTRIES_OFFSET = TABLE_ENTRIES_OFFSET
 ENTRY = struct.Struct("<QQQQ")  # kind, addr, value, count
-MAX_ENTRIES = (TABLE_END - TABLE_GPA - ENTRIES_OFFSET) // ENTRY.size
+assert ENTRY.size == TABLE_ENTRY_SIZE
+MAX_ENTRIES = TABLE_ENTRIES
 
 KINDS = {
     ("pio", 1): 1,
@@ -39,28 +40,6 @@ class PassTimes(NamedTuple):
     tsc_start: int
     tsc_end: int
     passes: int
-
-
-def check_ringable(space: str, addr: int, length: int, value: int, mem_size: int) -> None:
-    """Raise ValueError naming the rule unless the guest can perform this write."""
-    if (space, length) not in KINDS:
-        if space not in ("pio", "mmio"):
-            raise ValueError(f"space must be 'pio' or 'mmio', not {space!r}")
-        widths = "1, 2, 4" if space == "pio" else "1, 2, 4, 8"
-        raise ValueError(f"a {space} doorbell's len must be one of {widths} (got {length})")
-    if not 0 <= value < 1 << (8 * length):
-        raise ValueError(f"value {value:#x} does not fit in len {length} bytes")
-    if space == "pio":
-        if not 0 <= addr <= 0xFFFF:
-            raise ValueError(f"PIO port must be 0..0xffff (got {addr:#x})")
-        if addr == CONTROL_PORT:
-            raise ValueError(f"PIO port {CONTROL_PORT:#x} is the guest's pass-done port")
-        return
-    if addr < mem_size or addr + length > MAPPED_LIMIT:
-        raise ValueError(
-            f"MMIO address must be outside guest RAM [0, {mem_size:#x}) and below 4 GiB "
-            f"(got {addr:#x})"
-        )
 
 
 def write_table(mem: memoryview, rings: list[Ring]) -> None:

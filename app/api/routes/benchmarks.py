@@ -10,9 +10,10 @@ from sqlalchemy import select
 
 from app.api.deps import AUTH_RESPONSES, INT32_MAX, Authorized, SessionDep
 from app.api.errors import ApiError, not_found
-from app.core.notify import notify_desired
-from app.models import BenchmarkRun, Vm
 from app.schemas import BenchmarkCreated, BenchmarkIn, BenchmarkOut, ErrorOut, Text
+from contract.benchpaths import BENCH_PATHS
+from contract.models import BenchmarkRun, Vm
+from contract.notify import notify_desired
 
 router = APIRouter(
     prefix="/benchmarks", tags=["benchmarks"], dependencies=[Authorized], responses=AUTH_RESPONSES
@@ -21,9 +22,7 @@ router = APIRouter(
 
 def known_paths() -> list[str]:
     """The benchmark paths the worker knows (`iosignal bench --path`)."""
-    from worker.bench import PATHS  # a table of names; importing it opens no device
-
-    return list(PATHS)
+    return list(BENCH_PATHS)
 
 
 @router.post(

@@ -8,8 +8,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import SessionDep
-from app.core.config import get_settings
-from app.models import Vm, utcnow
+from contract.config import get_settings
+from contract.models import Vm, utcnow
 
 router = APIRouter(tags=["health"])
 

@@ -15,8 +15,8 @@ from app.api.errors import ApiError, not_found
 from app.api.registrations import ask_removal, check_collision, insert_pending, wait_for
 from app.api.routes.health import is_alive
 from app.api.routes.vms import ensure_vm, get_vm
-from app.models import Ioeventfd, RegState
 from app.schemas import ErrorOut, IoeventfdIn, IoeventfdOut
+from contract.models import Ioeventfd, RegState
 
 router = APIRouter(
     prefix="/vms/{vm_id}/ioeventfds",

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep
 from app.api.routes.health import heartbeat_age, is_alive
-from app.models import ExitRollup, ExitSample, Ioeventfd, RegState, Vm
+from contract.models import ExitRollup, ExitSample, Ioeventfd, RegState, Vm
 
 router = APIRouter(tags=["metrics"], dependencies=[Authorized], responses=AUTH_RESPONSES)
 

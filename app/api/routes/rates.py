@@ -15,10 +15,10 @@ from app.api.errors import ApiError
 from app.api.routes.ioeventfds import get_reg
 from app.api.routes.vms import ensure_vm
 from app.api.series import Window, bucket, exit_totals, plan, sampled_seconds, signal_rows
-from app.core.config import get_settings
-from app.core.timeparse import parse_range
-from app.models import Ioeventfd, RegState, utcnow
 from app.schemas import ErrorOut, ExitRow, RatesOut
+from contract.config import get_settings
+from contract.models import Ioeventfd, RegState, utcnow
+from contract.timeparse import parse_range
 
 router = APIRouter(
     prefix="/vms/{vm_id}", tags=["rates"], dependencies=[Authorized], responses=AUTH_RESPONSES

@@ -22,10 +22,10 @@ from app.api.deps import AUTH_RESPONSES, INT32_MAX, authorize_stream
 from app.api.errors import not_found
 from app.api.stream_hub import Client, StreamHub, sse
 from app.api.stream_query import changed_registrations, ticks_after
-from app.core.config import get_settings
-from app.core.db import get_sessionmaker
-from app.core.timeparse import after_epoch_ms
-from app.models import Vm
+from contract.config import get_settings
+from contract.db import get_sessionmaker
+from contract.models import Vm
+from contract.timeparse import after_epoch_ms
 
 router = APIRouter(
     tags=["stream"], dependencies=[Depends(authorize_stream)], responses=AUTH_RESPONSES

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep, VmId
 from app.api.errors import not_found
 from app.api.routes.health import heartbeat_age, is_alive
-from app.models import Vm
 from app.schemas import ErrorOut, VmOut
+from contract.models import Vm
 
 router = APIRouter(prefix="/vms", tags=["vms"], dependencies=[Authorized], responses=AUTH_RESPONSES)
 NOT_FOUND = {404: {"model": ErrorOut, "description": "unknown VM"}}

@@ -9,9 +9,11 @@ from sqlalchemy.orm import Session
 from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep, VmId
 from app.api.errors import ApiError
 from app.api.routes.vms import get_vm
-from app.core.notify import notify_desired
-from app.models import Vm, Workload
 from app.schemas import ErrorOut, WorkloadIn, WorkloadOut
+from contract.guest import DEFAULT_MEM_SIZE
+from contract.models import Vm, Workload
+from contract.notify import notify_desired
+from contract.rules import doorbell_problem
 
 router = APIRouter(
     prefix="/vms/{vm_id}/workload",
@@ -37,15 +39,11 @@ def _out(vm: Vm, workload: Workload | None) -> WorkloadOut:
 
 def check_guest_can_ring(vm: Vm, body: WorkloadIn) -> None:
     """422 unless the guest can perform every write (MMIO outside its RAM, not its control port)."""
-    from worker.guest import DEFAULT_MEM_SIZE  # pure constants: no /dev/kvm in the app
-    from worker.guest.table import check_ringable
-
     mem_size = int(vm.capabilities.get("mem_size") or DEFAULT_MEM_SIZE)
     for i, d in enumerate(body.doorbells):
-        try:
-            check_ringable(d.space, int(d.addr), d.len, int(d.value), mem_size)
-        except ValueError as exc:
-            raise ApiError(422, f"doorbells[{i}]: {exc}", "EINVAL") from None
+        problem = doorbell_problem(d.space, int(d.addr), d.len, int(d.value), mem_size)
+        if problem:
+            raise ApiError(422, f"doorbells[{i}]: {problem}", "EINVAL")
 
 
 def newest(db: Session, vm_id: int) -> Workload | None:

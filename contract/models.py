@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from contract.timeparse import EPOCH, epoch_us
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -82,9 +84,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 class SampleTime(TypeDecorator[datetime]):
     """A UTC instant stored compactly: `timestamptz` on PostgreSQL, integer microseconds on SQLite.
 
@@ -107,14 +106,14 @@ class SampleTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         if dialect.name == "sqlite":
-            return (value - _EPOCH) // timedelta(microseconds=1)
+            return epoch_us(value)
         return value
 
     def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
         if value is None:
             return None
         if isinstance(value, int):
-            return _EPOCH + timedelta(microseconds=value)
+            return EPOCH + timedelta(microseconds=value)
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from app.core.config import get_settings
+from contract.config import get_settings
 
 cli = typer.Typer(
     help="iosignal: see and steer KVM guest doorbells (ioeventfds) through a web service.",
@@ -40,8 +40,8 @@ def _setup_logging() -> None:
 
 def _guard_listen(host: str) -> None:
     """Store IOSIGNAL_ADMIN_TOKEN if set, then refuse an open listener that has no token."""
-    from app.core.db import get_sessionmaker
     from app.core.security import ensure_admin_token, refuse_open_listen
+    from contract.db import get_sessionmaker
 
     token = get_settings().admin_token
     if token:
@@ -70,7 +70,7 @@ def _serve_api(host: str, port: int | None) -> None:
 @cli.command()
 def migrate() -> None:
     """Upgrade the database (IOSIGNAL_DATABASE_URL) to the newest schema."""
-    from app.core.migrate import upgrade
+    from contract.migrate import upgrade
 
     _setup_logging()
     url = get_settings().database_url
@@ -105,7 +105,7 @@ def run(
     port: Annotated[int | None, typer.Option(help="Listen port (IOSIGNAL_PORT).")] = None,
 ) -> None:
     """Migrate the database, then run worker and app together; Ctrl-C or SIGTERM stops both."""
-    from app.core.migrate import upgrade
+    from contract.migrate import upgrade
 
     _setup_logging()
     settings = get_settings()
@@ -113,7 +113,7 @@ def run(
     upgrade(settings.database_url)
     _guard_listen(host)  # before the worker starts: a refused run leaves nothing behind
     child = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker"],
+        [sys.executable, "-m", "cli.main", "worker"],
         preexec_fn=_die_with_parent,
         start_new_session=True,  # Ctrl-C reaches us once; we stop the worker ourselves
     )
@@ -167,7 +167,7 @@ def loadbench(
 
 
 def _add_token_cli() -> None:
-    from app.core.token_cli import token_cli
+    from cli.token import token_cli
 
     cli.add_typer(token_cli, name="token")
 

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.config import get_settings
+from contract.config import get_settings
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from app.core.config import get_settings
-from app.core.db import get_sessionmaker
+from contract.config import get_settings
+from contract.db import get_sessionmaker
 
 token_cli = typer.Typer(
     help="API tokens: once one exists, the API requires them.", no_args_is_help=True
@@ -16,7 +16,7 @@ token_cli = typer.Typer(
 
 
 def _session():
-    from app.core.migrate import upgrade
+    from contract.migrate import upgrade
 
     upgrade(get_settings().database_url)  # the table must exist; a no-op when at head
     return get_sessionmaker()()
@@ -43,7 +43,7 @@ def create(
 @token_cli.command("list")
 def list_tokens() -> None:
     """List tokens by name and role (never the tokens themselves)."""
-    from app.models import ApiToken
+    from contract.models import ApiToken
 
     with _session() as db:
         query = select(ApiToken.name, ApiToken.role, ApiToken.created_at, ApiToken.last_used_at)

@@ -42,6 +42,11 @@ def parse_range(since: str, until: str | None, now: datetime) -> tuple[datetime,
     return start, end
 
 
+def epoch_us(when: datetime) -> int:
+    """Whole microseconds since the Unix epoch (how sample times are stored)."""
+    return (when - EPOCH) // timedelta(microseconds=1)
+
+
 def epoch_ms(when: datetime) -> int:
     """Whole milliseconds since the Unix epoch, rounded down (SSE event ids)."""
     return (when - EPOCH) // timedelta(milliseconds=1)  # exact: no float rounding

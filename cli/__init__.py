@@ -1,0 +1,1 @@
+"""The `iosignal` command: it sits above the app, the worker and the contract."""

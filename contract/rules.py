@@ -1,0 +1,192 @@
+"""Every rule and limit of iosignal in one place: the kernel's ioeventfd rules, the guest's
+doorbell rules and the workload limits. The app checks them before storing a request, the worker
+before every KVM_IOEVENTFD and every workload, and the browser reads them from `GET /api/rules`.
+
+The registration rules mirror virt/kvm/eventfd.c (kvm_assign_ioeventfd_idx,
+ioeventfd_check_collision) plus stricter checks that make a registration able to fire at all (PIO
+is 16-bit and at most 4 bytes wide; a datamatch wider than the access can never match).
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+from collections.abc import Iterable
+from typing import Any, Protocol, TypeVar
+
+from contract.guest import (
+    CONTROL_PORT,
+    DEFAULT_MEM_SIZE,
+    MAPPED_LIMIT,
+    TABLE_ENTRIES,
+    WRITE_WIDTHS,
+)
+
+U64_MAX = (1 << 64) - 1
+PIO_MAX = 0xFFFF
+SPACES = ("pio", "mmio")
+VALID_LENS = (0, 1, 2, 4, 8)
+WRITE_LENS = (1, 2, 4, 8)
+
+
+# Workload limits: as many doorbells as the guest's table holds; the rates because each exit costs
+# the host ~8 us of a core.
+MAX_DOORBELLS = TABLE_ENTRIES
+MAX_DOORBELL_RATE_HZ = 100_000.0
+MAX_TOTAL_RATE_HZ = 200_000.0
+
+COLLISION_RULE = (
+    "same space and address, and a width of 0 on either side or the same width with "
+    "a wildcard or equal datamatch"
+)
+
+
+def parse_u64(value: int | str, name: str) -> int:
+    """An int, or a "0x..." / decimal string, checked to fit in an unsigned 64-bit value."""
+    if isinstance(value, bool):
+        raise ValueError(f'{name} must be an integer or a "0x..." string')
+    if isinstance(value, str):
+        text = value.strip().lower()
+        try:
+            number = int(text, 16) if text.startswith("0x") else int(text, 10)
+        except ValueError:
+            raise ValueError(f'{name} must be an integer or a "0x..." string') from None
+    else:
+        number = int(value)
+    if not 0 <= number <= U64_MAX:
+        raise ValueError(f"{name} must be between 0 and 0xffffffffffffffff")
+    return number
+
+
+def registration_problem(space: str, addr: int, len_: int, datamatch: int | None) -> str | None:
+    """The first rule a registration breaks, as a sentence, or None if it is acceptable."""
+    if space not in SPACES:
+        return f"space must be 'pio' or 'mmio', not {space!r}"
+    if len_ not in VALID_LENS:
+        return "len must be one of 0, 1, 2, 4, 8"
+    if len_ == 0 and datamatch is not None:
+        return "len 0 (any width) cannot be combined with datamatch"
+    if not 0 <= addr <= U64_MAX:
+        return "addr must be between 0 and 0xffffffffffffffff"
+    if addr + len_ > U64_MAX + 1:
+        return "addr + len must not wrap past the end of the address space"
+    if space == "pio" and addr > PIO_MAX:
+        return "PIO addr must be at most 0xffff"
+    if space == "pio" and len_ == 8:
+        return "PIO len 8 is impossible: a port write's len must be one of 1, 2, 4"
+    if datamatch is not None and len_ and not 0 <= datamatch < 1 << (8 * len_):
+        return f"datamatch 0x{datamatch:x} is wider than len {len_} bytes"
+    return None
+
+
+def guest_problem(space: str, addr: int, ram_size: int) -> str | None:
+    """The rule an address breaks on iosignal's own guest (its control port, its RAM), or None."""
+    if space == "pio" and addr == CONTROL_PORT:
+        return f"PIO port {CONTROL_PORT:#x} is the guest's pass-done port, kept by iosignal"
+    if space == "mmio" and addr < ram_size:
+        return (
+            f"MMIO addr {addr:#x} is inside guest RAM [0, {ram_size:#x}): writes there never "
+            "exit, so it can never fire"
+        )
+    return None
+
+
+def doorbell_problem(
+    space: str, addr: int, len_: int, value: int, mem_size: int = DEFAULT_MEM_SIZE
+) -> str | None:
+    """The first rule a workload doorbell (a write the guest performs) breaks, or None."""
+    if space not in SPACES:
+        return f"space must be 'pio' or 'mmio', not {space!r}"
+    if len_ not in WRITE_LENS:
+        return "doorbell len must be one of 1, 2, 4, 8"
+    problem = registration_problem(space, addr, len_, None)
+    if problem:
+        return problem
+    if value >> (8 * len_):
+        return f"value 0x{value:x} is wider than len {len_} bytes"
+    if space == "pio":
+        return guest_problem(space, addr, 0)
+    if addr < mem_size or addr + len_ > MAPPED_LIMIT:
+        return (
+            f"MMIO address must be outside guest RAM [0, {mem_size:#x}) and below 4 GiB "
+            f"(got {addr:#x})"
+        )
+    return None
+
+
+def rate_problem(rate_hz: float) -> str | None:
+    """The rule a doorbell's rate breaks (0 means silent), or None."""
+    if not (math.isfinite(rate_hz) and 0 <= rate_hz <= MAX_DOORBELL_RATE_HZ):
+        return f"rate_hz must be between 0 and {MAX_DOORBELL_RATE_HZ:g} (got {rate_hz})"
+    return None
+
+
+def workload_problem(rates: list[float]) -> str | None:
+    """The rule a whole workload (its doorbells' rates) breaks, or None."""
+    if len(rates) > MAX_DOORBELLS:
+        return f"a workload has at most {MAX_DOORBELLS} doorbells (got {len(rates)})"
+    if sum(rates) > MAX_TOTAL_RATE_HZ:
+        return f"the doorbells' rate_hz must add up to at most {MAX_TOTAL_RATE_HZ}"
+    return None
+
+
+class RegistrationLike(Protocol):
+    """What the collision rule reads from a registration."""
+
+    space: str
+    addr: int
+    len: int
+    datamatch: int | None
+
+
+R = TypeVar("R", bound=RegistrationLike)
+
+
+def collides(a: RegistrationLike, b: RegistrationLike) -> bool:
+    """The kernel's ioeventfd_check_collision: would registering `b` beside `a` give EEXIST."""
+    if a.space != b.space or a.addr != b.addr:
+        return False
+    if a.len == 0 or b.len == 0:
+        return True
+    if a.len != b.len:
+        return False
+    return a.datamatch is None or b.datamatch is None or a.datamatch == b.datamatch
+
+
+def first_collision(new: RegistrationLike, existing: Iterable[R]) -> R | None:
+    """The first of `existing` that `new` collides with, or None."""
+    return next((old for old in existing if collides(old, new)), None)
+
+
+def describe(space: str, addr: int, len_: int, datamatch: int | None) -> str:
+    """`pio 0x6000 len 4 datamatch any`: how a person names a registration."""
+    match = "any" if datamatch is None else f"0x{datamatch:x}"
+    return f"{space} 0x{addr:x} len {len_} datamatch {match}"
+
+
+def collision_sentence(new: str, old: str) -> str:
+    """Why the kernel refuses `new` beside `old` (both as `describe` names them)."""
+    return f"{new} collides with {old}: {COLLISION_RULE}; the kernel refuses this with EEXIST"
+
+
+def errno_name(code: int | None) -> str:
+    """The kernel's name for an errno, e.g. "EEXIST" (EIO when there is none)."""
+    return errno.errorcode.get(code or 0, "EIO")
+
+
+def as_dict() -> dict[str, Any]:
+    """Every rule's numbers, for `GET /api/rules` (the browser checks forms with them)."""
+    return {
+        "spaces": list(SPACES),
+        "registration_lens": list(VALID_LENS),
+        "write_lens": {space: list(lens) for space, lens in WRITE_WIDTHS.items()},
+        "pio_max": PIO_MAX,
+        "u64_max": str(U64_MAX),
+        "control_port": CONTROL_PORT,
+        "default_mem_size": DEFAULT_MEM_SIZE,
+        "mapped_limit": MAPPED_LIMIT,
+        "max_doorbells": MAX_DOORBELLS,
+        "max_doorbell_rate_hz": MAX_DOORBELL_RATE_HZ,
+        "max_total_rate_hz": MAX_TOTAL_RATE_HZ,
+        "collision_rule": COLLISION_RULE,
+    }
