@@ -144,6 +144,29 @@ class RegState(enum.StrEnum):
     REMOVING = "removing"  # deletion asked, worker has not deassigned yet
     REMOVED = "removed"  # deassigned; history keeps pointing at it
 
+    @classmethod
+    def live(cls) -> tuple[RegState, ...]:
+        """States the kernel holds or is about to hold: what a new one must not collide with."""
+        return (cls.PENDING, cls.ACTIVE, cls.REMOVING)
+
+
+class VmState(enum.StrEnum):
+    """Lifecycle of a VM as its worker reports it with each heartbeat."""
+
+    STARTING = "starting"  # row made, VM not yet built
+    RUNNING = "running"  # vCPU running, heartbeats coming
+    STOPPED = "stopped"  # the worker stopped it cleanly
+    FAILED = "failed"  # the VM or its guest failed: see error
+
+
+class BenchState(enum.StrEnum):
+    """Lifecycle of a benchmark run: the app queues it, a worker claims and runs it."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
 
 class Vm(Base):
     """One worker and the VM it owns."""
@@ -155,7 +178,7 @@ class Vm(Base):
     host: Mapped[str] = mapped_column(String(255), default="")
     kernel: Mapped[str] = mapped_column(String(255), default="")
     capabilities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    state: Mapped[str] = mapped_column(String(16), default="starting")
+    state: Mapped[str] = mapped_column(String(16), default=VmState.STARTING.value)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     pid: Mapped[int | None] = mapped_column(Integer, default=None)
     workload_version: Mapped[int] = mapped_column(Integer, default=0)  # applied by the worker
@@ -289,7 +312,7 @@ class BenchmarkRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     vm_id: Mapped[int | None] = mapped_column(ForeignKey("vms.id", ondelete="SET NULL"))
-    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|failed
+    state: Mapped[str] = mapped_column(String(16), default=BenchState.QUEUED.value)
     progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..1
     writes: Mapped[int] = mapped_column(Integer)
     repeat: Mapped[int] = mapped_column(Integer)
