@@ -9,12 +9,12 @@ from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep
-from app.api.routes.health import heartbeat_age, is_alive
-from contract.models import ExitRollup, ExitSample, Ioeventfd, RegState, Vm
+from app.api.queries import exit_totals, heartbeat_age, is_alive
+from contract.models import Ioeventfd, RegState, Vm
 
 router = APIRouter(tags=["metrics"], dependencies=[Authorized], responses=AUTH_RESPONSES)
 
@@ -76,31 +76,12 @@ class DatabaseCollector:
             "userspace exits per address (over the retained samples)",
             labels=["vm", "space", "addr", "len"],
         )
-        totals: dict[tuple[int, str, int, int], int] = {}
-        for vm in vms.values():
-            for key, count in self._exit_totals(vm):
-                totals[key] = totals.get(key, 0) + count
-        for (vm_id, space, addr, len_), count in sorted(totals.items()):
-            family.add_metric([vms[vm_id].name, space, f"0x{addr:x}", str(len_)], float(count))
+        for vm_id in sorted(vms):
+            totals = exit_totals(self.db, vm_id, vms[vm_id].rolled_up_until)
+            for (space, addr, len_), count in sorted(totals.items()):
+                labels = [vms[vm_id].name, space, f"0x{addr:x}", str(len_)]
+                family.add_metric(labels, float(count))
         return family
-
-    def _exit_totals(self, vm: Vm) -> Iterator[tuple[tuple[int, str, int, int], int]]:
-        # Rolled-up minutes before the boundary, raw samples from it on: each exit counted once.
-        boundary = vm.rolled_up_until
-        raw = select(ExitSample.space, ExitSample.addr, ExitSample.len, func.sum(ExitSample.exits))
-        raw = raw.where(ExitSample.vm_id == vm.id)
-        queries = [raw]
-        if boundary is not None:
-            queries[0] = raw.where(ExitSample.taken_at >= boundary)
-            rolled = select(
-                ExitRollup.space, ExitRollup.addr, ExitRollup.len, func.sum(ExitRollup.exits)
-            ).where(ExitRollup.vm_id == vm.id, ExitRollup.minute_at < boundary)
-            queries.append(rolled)
-        for query in queries:
-            for space, addr, len_, count in self.db.execute(
-                query.group_by(*query.selected_columns[:3])
-            ):
-                yield (vm.id, space, addr, len_), int(count or 0)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
