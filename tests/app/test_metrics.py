@@ -48,6 +48,7 @@ def test_counters_and_liveness(client, make_vm, db):
         ("label", "db"),
         ("len", "4"),
         ("space", "mmio"),
+        ("state", "active"),
         ("vm", "up"),
     )
     assert metrics["iosignal_signals_total"] == {labels: 1234.0}  # removed ones are gone
@@ -56,3 +57,21 @@ def test_counters_and_liveness(client, make_vm, db):
     reg.signals_total = 2000
     db.commit()
     assert scrape(client)["iosignal_signals_total"][labels] == 2000.0
+
+
+def test_every_signal_sample_carries_every_declared_label_including_state(client, make_vm, db):
+    """The family declares seven labels; a value passed without its label is silently lost."""
+    vm = make_vm("vm", alive=True)
+    for state, addr in (("active", 0x10), ("pending", 0x20), ("failed", 0x30)):
+        db.add(Ioeventfd(vm_id=vm.id, space="pio", addr=addr, len=2, state=state, signals_total=1))
+    db.commit()
+    text = client.get("/metrics").text
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "iosignal_signals"]
+    keys = {"vm", "id", "space", "addr", "len", "label", "state"}
+    totals = [s for s in family.samples if s.name == "iosignal_signals_total"]
+    assert all(set(s.labels) == keys for s in totals)
+    assert {s.labels["addr"]: s.labels["state"] for s in totals} == {
+        "0x10": "active",
+        "0x20": "pending",
+        "0x30": "failed",
+    }

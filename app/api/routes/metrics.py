@@ -2,86 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep
-from app.api.queries import exit_totals, heartbeat_age, is_alive
-from contract.models import Ioeventfd, RegState, Vm
+from app.api.metrics_collector import DatabaseCollector
 
 router = APIRouter(tags=["metrics"], dependencies=[Authorized], responses=AUTH_RESPONSES)
-
-
-class DatabaseCollector:
-    """Reads counters and liveness from the database when collected (no state in the app)."""
-
-    def __init__(self, db: Session) -> None:
-        self.db = db
-
-    def collect(self) -> Iterator[Metric]:
-        """Yield every metric family."""
-        vms = {vm.id: vm for vm in self.db.scalars(select(Vm))}
-        yield from self._liveness(vms)
-        yield self._signals(vms)
-        yield self._exits(vms)
-
-    def _liveness(self, vms: dict[int, Vm]) -> Iterator[Metric]:
-        up = GaugeMetricFamily(
-            "iosignal_worker_up", "1 while the VM's worker heartbeats", labels=["vm"]
-        )
-        age = GaugeMetricFamily(
-            "iosignal_worker_heartbeat_age_seconds",
-            "seconds since the last heartbeat",
-            labels=["vm"],
-        )
-        for vm in vms.values():
-            up.add_metric([vm.name], 1.0 if is_alive(vm) else 0.0)
-            seconds = heartbeat_age(vm.heartbeat_at)
-            if seconds is not None:
-                age.add_metric([vm.name], seconds)
-        yield up
-        yield age
-
-    def _signals(self, vms: dict[int, Vm]) -> Metric:
-        family = CounterMetricFamily(
-            "iosignal_signals",
-            "eventfd signals counted per registration",
-            labels=["vm", "id", "space", "addr", "len", "label"],
-        )
-        regs = self.db.scalars(select(Ioeventfd).where(Ioeventfd.state != RegState.REMOVED.value))
-        for reg in regs:
-            vm = vms.get(reg.vm_id)
-            labels = [
-                vm.name if vm else str(reg.vm_id),
-                str(reg.id),
-                reg.space,
-                f"0x{reg.addr:x}",
-                str(reg.len),
-                reg.label or "",
-                reg.state,
-            ]
-            family.add_metric(labels, float(reg.signals_total))
-        return family
-
-    def _exits(self, vms: dict[int, Vm]) -> Metric:
-        family = CounterMetricFamily(
-            "iosignal_exits",
-            "userspace exits per address (over the retained samples)",
-            labels=["vm", "space", "addr", "len"],
-        )
-        for vm_id in sorted(vms):
-            totals = exit_totals(self.db, vm_id, vms[vm_id].rolled_up_until)
-            for (space, addr, len_), count in sorted(totals.items()):
-                labels = [vms[vm_id].name, space, f"0x{addr:x}", str(len_)]
-                family.add_metric(labels, float(count))
-        return family
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
