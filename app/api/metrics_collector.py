@@ -1,5 +1,6 @@
-"""The Prometheus collector behind `GET /metrics`: counters and liveness read from the database
-on each scrape, so any app replica answers the same."""
+"""The Prometheus collectors behind `GET /metrics`: counters, liveness and the workers' own health
+read from the database on each scrape (any app replica answers the same), and this app process's
+own stream counters."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.queries import exit_totals, heartbeat_age, is_alive
+from app.api.stream_hub import StreamHub
 from contract.models import Ioeventfd, RegState, Vm
+
+# Help for each of the worker's own counters (contract.models.WorkerHealth, columns of `vms`).
+WORKER_HEALTH_HELP: dict[str, str] = {
+    "missed_ticks": "sampling ticks the worker skipped because a collect overran",
+    "dropped_samples": "samples the worker dropped: buffer full through an outage, or refused",
+    "lock_errors": "sample writes of the worker that met a locked SQLite database",
+}
 
 
 class DatabaseCollector(Collector):
@@ -24,6 +33,7 @@ class DatabaseCollector(Collector):
         """Yield every metric family."""
         vms = {vm.id: vm for vm in self.db.scalars(select(Vm))}
         yield from self._liveness(vms)
+        yield from self._worker_health(vms)
         yield self._signals(vms)
         yield self._exits(vms)
 
@@ -43,6 +53,17 @@ class DatabaseCollector(Collector):
                 age.add_metric([vm.name], seconds)
         yield up
         yield age
+
+    def _worker_health(self, vms: dict[int, Vm]) -> Iterator[Metric]:
+        for column, text in WORKER_HEALTH_HELP.items():
+            family = CounterMetricFamily(
+                f"iosignal_worker_{column}",
+                f"{text}, since it started (as of its last heartbeat)",
+                labels=["vm"],
+            )
+            for vm in vms.values():
+                family.add_metric([vm.name], float(getattr(vm, column)))
+            yield family
 
     def _signals(self, vms: dict[int, Vm]) -> Metric:
         family = CounterMetricFamily(
@@ -77,3 +98,19 @@ class DatabaseCollector(Collector):
                 labels = [vms[vm_id].name, space, f"0x{addr:x}", str(len_)]
                 family.add_metric(labels, float(count))
         return family
+
+
+class StreamCollector(Collector):
+    """This app process's own counters: live-stream clients dropped for falling behind."""
+
+    def __init__(self, hub: StreamHub | None) -> None:
+        self.hub = hub  # None until someone has listened to /api/stream
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the stream counters of this process (each app replica has its own)."""
+        dropped = CounterMetricFamily(
+            "iosignal_stream_clients_dropped",
+            "stream clients this app process dropped for falling behind (they reconnect)",
+        )
+        dropped.add_metric([], float(self.hub.drops if self.hub else 0))
+        yield dropped

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 from support import exit_row
 
+from app.api.stream_hub import StreamHub
 from contract.models import Ioeventfd, utcnow
 
 
@@ -75,3 +77,22 @@ def test_every_signal_sample_carries_every_declared_label_including_state(client
         "0x20": "pending",
         "0x30": "failed",
     }
+
+
+def test_stream_clients_this_app_process_dropped_are_counted(client, make_vm, db):
+    assert scrape(client)["iosignal_stream_clients_dropped_total"] == {(): 0.0}
+    vm = make_vm(alive=True)
+
+    async def drop_one_client() -> StreamHub:
+        hub = StreamHub(poll_s=3600, max_queue=1)
+        await hub.subscribe(vm.id)
+        assert hub.task is not None
+        hub.task.cancel()  # the test polls by hand
+        for second in (1, 2):  # two ticks in one poll: more than the client's queue holds
+            db.add(exit_row(vm.id, utcnow() + timedelta(seconds=second), 1))
+        db.commit()
+        await hub._poll(vm.id)
+        return hub
+
+    client.app.state.stream_hub = asyncio.run(drop_one_client())
+    assert scrape(client)["iosignal_stream_clients_dropped_total"] == {(): 1.0}
