@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from typing import Any
+from typing import TypeVarTuple
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
@@ -15,6 +15,7 @@ from contract.config import get_settings
 from contract.models import ExitRollup, ExitSample, Ioeventfd, Vm, VmState, utcnow
 
 ExitKey = tuple[str, int, int]  # (space, addr, len)
+Columns = TypeVarTuple("Columns")
 
 
 def get_vm(db: Session, vm_id: int) -> Vm:
@@ -57,14 +58,14 @@ def rolled_up_until(db: Session, vm_id: int) -> datetime | None:
 
 
 def tiered(
-    raw: Select[Any],
+    raw: Select[*Columns],
     raw_at: QueryableAttribute[datetime],
-    rolled: Select[Any],
+    rolled: Select[*Columns],
     minute_at: QueryableAttribute[datetime],
     boundary: datetime | None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> list[Select[Any]]:
+) -> list[Select[*Columns]]:
     """`rolled` and `raw` narrowed so that together they read (since, until] once: rolled-up
     minutes before `boundary`, raw samples from it on; only `raw` without a boundary."""
     if since is not None:

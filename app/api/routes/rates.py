@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from app.api.deps import AUTH_RESPONSES, Authorized, KnownVmId, RegDep, SessionDep
+from app.api.deps import AUTH_RESPONSES, Authorized, KnownVmId, RegDep, Responses, SessionDep
 from app.api.errors import ApiError
 from app.api.series import Window, bucket, exit_totals, plan, sampled_seconds, signal_rows
 from app.schemas import ErrorOut, ExitRow, RatesOut
@@ -25,7 +25,7 @@ router = APIRouter(
 Since = Annotated[str, Query(description='ISO 8601 or relative: "-30s", "-15m", "-2h", "-7d"')]
 Until = Annotated[str | None, Query(description="ISO 8601 or relative; default now")]
 Format = Annotated[Literal["json", "csv"], Query(description="csv for a spreadsheet")]
-CSV_DOC = {
+CSV_DOC: Responses = {
     200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"},
     404: {"model": ErrorOut},
 }

@@ -74,15 +74,16 @@ async def _events(
     yield "retry: 2000\n\n"  # opens the stream at once; browsers retry after 2 s
     sent, count = last_id, 0
     if last_id is not None:
-        first = True
+        first, after = True, last_id
         while True:  # replay what was missed, page by page
-            ticks, regs = await run_in_threadpool(_replay, client.vm_id, sent)
+            ticks, regs = await run_in_threadpool(_replay, client.vm_id, after)
             for reg in regs if first else []:
                 yield sse("registration", reg)
             first = False
             for tick in ticks:
                 yield sse("rates", tick["data"], tick["id"])
-                sent, count = tick["id"], count + 1
+                sent = after = tick["id"]
+                count += 1
                 if max_events is not None and count >= max_events:
                     return
             if len(ticks) < REPLAY_PAGE:

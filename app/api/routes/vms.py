@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep, VmDep
+from app.api.deps import AUTH_RESPONSES, Authorized, Responses, SessionDep, VmDep
 from app.api.queries import heartbeat_age, is_alive
 from app.schemas import ErrorOut, VmOut
 from contract.models import Vm
 
 router = APIRouter(prefix="/vms", tags=["vms"], dependencies=[Authorized], responses=AUTH_RESPONSES)
-NOT_FOUND = {404: {"model": ErrorOut, "description": "unknown VM"}}
+NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "unknown VM"}}
 
 
 def vm_out(vm: Vm) -> VmOut:

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep, VmDep
+from app.api.deps import AUTH_RESPONSES, Authorized, Responses, SessionDep, VmDep
 from app.api.errors import ApiError
 from app.schemas import ErrorOut, WorkloadIn, WorkloadOut
 from contract.guest import DEFAULT_MEM_SIZE
@@ -20,7 +20,7 @@ router = APIRouter(
     dependencies=[Authorized],
     responses=AUTH_RESPONSES,
 )
-RESPONSES = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+RESPONSES: Responses = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 
 
 def _out(vm: Vm, workload: Workload | None) -> WorkloadOut:
