@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from contract.models import BenchState, RegState, VmState
 from contract.rules import (
     MAX_DOORBELL_RATE_HZ,
     MAX_DOORBELLS,
@@ -54,7 +55,7 @@ class VmOut(BaseModel):
     host: str
     kernel: str
     capabilities: dict[str, Any]
-    state: str = Field(description="starting | running | stopped | failed, as the worker says")
+    state: VmState = Field(description="as the worker last reported it")
     error: str | None
     pid: int | None
     workload_version: int = Field(description="newest workload version the worker applied")
@@ -110,7 +111,7 @@ class IoeventfdOut(BaseModel):
     len: int
     datamatch: int | None
     label: str | None
-    state: str = Field(description="pending | active | failed | removing | removed")
+    state: RegState
     errno: str | None = Field(description="the kernel's errno name when state is failed")
     error: str | None
     signals_total: int
@@ -241,13 +242,13 @@ class BenchmarkResultOut(BaseModel):
 
 
 class BenchmarkOut(BaseModel):
-    """A benchmark run: queued | running | done | failed, progress 0..1, and its results."""
+    """A benchmark run: its state, progress 0..1, and its results."""
 
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     vm_id: int | None
-    state: str
+    state: BenchState
     progress: float
     writes: int
     repeat: int

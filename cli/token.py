@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from contract.config import get_settings
 from contract.db import get_sessionmaker
@@ -15,7 +16,7 @@ token_cli = typer.Typer(
 )
 
 
-def _session():
+def _session() -> Session:
     from contract.migrate import upgrade
 
     upgrade(get_settings().database_url)  # the table must exist; a no-op when at head

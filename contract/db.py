@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from contract.config import get_settings
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Two processes share the file: WAL lets readers run beside the writer, and the busy
     # timeout makes a writer wait for the lock instead of failing with "database is locked".
     cur = dbapi_conn.cursor()

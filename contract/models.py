@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import (
     JSON,
@@ -119,7 +119,7 @@ class SampleTime(TypeDecorator[datetime]):
 
 # Float32 on PostgreSQL (4 bytes, and it packs with the int key without padding); an interval's
 # float32 precision (~0.1 us at 1 s) is far below the jitter of the tick that measured it.
-Seconds32 = REAL()
+Seconds32: REAL[float] = REAL()
 
 
 class Base(DeclarativeBase):
@@ -168,6 +168,14 @@ class BenchState(enum.StrEnum):
     FAILED = "failed"
 
 
+class WorkerHealth(TypedDict):
+    """The worker's own counters since it claimed its VM row, stored with each heartbeat."""
+
+    missed_ticks: int  # sampling ticks skipped because a collect overran its interval
+    dropped_samples: int  # samples lost: buffer full through an outage, or refused by the DB
+    lock_errors: int  # sample writes that met a locked SQLite database
+
+
 class Vm(Base):
     """One worker and the VM it owns."""
 
@@ -186,6 +194,10 @@ class Vm(Base):
     rolled_up_until: Mapped[datetime | None] = mapped_column(SampleTime, default=None)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # WorkerHealth, one column each: typed counters /metrics reads by name (migration 0002).
+    missed_ticks: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    dropped_samples: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    lock_errors: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     ioeventfds: Mapped[list[Ioeventfd]] = relationship(back_populates="vm")

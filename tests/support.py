@@ -36,3 +36,19 @@ def exit_row(vm_id: int, when, exits: int, *, space="pio", addr=0x6000, length=4
     if kw.pop("rollup", False):
         return ExitRollup(**key, minute_at=when, interval_s=60.0, **kw)
     return ExitSample(**key, taken_at=when, interval_s=kw.pop("interval_s", 1.0), **kw)
+
+
+class FakeTime:
+    """A monotonic clock that only moves when waited on (or told to), and a stop Event twin."""
+
+    def __init__(self, waits: int) -> None:
+        self.now, self.waits, self.slept = 100.0, waits, []
+
+    def clock(self) -> float:
+        return self.now
+
+    def wait(self, timeout: float) -> bool:
+        self.slept.append(round(timeout, 6))
+        self.now += timeout
+        self.waits -= 1
+        return self.waits < 0  # "stop is set" after the allowed number of waits

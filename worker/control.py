@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from contract.config import Settings
+from contract.models import WorkerHealth
 from worker import store
 from worker.benchjobs import BenchJobs
 from worker.reconciler import Reconciler, Waker
@@ -49,8 +50,16 @@ def until_db(stop: threading.Event, what: str, fn: Callable[[], T]) -> T | None:
 class Control:
     """The control thread: reconcile, heartbeat and benchmark polling, riding out outages."""
 
-    def __init__(self, settings: Settings, engine: Engine, machine: Any, vm_id: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        machine: Any,
+        vm_id: int,
+        health: Callable[[], WorkerHealth] | None = None,
+    ) -> None:
         self.engine, self.machine, self.vm_id = engine, machine, vm_id
+        self.health = health  # the ticker's and writer's counters, stored with each heartbeat
         self.reconciler = Reconciler(engine, machine, vm_id)
         self.waker = Waker(settings.database_url, settings.poll_interval_s)
         self.jobs = BenchJobs(engine, vm_id, settings.kvm_path)
@@ -75,6 +84,7 @@ class Control:
                         self.vm_id,
                         self.machine.state,
                         self.machine.error if failed else None,
+                        self.health() if self.health else None,
                     )
                     beat_at = now
             except SQLAlchemyError as exc:

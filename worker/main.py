@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from contract.config import Settings, get_settings
 from contract.db import make_engine
+from contract.models import WorkerHealth
 from worker import retention, store
 from worker.control import Control, reason, until_db
 from worker.ticker import Ticker
@@ -66,6 +67,13 @@ def _start(name: str, target: Callable[[threading.Event], None], ev: threading.E
     return thread
 
 
+def worker_health(ticker: Ticker, writer: SampleWriter) -> WorkerHealth:
+    """The counters the heartbeat stores: ticks skipped, samples dropped, SQLite lock errors."""
+    return WorkerHealth(
+        missed_ticks=ticker.missed, dropped_samples=writer.dropped, lock_errors=writer.lock_errors
+    )
+
+
 def serve(settings: Settings, machine: Any, engine: Engine, stop: threading.Event) -> int:
     """Claim the VM row, apply everything, then run the threads until `stop`."""
     claim = partial(
@@ -78,12 +86,13 @@ def serve(settings: Settings, machine: Any, engine: Engine, stop: threading.Even
         return 1
     if vm_id is None:
         return 0
-    control = Control(settings, engine, machine, vm_id)
+    writer = SampleWriter(engine, vm_id, after_flush=_retention_hook(settings, engine, vm_id))
+    ticker = Ticker(machine.collect, writer.put, settings.sample_interval_s)
+    health = partial(worker_health, ticker, writer)
+    control = Control(settings, engine, machine, vm_id, health)
     if until_db(stop, "apply desired state", control.reconciler.apply_all) is None:
         return 0
     log.info("VM %r (id %d) running, pid %d", settings.vm_name, vm_id, os.getpid())
-    writer = SampleWriter(engine, vm_id, after_flush=_retention_hook(settings, engine, vm_id))
-    ticker = Ticker(machine.collect, writer.put, settings.sample_interval_s)
     stop_ticker, stop_writer = threading.Event(), threading.Event()
     threads = [
         _start("control", control.run, stop),
@@ -99,7 +108,7 @@ def serve(settings: Settings, machine: Any, engine: Engine, stop: threading.Even
     threads[2].join(15)
     control.jobs.join(0)
     try:
-        store.heartbeat(engine, vm_id, "stopped")
+        store.heartbeat(engine, vm_id, "stopped", health=health())
     except SQLAlchemyError as exc:
         log.error("could not mark the VM stopped: %s", reason(exc))
     log.info(

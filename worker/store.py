@@ -12,7 +12,16 @@ from typing import Any
 from sqlalchemy import Engine, Row, case, select, text, update
 from sqlalchemy.orm import Session
 
-from contract.models import BenchmarkResult, BenchmarkRun, Ioeventfd, RegState, Vm, Workload, utcnow
+from contract.models import (
+    BenchmarkResult,
+    BenchmarkRun,
+    Ioeventfd,
+    RegState,
+    Vm,
+    WorkerHealth,
+    Workload,
+    utcnow,
+)
 
 _REG_COLUMNS = (
     Ioeventfd.id,
@@ -68,6 +77,7 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any], fresh_s: float = 0
         "workload_version": 0,
         "started_at": now,
         "heartbeat_at": now,
+        **WorkerHealth(missed_ticks=0, dropped_samples=0, lock_errors=0),  # a new process
     }
     with Session(engine) as db, db.begin():
         vm = db.scalars(select(Vm).where(Vm.name == name)).one_or_none()
@@ -91,9 +101,16 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any], fresh_s: float = 0
         return vm.id
 
 
-def heartbeat(engine: Engine, vm_id: int, state: str, error: str | None = None) -> None:
-    """Mark the worker alive now, with the VM's state (and its error, when it has one)."""
-    values: dict[str, Any] = {"heartbeat_at": utcnow(), "state": state}
+def heartbeat(
+    engine: Engine,
+    vm_id: int,
+    state: str,
+    error: str | None = None,
+    health: WorkerHealth | None = None,
+) -> None:
+    """Mark the worker alive now, with the VM's state (and its error, when it has one) and the
+    worker's own health counters."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow(), "state": state, **(health or {})}
     if error is not None:
         values["error"] = error
     with engine.begin() as conn:

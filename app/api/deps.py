@@ -1,18 +1,20 @@
-"""Request dependencies shared by the routers: the DB session and token checks."""
+"""Request dependencies shared by the routers: the DB session, token checks, and the VM or
+registration a path names (404 when it names none)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
+from app.api.queries import ensure_vm, get_reg, get_vm
 from app.core.security import authenticate, mark_used
 from app.schemas import ErrorOut
 from contract.db import get_db, get_sessionmaker
-from contract.models import ApiToken
+from contract.models import ApiToken, Ioeventfd, Vm
 
 SessionDep = Annotated[Session, Depends(get_db)]
 
@@ -73,7 +75,29 @@ INT32_MAX = 2**31 - 1
 VmId = Annotated[int, Path(ge=1, le=INT32_MAX, description="VM id")]
 RegId = Annotated[int, Path(ge=1, le=INT32_MAX, description="registration id")]
 
-AUTH_RESPONSES: dict[int | str, dict] = {
+
+def vm_of_path(vm_id: VmId, db: SessionDep) -> Vm:
+    """The VM the path names, or 404."""
+    return get_vm(db, vm_id)
+
+
+def known_vm_id(vm_id: VmId, db: SessionDep) -> int:
+    """The path's VM id once that VM is known to exist (404 otherwise), without loading it."""
+    ensure_vm(db, vm_id)
+    return vm_id
+
+
+def reg_of_path(vm_id: VmId, reg_id: RegId, db: SessionDep) -> Ioeventfd:
+    """The registration the path names, of the VM it names, or 404."""
+    return get_reg(db, vm_id, reg_id)
+
+
+VmDep = Annotated[Vm, Depends(vm_of_path)]
+KnownVmId = Annotated[int, Depends(known_vm_id)]
+RegDep = Annotated[Ioeventfd, Depends(reg_of_path)]
+
+Responses = dict[int | str, dict[str, Any]]  # the `responses=` of a route, for /docs
+AUTH_RESPONSES: Responses = {
     401: {"model": ErrorOut, "description": "tokens exist and none, or an unknown one, was given"},
     403: {"model": ErrorOut, "description": "a viewer token on a write: an editor token is needed"},
 }

@@ -14,8 +14,7 @@ from contract.models import Ioeventfd, RegState, utcnow
 from contract.notify import notify_desired
 from contract.rules import collision_sentence, describe, first_collision
 
-# Registrations the kernel holds or is about to hold: what a new one must not collide with.
-LIVE_STATES = (RegState.PENDING.value, RegState.ACTIVE.value, RegState.REMOVING.value)
+LIVE_STATES = tuple(state.value for state in RegState.live())
 POLL_S = 0.02
 
 

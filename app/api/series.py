@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from contract.models import ExitRollup, ExitSample, Ioeventfd, SignalRollup, SignalSample, Vm
+from app.api import queries
+from app.api.queries import ExitKey, rolled_up_until, tiered
+from contract.models import ExitSample, Ioeventfd, SignalRollup, SignalSample
 
 MAX_POINTS = 2000
 RAW_MAX_TICKS = 2000  # the raw tier is keyed time-first: read it for short ranges only
@@ -43,8 +45,9 @@ def plan(since: datetime, until: datetime, step_s: float | None, tick_s: float) 
     return Window(since, until, math.ceil(step / MINUTE) * MINUTE, "minute")
 
 
-def _rolled_up_until(db: Session, vm_id: int) -> datetime | None:
-    return db.scalar(select(Vm.rolled_up_until).where(Vm.id == vm_id))
+def _boundary(db: Session, vm_id: int, window: Window) -> datetime | None:
+    # The raw tier answers short ranges alone; long ones read rollups up to the boundary.
+    return rolled_up_until(db, vm_id) if window.tier == "minute" else None
 
 
 def signal_rows(
@@ -52,24 +55,21 @@ def signal_rows(
 ) -> list[tuple[datetime, int, float]]:
     """(time, signals, interval_s) rows of one registration covering `window`."""
     raw = select(SignalSample.taken_at, SignalSample.signals, SignalSample.interval_s).where(
-        SignalSample.ioeventfd_id == reg_id,
-        SignalSample.taken_at > window.since,
-        SignalSample.taken_at <= window.until,
+        SignalSample.ioeventfd_id == reg_id
     )
-    if window.tier == "raw":
-        return [tuple(r) for r in db.execute(raw)]
-    boundary = _rolled_up_until(db, vm_id)
-    rows: list[tuple[datetime, int, float]] = []
-    if boundary is not None:
-        rolled = select(SignalRollup.minute_at, SignalRollup.signals, SignalRollup.interval_s)
-        rolled = rolled.where(
-            SignalRollup.ioeventfd_id == reg_id,
-            SignalRollup.minute_at >= window.since.replace(second=0, microsecond=0),
-            SignalRollup.minute_at < min(window.until, boundary),
-        )
-        rows += [tuple(r) for r in db.execute(rolled)]
-        raw = raw.where(SignalSample.taken_at >= boundary)  # the tail not rolled up yet
-    return rows + [tuple(r) for r in db.execute(raw)]
+    rolled = select(SignalRollup.minute_at, SignalRollup.signals, SignalRollup.interval_s).where(
+        SignalRollup.ioeventfd_id == reg_id
+    )
+    queries = tiered(
+        raw,
+        SignalSample.taken_at,
+        rolled,
+        SignalRollup.minute_at,
+        _boundary(db, vm_id, window),
+        window.since,
+        window.until,
+    )
+    return [(r[0], r[1], r[2]) for query in queries for r in db.execute(query)]
 
 
 def bucket(rows: list[tuple[datetime, int, float]], step_s: float) -> list[dict]:
@@ -89,37 +89,9 @@ def bucket(rows: list[tuple[datetime, int, float]], step_s: float) -> list[dict]
     ]
 
 
-def exit_totals(db: Session, vm_id: int, window: Window) -> dict[tuple[str, int, int], int]:
+def exit_totals(db: Session, vm_id: int, window: Window) -> dict[ExitKey, int]:
     """Exits per (space, addr, len) of a VM in `window`."""
-    totals: dict[tuple[str, int, int], int] = defaultdict(int)
-    key = (ExitSample.space, ExitSample.addr, ExitSample.len)
-    raw = (
-        select(*key, func.sum(ExitSample.exits))
-        .where(
-            ExitSample.vm_id == vm_id,
-            ExitSample.taken_at > window.since,
-            ExitSample.taken_at <= window.until,
-        )
-        .group_by(*key)
-    )
-    boundary = _rolled_up_until(db, vm_id) if window.tier == "minute" else None
-    if boundary is not None:
-        rkey = (ExitRollup.space, ExitRollup.addr, ExitRollup.len)
-        rolled = (
-            select(*rkey, func.sum(ExitRollup.exits))
-            .where(
-                ExitRollup.vm_id == vm_id,
-                ExitRollup.minute_at >= window.since.replace(second=0, microsecond=0),
-                ExitRollup.minute_at < min(window.until, boundary),
-            )
-            .group_by(*rkey)
-        )
-        raw = raw.where(ExitSample.taken_at >= boundary)
-        for space, addr, len_, exits in db.execute(rolled):
-            totals[(space, addr, len_)] += int(exits or 0)
-    for space, addr, len_, exits in db.execute(raw):
-        totals[(space, addr, len_)] += int(exits or 0)
-    return dict(totals)
+    return queries.exit_totals(db, vm_id, _boundary(db, vm_id, window), window.since, window.until)
 
 
 def sampled_seconds(db: Session, vm_id: int, window: Window) -> float:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 from support import exit_row
 
+from app.api.stream_hub import StreamHub
 from contract.models import Ioeventfd, utcnow
 
 
@@ -48,6 +50,7 @@ def test_counters_and_liveness(client, make_vm, db):
         ("label", "db"),
         ("len", "4"),
         ("space", "mmio"),
+        ("state", "active"),
         ("vm", "up"),
     )
     assert metrics["iosignal_signals_total"] == {labels: 1234.0}  # removed ones are gone
@@ -56,3 +59,40 @@ def test_counters_and_liveness(client, make_vm, db):
     reg.signals_total = 2000
     db.commit()
     assert scrape(client)["iosignal_signals_total"][labels] == 2000.0
+
+
+def test_every_signal_sample_carries_every_declared_label_including_state(client, make_vm, db):
+    """The family declares seven labels; a value passed without its label is silently lost."""
+    vm = make_vm("vm", alive=True)
+    for state, addr in (("active", 0x10), ("pending", 0x20), ("failed", 0x30)):
+        db.add(Ioeventfd(vm_id=vm.id, space="pio", addr=addr, len=2, state=state, signals_total=1))
+    db.commit()
+    text = client.get("/metrics").text
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "iosignal_signals"]
+    keys = {"vm", "id", "space", "addr", "len", "label", "state"}
+    totals = [s for s in family.samples if s.name == "iosignal_signals_total"]
+    assert all(set(s.labels) == keys for s in totals)
+    assert {s.labels["addr"]: s.labels["state"] for s in totals} == {
+        "0x10": "active",
+        "0x20": "pending",
+        "0x30": "failed",
+    }
+
+
+def test_stream_clients_this_app_process_dropped_are_counted(client, make_vm, db):
+    assert scrape(client)["iosignal_stream_clients_dropped_total"] == {(): 0.0}
+    vm = make_vm(alive=True)
+
+    async def drop_one_client() -> StreamHub:
+        hub = StreamHub(poll_s=3600, max_queue=1)
+        await hub.subscribe(vm.id)
+        assert hub.task is not None
+        hub.task.cancel()  # the test polls by hand
+        for second in (1, 2):  # two ticks in one poll: more than the client's queue holds
+            db.add(exit_row(vm.id, utcnow() + timedelta(seconds=second), 1))
+        db.commit()
+        await hub._poll(vm.id)
+        return hub
+
+    client.app.state.stream_hub = asyncio.run(drop_one_client())
+    assert scrape(client)["iosignal_stream_clients_dropped_total"] == {(): 1.0}

@@ -53,3 +53,49 @@ def test_downgrade_to_base_and_back_up(empty_url: str) -> None:
     upgrade(empty_url)
     assert _tables(empty_url) >= TABLES
     command.check(alembic_config(empty_url))
+
+
+HEALTH = ["missed_ticks", "dropped_samples", "lock_errors"]
+
+
+def _sql(url: str, statement: str) -> list[tuple]:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.exec_driver_sql(statement)
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def _vm_columns(url: str) -> list[str]:
+    engine = make_engine(url)
+    try:
+        return [c["name"] for c in inspect(engine).get_columns("vms")]
+    finally:
+        engine.dispose()
+
+
+def test_0002_adds_worker_health_to_vms_and_both_ways_keep_every_row(empty_url: str) -> None:
+    """Existing VMs read 0; going down drops only the columns (on SQLite a table copy would
+    cascade-delete every registration through the dropped `vms`)."""
+    upgrade(empty_url, "0001")
+    _sql(
+        empty_url,
+        "INSERT INTO vms (name, host, kernel, capabilities, state, workload_version, created_at)"
+        " VALUES ('old', '', '', '{}', 'stopped', 0, CURRENT_TIMESTAMP)",
+    )
+    _sql(
+        empty_url,
+        "INSERT INTO ioeventfds (vm_id, space, addr, len, state, signals_total, created_at,"
+        " updated_at) SELECT id, 'pio', 96, 2, 'active', 5, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP"
+        " FROM vms",
+    )
+    assert not set(HEALTH) & set(_vm_columns(empty_url))
+    upgrade(empty_url)
+    assert _sql(empty_url, f"SELECT name, {', '.join(HEALTH)} FROM vms") == [("old", 0, 0, 0)]
+    command.check(alembic_config(empty_url))
+    downgrade(empty_url, "0001")
+    assert not set(HEALTH) & set(_vm_columns(empty_url))
+    assert _sql(empty_url, "SELECT name FROM vms") == [("old",)]
+    assert _sql(empty_url, "SELECT signals_total FROM ioeventfds") == [(5,)]

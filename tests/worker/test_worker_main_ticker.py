@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
+from support import FakeTime
+
 from worker.ticker import Ticker
-
-
-class FakeTime:
-    """A monotonic clock that only moves when waited on (or told to), and a stop Event twin."""
-
-    def __init__(self, waits: int) -> None:
-        self.now, self.waits, self.slept = 100.0, waits, []
-
-    def clock(self) -> float:
-        return self.now
-
-    def wait(self, timeout: float) -> bool:
-        self.slept.append(round(timeout, 6))
-        self.now += timeout
-        self.waits -= 1
-        return self.waits < 0  # "stop is set" after the allowed number of waits
 
 
 def test_a_slow_collect_skips_the_ticks_it_overran_and_keeps_the_schedule() -> None:

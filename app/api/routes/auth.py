@@ -19,4 +19,4 @@ def whoami(request: Request, db: SessionDep) -> AuthOut:
         return AuthOut(tokens_required=False, role="editor")
     token = bearer_token(request)
     role = role_of(db, token) if token else None
-    return AuthOut(tokens_required=True, role=role)  # type: ignore[arg-type]
+    return AuthOut(tokens_required=True, role=role)

@@ -1,28 +1,15 @@
 """Liveness of the app, the database and each VM's worker."""
 
-from datetime import datetime
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import SessionDep
-from contract.config import get_settings
-from contract.models import Vm, utcnow
+from app.api.queries import heartbeat_age, is_alive
+from contract.models import Vm
 
 router = APIRouter(tags=["health"])
-
-
-def heartbeat_age(heartbeat_at: datetime | None) -> float | None:
-    """Seconds since the worker's last heartbeat, or None if it never beat."""
-    return None if heartbeat_at is None else (utcnow() - heartbeat_at).total_seconds()
-
-
-def is_alive(vm: Vm) -> bool:
-    """A worker is alive while its heartbeat is younger than the configured timeout."""
-    age = heartbeat_age(vm.heartbeat_at)
-    return age is not None and age < get_settings().heartbeat_timeout_s and vm.state == "running"
 
 
 @router.get("/health")

@@ -8,13 +8,11 @@ from fastapi import APIRouter, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from app.api.deps import AUTH_RESPONSES, Authorized, RegId, SessionDep, VmId
-from app.api.errors import ApiError, not_found
+from app.api.deps import AUTH_RESPONSES, Authorized, KnownVmId, RegDep, SessionDep, VmDep
+from app.api.errors import ApiError
+from app.api.queries import get_vm, is_alive
 from app.api.registrations import ask_removal, check_collision, insert_pending, wait_for
-from app.api.routes.health import is_alive
-from app.api.routes.vms import ensure_vm, get_vm
 from app.schemas import ErrorOut, IoeventfdIn, IoeventfdOut
 from contract.models import Ioeventfd, RegState
 
@@ -26,14 +24,6 @@ router = APIRouter(
 )
 
 
-def get_reg(db: Session, vm_id: int, reg_id: int) -> Ioeventfd:
-    """Registration `reg_id` of VM `vm_id`, or 404."""
-    reg = db.get(Ioeventfd, reg_id)
-    if reg is None or reg.vm_id != vm_id:
-        raise not_found("registration", reg_id)
-    return reg
-
-
 def _reply(reg: Ioeventfd, status: int) -> JSONResponse:
     body = jsonable_encoder(IoeventfdOut.model_validate(reg))
     location = f"/api/vms/{reg.vm_id}/ioeventfds/{reg.id}"
@@ -42,7 +32,7 @@ def _reply(reg: Ioeventfd, status: int) -> JSONResponse:
 
 @router.get("", response_model=list[IoeventfdOut])
 def list_ioeventfds(
-    vm_id: VmId,
+    vm_id: KnownVmId,
     db: SessionDep,
     state: Annotated[
         list[RegState] | None,
@@ -50,7 +40,6 @@ def list_ioeventfds(
     ] = None,
 ) -> list[Ioeventfd]:
     """The VM's registrations, oldest first."""
-    ensure_vm(db, vm_id)
     query = select(Ioeventfd).where(Ioeventfd.vm_id == vm_id).order_by(Ioeventfd.id)
     if state:
         query = query.where(Ioeventfd.state.in_([s.value for s in state]))
@@ -60,9 +49,9 @@ def list_ioeventfds(
 
 
 @router.get("/{reg_id}", response_model=IoeventfdOut, responses={404: {"model": ErrorOut}})
-def read_ioeventfd(vm_id: VmId, reg_id: RegId, db: SessionDep) -> Ioeventfd:
+def read_ioeventfd(reg: RegDep) -> Ioeventfd:
     """One registration (removed ones too: history keeps pointing at them)."""
-    return get_reg(db, vm_id, reg_id)
+    return reg
 
 
 @router.post(
@@ -77,12 +66,11 @@ def read_ioeventfd(vm_id: VmId, reg_id: RegId, db: SessionDep) -> Ioeventfd:
         422: {"model": ErrorOut, "description": "a rule broken, or the kernel said EINVAL etc."},
     },
 )
-def register_ioeventfd(vm_id: VmId, body: IoeventfdIn, db: SessionDep) -> JSONResponse:
+def register_ioeventfd(vm: VmDep, body: IoeventfdIn, db: SessionDep) -> JSONResponse:
     """Register an ioeventfd and wait (up to the verdict timeout) for the kernel's verdict."""
-    vm = get_vm(db, vm_id)
     alive = is_alive(vm)
-    check_collision(db, vm_id, body)
-    reg = insert_pending(db, vm_id, body)
+    check_collision(db, vm.id, body)
+    reg = insert_pending(db, vm.id, body)
     if not alive:
         return _reply(reg, 202)  # applied when the worker returns
     reg = wait_for(db, reg.id, (RegState.ACTIVE.value, RegState.FAILED.value))
@@ -101,13 +89,12 @@ def register_ioeventfd(vm_id: VmId, body: IoeventfdIn, db: SessionDep) -> JSONRe
         404: {"model": ErrorOut},
     },
 )
-def delete_ioeventfd(vm_id: VmId, reg_id: RegId, db: SessionDep) -> Response:
+def delete_ioeventfd(reg: RegDep, db: SessionDep) -> Response:
     """Deassign a registration; 204 once the worker has removed it from the kernel."""
-    reg = get_reg(db, vm_id, reg_id)
     if reg.state != RegState.REMOVED.value:
         ask_removal(db, reg)
     if reg.state != RegState.REMOVED.value:
-        if not is_alive(get_vm(db, vm_id)):
+        if not is_alive(get_vm(db, reg.vm_id)):
             return _reply(reg, 202)
         reg = wait_for(db, reg.id, (RegState.REMOVED.value,))
         if reg.state != RegState.REMOVED.value:

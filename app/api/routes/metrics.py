@@ -2,110 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep
-from app.api.routes.health import heartbeat_age, is_alive
-from contract.models import ExitRollup, ExitSample, Ioeventfd, RegState, Vm
+from app.api.metrics_collector import DatabaseCollector, StreamCollector
 
 router = APIRouter(tags=["metrics"], dependencies=[Authorized], responses=AUTH_RESPONSES)
 
 
-class DatabaseCollector:
-    """Reads counters and liveness from the database when collected (no state in the app)."""
-
-    def __init__(self, db: Session) -> None:
-        self.db = db
-
-    def collect(self) -> Iterator[Metric]:
-        """Yield every metric family."""
-        vms = {vm.id: vm for vm in self.db.scalars(select(Vm))}
-        yield from self._liveness(vms)
-        yield self._signals(vms)
-        yield self._exits(vms)
-
-    def _liveness(self, vms: dict[int, Vm]) -> Iterator[Metric]:
-        up = GaugeMetricFamily(
-            "iosignal_worker_up", "1 while the VM's worker heartbeats", labels=["vm"]
-        )
-        age = GaugeMetricFamily(
-            "iosignal_worker_heartbeat_age_seconds",
-            "seconds since the last heartbeat",
-            labels=["vm"],
-        )
-        for vm in vms.values():
-            up.add_metric([vm.name], 1.0 if is_alive(vm) else 0.0)
-            seconds = heartbeat_age(vm.heartbeat_at)
-            if seconds is not None:
-                age.add_metric([vm.name], seconds)
-        yield up
-        yield age
-
-    def _signals(self, vms: dict[int, Vm]) -> Metric:
-        family = CounterMetricFamily(
-            "iosignal_signals",
-            "eventfd signals counted per registration",
-            labels=["vm", "id", "space", "addr", "len", "label"],
-        )
-        regs = self.db.scalars(select(Ioeventfd).where(Ioeventfd.state != RegState.REMOVED.value))
-        for reg in regs:
-            vm = vms.get(reg.vm_id)
-            labels = [
-                vm.name if vm else str(reg.vm_id),
-                str(reg.id),
-                reg.space,
-                f"0x{reg.addr:x}",
-                str(reg.len),
-                reg.label or "",
-                reg.state,
-            ]
-            family.add_metric(labels, float(reg.signals_total))
-        return family
-
-    def _exits(self, vms: dict[int, Vm]) -> Metric:
-        family = CounterMetricFamily(
-            "iosignal_exits",
-            "userspace exits per address (over the retained samples)",
-            labels=["vm", "space", "addr", "len"],
-        )
-        totals: dict[tuple[int, str, int, int], int] = {}
-        for vm in vms.values():
-            for key, count in self._exit_totals(vm):
-                totals[key] = totals.get(key, 0) + count
-        for (vm_id, space, addr, len_), count in sorted(totals.items()):
-            family.add_metric([vms[vm_id].name, space, f"0x{addr:x}", str(len_)], float(count))
-        return family
-
-    def _exit_totals(self, vm: Vm) -> Iterator[tuple[tuple[int, str, int, int], int]]:
-        # Rolled-up minutes before the boundary, raw samples from it on: each exit counted once.
-        boundary = vm.rolled_up_until
-        raw = select(ExitSample.space, ExitSample.addr, ExitSample.len, func.sum(ExitSample.exits))
-        raw = raw.where(ExitSample.vm_id == vm.id)
-        queries = [raw]
-        if boundary is not None:
-            queries[0] = raw.where(ExitSample.taken_at >= boundary)
-            rolled = select(
-                ExitRollup.space, ExitRollup.addr, ExitRollup.len, func.sum(ExitRollup.exits)
-            ).where(ExitRollup.vm_id == vm.id, ExitRollup.minute_at < boundary)
-            queries.append(rolled)
-        for query in queries:
-            for space, addr, len_, count in self.db.execute(
-                query.group_by(*query.selected_columns[:3])
-            ):
-                yield (vm.id, space, addr, len_), int(count or 0)
-
-
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-def metrics(db: SessionDep) -> Response:
-    """Prometheus text format: signal and exit counters, worker liveness."""
+def metrics(request: Request, db: SessionDep) -> Response:
+    """Prometheus text format: signal and exit counters, worker liveness and health, and this
+    app process's stream drops."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(db))
+    registry.register(StreamCollector(getattr(request.app.state, "stream_hub", None)))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -10,10 +10,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from app.api.deps import AUTH_RESPONSES, Authorized, RegId, SessionDep, VmId
+from app.api.deps import AUTH_RESPONSES, Authorized, KnownVmId, RegDep, Responses, SessionDep
 from app.api.errors import ApiError
-from app.api.routes.ioeventfds import get_reg
-from app.api.routes.vms import ensure_vm
 from app.api.series import Window, bucket, exit_totals, plan, sampled_seconds, signal_rows
 from app.schemas import ErrorOut, ExitRow, RatesOut
 from contract.config import get_settings
@@ -27,7 +25,7 @@ router = APIRouter(
 Since = Annotated[str, Query(description='ISO 8601 or relative: "-30s", "-15m", "-2h", "-7d"')]
 Until = Annotated[str | None, Query(description="ISO 8601 or relative; default now")]
 Format = Annotated[Literal["json", "csv"], Query(description="csv for a spreadsheet")]
-CSV_DOC = {
+CSV_DOC: Responses = {
     200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"},
     404: {"model": ErrorOut},
 }
@@ -57,8 +55,7 @@ def csv_response(rows: list[dict], columns: list[str], name: str) -> Response:
 
 @router.get("/ioeventfds/{reg_id}/rates", response_model=RatesOut, responses=CSV_DOC)
 def rates(
-    vm_id: VmId,
-    reg_id: RegId,
+    reg: RegDep,
     db: SessionDep,
     since: Since = "-15m",
     until: Until = None,
@@ -66,12 +63,11 @@ def rates(
     format: Format = "json",
 ) -> RatesOut | Response:
     """Signals per step and their rate; the raw tier for short ranges, rollups for long ones."""
-    get_reg(db, vm_id, reg_id)
     window = window_for(since, until, step)
-    points = bucket(signal_rows(db, vm_id, reg_id, window), window.step_s)
+    points = bucket(signal_rows(db, reg.vm_id, reg.id, window), window.step_s)
     if format == "csv":
-        return csv_response(points, ["t", "signals", "rate_hz"], f"rates-{reg_id}")
-    return RatesOut(id=reg_id, step_s=window.step_s, tier=window.tier, points=points)
+        return csv_response(points, ["t", "signals", "rate_hz"], f"rates-{reg.id}")
+    return RatesOut(id=reg.id, step_s=window.step_s, tier=window.tier, points=points)
 
 
 def covered(space: str, addr: int, len_: int, active: list[Ioeventfd]) -> bool:
@@ -81,7 +77,7 @@ def covered(space: str, addr: int, len_: int, active: list[Ioeventfd]) -> bool:
 
 @router.get("/exits", response_model=list[ExitRow], responses=CSV_DOC)
 def exits(
-    vm_id: VmId,
+    vm_id: KnownVmId,
     db: SessionDep,
     since: Since = "-1m",
     until: Until = None,
@@ -89,7 +85,6 @@ def exits(
 ) -> list[ExitRow] | Response:
     """Userspace exits per address in the window, busiest first; the rate is over the part of
     the window the worker was sampling (from its first tick in the window)."""
-    ensure_vm(db, vm_id)
     window = window_for(since, until)
     active = list(
         db.scalars(

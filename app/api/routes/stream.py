@@ -19,12 +19,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from app.api.deps import AUTH_RESPONSES, INT32_MAX, authorize_stream
-from app.api.errors import not_found
+from app.api.queries import ensure_vm
 from app.api.stream_hub import Client, StreamHub, sse
 from app.api.stream_query import changed_registrations, ticks_after
 from contract.config import get_settings
 from contract.db import get_sessionmaker
-from contract.models import Vm
 from contract.timeparse import after_epoch_ms
 
 router = APIRouter(
@@ -75,15 +74,16 @@ async def _events(
     yield "retry: 2000\n\n"  # opens the stream at once; browsers retry after 2 s
     sent, count = last_id, 0
     if last_id is not None:
-        first = True
+        first, after = True, last_id
         while True:  # replay what was missed, page by page
-            ticks, regs = await run_in_threadpool(_replay, client.vm_id, sent)
+            ticks, regs = await run_in_threadpool(_replay, client.vm_id, after)
             for reg in regs if first else []:
                 yield sse("registration", reg)
             first = False
             for tick in ticks:
                 yield sse("rates", tick["data"], tick["id"])
-                sent, count = tick["id"], count + 1
+                sent = after = tick["id"]
+                count += 1
                 if max_events is not None and count >= max_events:
                     return
             if len(ticks) < REPLAY_PAGE:
@@ -119,15 +119,13 @@ async def stream(
 ) -> StreamingResponse:
     """`rates` events (id = tick epoch-ms; every registration's signals and rate, top exits)
     and `registration` events (a registration's new state). Token via `?token=` if needed."""
-    exists = await run_in_threadpool(_vm_exists, vm_id)
-    if not exists:
-        raise not_found("VM", vm_id)
+    await run_in_threadpool(_ensure_vm, vm_id)
     hub = hub_of(request)
     client = await hub.subscribe(vm_id)  # subscribe first, then replay: nothing falls between
     last_id = last_event_id_header if last_event_id_header is not None else last_event_id
     return DroppableStream(_events(client, last_id, max_events), hub, client)
 
 
-def _vm_exists(vm_id: int) -> bool:
-    with get_sessionmaker()() as db:
-        return db.get(Vm, vm_id) is not None
+def _ensure_vm(vm_id: int) -> None:
+    with get_sessionmaker()() as db:  # its own short session: the stream must not hold one
+        ensure_vm(db, vm_id)

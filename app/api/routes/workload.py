@@ -6,9 +6,8 @@ from fastapi import APIRouter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep, VmId
+from app.api.deps import AUTH_RESPONSES, Authorized, Responses, SessionDep, VmDep
 from app.api.errors import ApiError
-from app.api.routes.vms import get_vm
 from app.schemas import ErrorOut, WorkloadIn, WorkloadOut
 from contract.guest import DEFAULT_MEM_SIZE
 from contract.models import Vm, Workload
@@ -21,7 +20,7 @@ router = APIRouter(
     dependencies=[Authorized],
     responses=AUTH_RESPONSES,
 )
-RESPONSES = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+RESPONSES: Responses = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 
 
 def _out(vm: Vm, workload: Workload | None) -> WorkloadOut:
@@ -53,19 +52,17 @@ def newest(db: Session, vm_id: int) -> Workload | None:
 
 
 @router.get("", response_model=WorkloadOut, responses=RESPONSES)
-def read_workload(vm_id: VmId, db: SessionDep) -> WorkloadOut:
+def read_workload(vm: VmDep, db: SessionDep) -> WorkloadOut:
     """The newest workload, whether the worker applied it, and the rate limits."""
-    vm = get_vm(db, vm_id)
-    return _out(vm, newest(db, vm_id))
+    return _out(vm, newest(db, vm.id))
 
 
 @router.put("", response_model=WorkloadOut, responses=RESPONSES)
-def put_workload(vm_id: VmId, body: WorkloadIn, db: SessionDep) -> WorkloadOut:
+def put_workload(vm: VmDep, body: WorkloadIn, db: SessionDep) -> WorkloadOut:
     """Replace the doorbells (a new version); the worker applies it on its next poll."""
-    vm = get_vm(db, vm_id)
     check_guest_can_ring(vm, body)
     version = (
-        db.scalar(select(func.max(Workload.version)).where(Workload.vm_id == vm_id)) or 0
+        db.scalar(select(func.max(Workload.version)).where(Workload.vm_id == vm.id)) or 0
     ) + 1
     doorbells = [
         {
@@ -77,8 +74,8 @@ def put_workload(vm_id: VmId, body: WorkloadIn, db: SessionDep) -> WorkloadOut:
         }
         for d in body.doorbells
     ]
-    workload = Workload(vm_id=vm_id, version=version, doorbells=doorbells)
+    workload = Workload(vm_id=vm.id, version=version, doorbells=doorbells)
     db.add(workload)
     db.commit()
-    notify_desired(db, vm_id)
+    notify_desired(db, vm.id)
     return _out(vm, workload)
