@@ -13,15 +13,9 @@ export const REFERENCE_2009 = [
   { path: "ioeventfd-pio", name: "iosignalfd-pio", iops: 367_000, rtt_us: 2.72 },
 ];
 
-/** A run's result rows, whether the API nests them as `results` or `result.results`. */
-export function resultsOf(run) {
-  if (Array.isArray(run.results)) return run.results;
-  if (run.result && Array.isArray(run.result.results)) return run.result.results;
-  return [];
-}
-
+/** "#3 host · kernel": how a run is named in the legend, the table and the runs list. */
 export function runName(run) {
-  const where = [run.host || run.result?.host, run.kernel || run.result?.kernel].filter(Boolean).join(" · ");
+  const where = [run.host, run.kernel].filter(Boolean).join(" · ");
   return `#${run.id} ${where}`.trim();
 }
 
@@ -35,11 +29,11 @@ export function twinOf(path) {
 
 /** Draws (or redraws) the comparison of `runs` in `div`. */
 export function drawBench(div, runs) {
-  const present = new Set(runs.flatMap((r) => resultsOf(r).map((x) => x.path)));
+  const present = new Set(runs.flatMap((r) => r.results.map((x) => x.path)));
   const order = [...PATHS.filter((p) => present.has(p)), ...[...present].filter((p) => !PATHS.includes(p))];
   REFERENCE_2009.forEach((r) => !order.includes(r.path) && order.push(r.path));
   const traces = runs.map((run, i) => {
-    const rows = resultsOf(run);
+    const rows = run.results;
     return {
       type: "bar", name: runName(run), x: rows.map((r) => r.path), y: rows.map((r) => r.iops),
       marker: { color: PALETTE[i % PALETTE.length] },
@@ -70,11 +64,11 @@ export function drawBench(div, runs) {
 
 /** A plain table of one run's figures, with each ioeventfd path's speedup over its twin. */
 export function resultTable(run) {
-  const rows = resultsOf(run);
+  const rows = run.results;
   const byPath = new Map(rows.map((r) => [r.path, r]));
   const num = (v, d = 2) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
   return h("table", { class: "bench-results" },
-    h("caption", { class: "muted" }, `${runName(run)}: ${run.writes ?? ""} writes × ${run.repeat ?? ""}`),
+    h("caption", { class: "muted" }, `${runName(run)}: ${run.writes} writes × ${run.repeat}`),
     h("thead", {}, h("tr", {}, ["Path"].map((t) => h("th", {}, t)),
       ["Writes/s", "rtt µs (median)", "min–max", "guest rtt µs", "Speedup"].map((t) => h("th", { class: "num" }, t)))),
     h("tbody", {}, rows.map((r) => {

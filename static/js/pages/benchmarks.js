@@ -2,7 +2,7 @@
 // across hosts and kernels as grouped bars, the 2009 figures alongside.
 
 import { api } from "../api.js";
-import { drawBench, PATHS, resultsOf, resultTable, runName } from "../benchchart.js";
+import { drawBench, PATHS, resultTable, runName } from "../benchchart.js";
 import { emptyState, h, when } from "../format.js";
 
 export const title = "Benchmarks";
@@ -48,7 +48,7 @@ export function mount(root, ctx) {
   );
 
   function redraw() {
-    const chosen = runs.filter((r) => compare.has(r.id) && resultsOf(r).length);
+    const chosen = runs.filter((r) => compare.has(r.id) && r.results.length);
     drawBench(chart, chosen);
     details.replaceChildren(...chosen.map(resultTable));
   }
@@ -81,18 +81,9 @@ export function mount(root, ctx) {
 
   async function loadRuns() {
     try {
-      const list = await api.get("/api/benchmarks");
-      runs = Array.isArray(list) ? list : list.items || [];
-      // The list may omit results: fetch them for finished runs we draw.
-      await Promise.all(runs.filter((r) => r.state === "done" && !resultsOf(r).length && compare.has(r.id))
-        .map(async (r) => Object.assign(r, await api.get(`/api/benchmarks/${r.id}`))));
-      if (!compare.size) {
-        const latest = runs.filter((r) => r.state === "done").sort((a, b) => b.id - a.id)[0];
-        if (latest) {
-          compare.add(latest.id);
-          if (!resultsOf(latest).length) Object.assign(latest, await api.get(`/api/benchmarks/${latest.id}`));
-        }
-      }
+      runs = await api.get("/api/benchmarks"); // newest first, each with its results
+      const latest = runs.find((r) => r.state === "done");
+      if (!compare.size && latest) compare.add(latest.id);
       if (alive) (renderRuns(), redraw());
     } catch (err) {
       runsEmpty.replaceChildren(emptyState("Could not load benchmark runs", err.message));
@@ -125,8 +116,8 @@ export function mount(root, ctx) {
     const tick = async () => {
       try {
         const run = await api.get(`/api/benchmarks/${id}`);
-        progress.value = run.progress ?? 0;
-        progressText.textContent = ` run #${id}: ${run.state} ${Math.round((run.progress ?? 0) * 100)}%`;
+        progress.value = run.progress;
+        progressText.textContent = ` run #${id}: ${run.state} ${Math.round(run.progress * 100)}%`;
         if (run.state === "done" || run.state === "failed") {
           start.disabled = false;
           if (run.state === "failed") errors.replaceChildren(h("li", {}, `Run #${id} failed: ${run.error || "no reason given"}`));

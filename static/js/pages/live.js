@@ -5,7 +5,6 @@ import { api } from "../api.js";
 import { addrKey, addrText, emptyState, h, rate, regName } from "../format.js";
 import { LiveChart, MAX_SERIES } from "../livechart.js";
 import { openRegisterDialog } from "../regform.js";
-import { parseRates } from "../stream.js";
 
 export const title = "Live";
 
@@ -57,9 +56,7 @@ export function mount(root, ctx) {
 
   const hotRows = new Map(); // addrKey -> <tr>, updated in place so buttons stay put
   const renderHot = (list) => {
-    const hot = list.filter((e) => e.registered === false || (e.registered === undefined &&
-      !regs.some((r) => r.state === "active" && addrKey(r.space, r.addr, r.len) === addrKey(e.space, e.addr, e.len))))
-      .filter((e) => e.rate_hz > 0)
+    const hot = list.filter((e) => !e.registered && e.rate_hz > 0)
       .sort((a, b) => b.rate_hz - a.rate_hz)
       .slice(0, 10);
     const keep = new Set(hot.map((e) => addrKey(e.space, e.addr, e.len)));
@@ -77,7 +74,7 @@ export function mount(root, ctx) {
         hotRows.set(key, tr);
       }
       tr.querySelector(".rate").textContent = rate(e.rate_hz);
-      tr.querySelector(".exits").textContent = e.exits ?? "–";
+      tr.querySelector(".exits").textContent = e.exits;
       hotBody.append(tr); // re-appending keeps the busiest first
     });
     hotEmpty.hidden = hot.length > 0;
@@ -86,26 +83,26 @@ export function mount(root, ctx) {
   hotTable.hidden = true;
   // Until the first tick arrives, the last few seconds of exits fill the table.
   api.get(`/api/vms/${ctx.vmId}/exits?since=-10s`)
-    .then((list) => !hotRows.size && renderHot(list.map((e) => ({ ...e, rate_hz: Number(e.rate_hz) }))))
+    .then((list) => !hotRows.size && renderHot(list))
     .catch(() => {});
 
   let lastHot = 0;
-  const onRates = (data) => {
-    const tick = parseRates(data);
-    signals.push(tick.t, tick.regs.map((r) => ({
-      key: `reg:${r.id}`, y: r.rate_hz,
-      name: regName(regById.get(r.id) || { ...r, space: r.space ?? "?", addr: r.addr ?? 0, len: r.len ?? "?" }),
+  const onRates = (tick) => {
+    const t = new Date(tick.t);
+    signals.push(t, tick.registrations.map((r) => ({
+      key: `reg:${r.id}`, y: r.rate_hz, name: regName(regById.get(r.id) || r),
     })), false);
-    exits.push(tick.t, tick.exits.map((e) => ({
+    exits.push(t, tick.exits.map((e) => ({
       key: addrKey(e.space, e.addr, e.len), name: addrText(e.space, e.addr, e.len), y: e.rate_hz,
     })), true);
-    const shown = tick.regs.length > MAX_SERIES ? ` (the first ${MAX_SERIES} drawn)` : "";
-    sigNote.textContent = tick.regs.length ? `${tick.regs.length} active registration(s)${shown}` :
+    const regCount = tick.registrations.length;
+    const shown = regCount > MAX_SERIES ? ` (the first ${MAX_SERIES} drawn)` : "";
+    sigNote.textContent = regCount ? `${regCount} active registration(s)${shown}` :
       "No active registration: register a hot doorbell below to see its signals.";
     exitNote.textContent = tick.exits.length ? `${tick.exits.length} address(es) exiting` :
       "No userspace exits in the last tick.";
-    if (tick.t - lastHot >= 1000 || !hotRows.size) {
-      lastHot = tick.t; // a steady table (1 Hz) is easier to read and click than a flickering one
+    if (t - lastHot >= 1000 || !hotRows.size) {
+      lastHot = t; // a steady table (1 Hz) is easier to read and click than a flickering one
       renderHot(tick.exits);
     }
   };

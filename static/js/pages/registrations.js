@@ -54,7 +54,7 @@ export function mount(root, ctx) {
     tbody.replaceChildren(...shown.map((r) => h("tr", { dataset: { id: r.id } },
       h("td", {}, r.id), h("td", {}, r.label || ""), h("td", {}, r.space),
       h("td", { class: "mono" }, hex(r.addr)), h("td", {}, r.len),
-      h("td", { class: "mono" }, r.datamatch === null || r.datamatch === undefined ? "any" : hex(r.datamatch)),
+      h("td", { class: "mono" }, r.datamatch === null ? "any" : hex(r.datamatch)),
       stateCell(r), h("td", { class: "num" }, count(r.signals_total)), h("td", {}, when(r.created_at)),
       h("td", { class: "write" }, ["removing", "removed"].includes(r.state) ? null :
         h("button", { type: "button", class: "danger", "aria-label": `Delete registration ${r.id}`,

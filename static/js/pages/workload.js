@@ -74,7 +74,7 @@ export function mount(root, ctx) {
     try {
       const wl = await api.get(`/api/vms/${ctx.vmId}/workload`);
       tbody.replaceChildren();
-      (wl.doorbells || []).forEach(addRow);
+      wl.doorbells.forEach(addRow);
       version.textContent = wl.version ? `version ${wl.version}${wl.applied ? ", applied by the worker" : ", not yet applied"}` : "";
       // The worker applies a new version within a poll: look again until it says so.
       if (wl.version && !wl.applied && tries < 20) recheck = setTimeout(() => load(tries + 1), 500);
