@@ -3,9 +3,6 @@
 
 import { baseLayout, h, PALETTE, PLOT_CONFIG, rate } from "./format.js";
 
-export const PATHS = ["userspace-pio", "userspace-mmio", "ioeventfd-pio", "ioeventfd-mmio",
-  "ioeventfd-mmio-len0", "ioeventfd-datamatch"];
-
 // The 2009 iosignalfd posting's table, placed on today's equivalent paths.
 export const REFERENCE_2009 = [
   { path: "userspace-mmio", name: "qemu-mmio", iops: 110_000, rtt_us: 9.09 },
@@ -19,18 +16,14 @@ export function runName(run) {
   return `#${run.id} ${where}`.trim();
 }
 
-/** The userspace path a given ioeventfd path replaces (for the speedup column). */
-// As worker/bench.py pairs them: the datamatch path rings a PIO port.
-const TWINS = { "ioeventfd-pio": "userspace-pio", "ioeventfd-mmio": "userspace-mmio",
-  "ioeventfd-mmio-len0": "userspace-mmio", "ioeventfd-datamatch": "userspace-pio" };
-export function twinOf(path) {
-  return TWINS[path] || null;
-}
-
-/** Draws (or redraws) the comparison of `runs` in `div`. */
-export function drawBench(div, runs) {
+/**
+ * Draws (or redraws) the comparison of `runs` in `div`; `benchPaths` (GET /api/rules: path ->
+ * twin, in table order) orders the bars.
+ */
+export function drawBench(div, runs, benchPaths) {
   const present = new Set(runs.flatMap((r) => r.results.map((x) => x.path)));
-  const order = [...PATHS.filter((p) => present.has(p)), ...[...present].filter((p) => !PATHS.includes(p))];
+  const known = Object.keys(benchPaths);
+  const order = [...known.filter((p) => present.has(p)), ...[...present].filter((p) => !known.includes(p))];
   REFERENCE_2009.forEach((r) => !order.includes(r.path) && order.push(r.path));
   const traces = runs.map((run, i) => {
     const rows = run.results;
@@ -62,8 +55,11 @@ export function drawBench(div, runs) {
   Plotly.react(div, traces, layout, PLOT_CONFIG);
 }
 
-/** A plain table of one run's figures, with each ioeventfd path's speedup over its twin. */
-export function resultTable(run) {
+/**
+ * A plain table of one run's figures, with each ioeventfd path's speedup over its twin: the
+ * userspace path it replaces, as `benchPaths` pairs them.
+ */
+export function resultTable(run, benchPaths) {
   const rows = run.results;
   const byPath = new Map(rows.map((r) => [r.path, r]));
   const num = (v, d = 2) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
@@ -72,7 +68,7 @@ export function resultTable(run) {
     h("thead", {}, h("tr", {}, ["Path"].map((t) => h("th", {}, t)),
       ["Writes/s", "rtt µs (median)", "min–max", "guest rtt µs", "Speedup"].map((t) => h("th", { class: "num" }, t)))),
     h("tbody", {}, rows.map((r) => {
-      const twin = byPath.get(twinOf(r.path));
+      const twin = byPath.get(benchPaths[r.path]);
       return h("tr", {}, h("td", { class: "mono" }, r.path), h("td", { class: "num" }, Math.round(r.iops).toLocaleString("en-US")),
         h("td", { class: "num" }, num(r.rtt_us)), h("td", { class: "num" }, `${num(r.rtt_us_min)}–${num(r.rtt_us_max)}`),
         h("td", { class: "num" }, num(r.guest_rtt_us)),

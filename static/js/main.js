@@ -16,6 +16,7 @@ const $ = (sel) => document.querySelector(sel);
 const ctx = {
   vms: [],
   vmId: null,
+  rules: null, // GET /api/rules: every rule's numbers and the benchmark paths
   role: null,
   stream: null,
   get canWrite() {
@@ -65,6 +66,7 @@ async function pollHealth() {
 }
 
 async function loadVms(remount = false) {
+  ctx.rules ??= await api.get("/api/rules"); // once: the forms check with the server's rules
   ctx.vms = await api.get("/api/vms");
   const select = $("#vm-select");
   const wanted = Number(localStorage.getItem("iosignal.vm")) || ctx.vmId;

@@ -2,13 +2,14 @@
 // across hosts and kernels as grouped bars, the 2009 figures alongside.
 
 import { api } from "../api.js";
-import { drawBench, PATHS, resultTable, runName } from "../benchchart.js";
+import { drawBench, resultTable, runName } from "../benchchart.js";
 import { emptyState, h, when } from "../format.js";
 
 export const title = "Benchmarks";
 
 /** Mounts the page; returns its cleanup. */
 export function mount(root, ctx) {
+  const benchPaths = ctx.rules?.bench_paths ?? {}; // no rules only while the API is unreachable
   let runs = [];
   const compare = new Set(); // run ids drawn side by side
   let pollTimer = null;
@@ -16,7 +17,7 @@ export function mount(root, ctx) {
 
   const writes = h("input", { name: "writes", type: "number", min: 1, value: 20000, class: "narrow" });
   const repeat = h("input", { name: "repeat", type: "number", min: 1, value: 3, class: "narrow" });
-  const pathBoxes = PATHS.map((p) => h("label", { class: "check mono" },
+  const pathBoxes = Object.keys(benchPaths).map((p) => h("label", { class: "check mono" },
     h("input", { type: "checkbox", name: "path", value: p, checked: true }), p));
   const progress = h("progress", { id: "bench-progress", max: 1, value: 0 });
   const progressText = h("span", { class: "muted", id: "bench-state" });
@@ -49,8 +50,8 @@ export function mount(root, ctx) {
 
   function redraw() {
     const chosen = runs.filter((r) => compare.has(r.id) && r.results.length);
-    drawBench(chart, chosen);
-    details.replaceChildren(...chosen.map(resultTable));
+    drawBench(chart, chosen, benchPaths);
+    details.replaceChildren(...chosen.map((run) => resultTable(run, benchPaths)));
   }
 
   function renderRuns() {
@@ -135,7 +136,7 @@ export function mount(root, ctx) {
 
   hostFilter.addEventListener("change", renderRuns);
   kernelFilter.addEventListener("change", renderRuns);
-  drawBench(chart, []); // the 2009 reference alone until a run is chosen
+  drawBench(chart, [], benchPaths); // the 2009 reference alone until a run is chosen
   loadRuns();
   return () => {
     alive = false;

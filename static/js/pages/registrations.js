@@ -15,6 +15,12 @@ function stateCell(reg) {
     reg.state === "failed" && reg.error ? h("div", { class: "muted" }, reg.error) : null);
 }
 
+function rulesHint({ pio_max: pioMax, write_lens: lens }) {
+  const list = (l) => `${l.slice(0, -1).join(", ")} or ${l.at(-1)}`;
+  return `PIO ports up to ${hex(pioMax)} with len ${list(lens.pio)}; MMIO any address with len ` +
+    `${list(lens.mmio)}. len 0 matches a write of any width (no datamatch). Blank datamatch matches any value.`;
+}
+
 /** Mounts the page; returns its cleanup. */
 export function mount(root, ctx) {
   root.append(h("h1", {}, "Registrations"));
@@ -77,8 +83,7 @@ export function mount(root, ctx) {
 
   root.append(
     h("section", { class: "card write" }, h("h2", {}, "New registration"),
-      h("p", { class: "hint" }, "PIO ports up to 0xffff with len 1, 2 or 4; MMIO any address with len 1, 2, 4 or 8. " +
-        "len 0 matches a write of any width (no datamatch). Blank datamatch matches any value."),
+      h("p", { class: "hint" }, rulesHint(ctx.rules)),
       registrationForm(ctx, { existing: () => regs, onDone: load })),
     h("section", { class: "card" }, h("div", { class: "row" }, h("h2", {}, "Registered"),
       h("label", { class: "inline" }, "Show", filterSelect)),
