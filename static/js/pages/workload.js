@@ -52,8 +52,10 @@ export function mount(root, ctx) {
   const table = h("table", { id: "workload-table" },
     h("thead", {}, h("tr", {}, ["Space", "Address", "Len", "Value", "Rate (Hz)"].map((t) => h("th", {}, t)),
       h("th", { class: "write" }, ""))), tbody);
-  const save = h("button", { type: "submit", class: "primary write" }, "Save workload");
-  const add = h("button", { type: "button", class: "write", onclick: () => addRow(NEW_DOORBELL) }, "Add doorbell");
+  // Editing waits for the saved rows: loading them replaces the table.
+  const save = h("button", { type: "submit", class: "primary write", disabled: true }, "Save workload");
+  const add = h("button", { type: "button", class: "write", disabled: true, onclick: () => addRow(NEW_DOORBELL) },
+    "Add doorbell");
   const form = h("form", { novalidate: true, onsubmit: onSave }, h("div", { class: "table-wrap" }, table), empty,
     h("div", { class: "row", style: "margin-top:0.8rem" }, add, save, version), errors);
   root.append(h("section", { class: "card" }, h("h2", {}, "Doorbells the guest rings"),
@@ -66,22 +68,26 @@ export function mount(root, ctx) {
     table.hidden = n === 0;
     empty.hidden = n > 0;
   }
-  function addRow(bell) {
+  function rowOf(bell) {
     const tr = rowEditor(bell, rules, () => (tr.remove(), sync()), !ctx.canWrite);
-    tbody.append(tr);
+    return tr;
+  }
+  function addRow(bell) {
+    tbody.append(rowOf(bell));
     sync();
   }
 
   let recheck = null;
-  async function load(tries = 0) {
+  /** Shows the newest version's rows (unless only its state is wanted) and whether it is applied. */
+  async function load({ rows = true, tries = 0 } = {}) {
     clearTimeout(recheck);
     try {
       const wl = await api.get(`/api/vms/${ctx.vmId}/workload`);
-      tbody.replaceChildren();
-      wl.doorbells.forEach(addRow);
+      if (rows) tbody.replaceChildren(...wl.doorbells.map(rowOf));
       version.textContent = wl.version ? `version ${wl.version}${wl.applied ? ", applied by the worker" : ", not yet applied"}` : "";
-      // The worker applies a new version within a poll: look again until it says so.
-      if (wl.version && !wl.applied && tries < 20) recheck = setTimeout(() => load(tries + 1), 500);
+      // The worker applies a new version within a poll: look again (rows left as edited) until it says so.
+      if (wl.version && !wl.applied && tries < 20) recheck = setTimeout(() => load({ rows: false, tries: tries + 1 }), 500);
+      add.disabled = save.disabled = false;
       sync();
     } catch (err) {
       errors.replaceChildren(h("li", {}, `Could not load the workload: ${err.message}`));
