@@ -12,35 +12,23 @@ export function setToken(token) {
   else localStorage.removeItem(TOKEN_KEY);
 }
 
-/** An HTTP error with the API's `detail` (string or pydantic list) and `errno` name. */
+/** An HTTP error whose message is the API's sentence (app/api/errors.py: detail and errno). */
 export class ApiError extends Error {
   constructor(status, body) {
     super(describeDetail(body, status));
     this.status = status;
-    this.body = body;
-    this.errno = body && typeof body === "object" ? body.errno || null : null;
   }
 }
 
-/** One readable sentence from a FastAPI error body (string detail or a list of rule failures). */
-export function describeDetail(body, status) {
-  const detail = body && typeof body === "object" ? body.detail : body;
-  let text;
-  if (Array.isArray(detail)) {
-    text = detail
-      .map((d) => {
-        const where = (d.loc || []).filter((p) => p !== "body").join(".");
-        return where ? `${where}: ${d.msg}` : d.msg;
-      })
-      .join("; ");
-  } else if (detail && typeof detail === "object") {
-    text = detail.message || JSON.stringify(detail);
-  } else {
-    text = detail || `HTTP ${status}`;
-  }
+/**
+ * One readable sentence from an error body: `{detail, errno}` (plus `errors` for a 422 of the
+ * request's shape), or the plain text a proxy or a crashed server may answer with.
+ */
+function describeDetail(body, status) {
+  const text = String(body?.detail || (typeof body === "string" && body) || `HTTP ${status}`);
   // The kernel's errno name leads (EEXIST...); a plain rule failure (422 with `errors`) needs none.
-  const errno = body && typeof body === "object" && !Array.isArray(body.errors) && body.errno;
-  return errno && !String(text).includes(errno) ? `${errno}: ${text}` : String(text);
+  const errno = !body?.errors && body?.errno;
+  return errno && !text.includes(errno) ? `${errno}: ${text}` : text;
 }
 
 // Listeners for 401 (ask for a token) and 403 (this token may not write).
@@ -48,6 +36,16 @@ const authListeners = new Set();
 export function onAuthProblem(fn) {
   authListeners.add(fn);
   return () => authListeners.delete(fn);
+}
+
+/** The response's JSON, its text if it is not JSON, or null when empty. */
+async function readBody(resp) {
+  const text = await resp.text();
+  try {
+    return text ? JSON.parse(text) : null;
+  } catch {
+    return text;
+  }
 }
 
 /** fetch + JSON with the stored token; resolves {status, data}, rejects with ApiError. */
@@ -61,15 +59,7 @@ export async function request(method, path, body) {
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  const text = await resp.text();
-  let data = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = text;
-    }
-  }
+  const data = await readBody(resp);
   if (!resp.ok) {
     const err = new ApiError(resp.status, data);
     if (resp.status === 401 || resp.status === 403) authListeners.forEach((fn) => fn(err));
@@ -91,7 +81,7 @@ export async function download(path, filename) {
   const token = getToken();
   if (token) headers.Authorization = `Bearer ${token}`;
   const resp = await fetch(path, { headers });
-  if (!resp.ok) throw new ApiError(resp.status, await resp.text());
+  if (!resp.ok) throw new ApiError(resp.status, await readBody(resp));
   const url = URL.createObjectURL(await resp.blob());
   const a = Object.assign(document.createElement("a"), { href: url, download: filename });
   document.body.append(a);
@@ -100,28 +90,10 @@ export async function download(path, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-/**
- * Who am I: {tokensRequired, role}. Uses GET /api/auth when the server has it; otherwise a 401 on
- * /api/vms means tokens are required, and with no way to ask, a token is assumed to be an editor's
- * until a write answers 403.
- */
+/** Who am I: {tokensRequired, role}; with no tokens on the server the role is "editor". */
 export async function whoami() {
-  try {
-    const me = await api.get("/api/auth");
-    const tokensRequired = Boolean(me.tokens_required);
-    // With no tokens on the server anyone may write: act as an editor.
-    return { tokensRequired, role: tokensRequired ? me.role || null : "editor" };
-  } catch (err) {
-    if (err.status === 401) return { tokensRequired: true, role: null };
-    if (err.status !== 404 && err.status !== 405) throw err;
-  }
-  try {
-    await api.get("/api/vms");
-    return { tokensRequired: Boolean(getToken()), role: "editor" };
-  } catch (err) {
-    if (err.status === 401) return { tokensRequired: true, role: null };
-    throw err;
-  }
+  const me = await api.get("/api/auth"); // never 401: an unknown token gets role null
+  return { tokensRequired: me.tokens_required, role: me.role };
 }
 
 /** Query string asking for registrations in every state (the API's default hides removed). */

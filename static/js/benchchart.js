@@ -3,9 +3,6 @@
 
 import { baseLayout, h, PALETTE, PLOT_CONFIG, rate } from "./format.js";
 
-export const PATHS = ["userspace-pio", "userspace-mmio", "ioeventfd-pio", "ioeventfd-mmio",
-  "ioeventfd-mmio-len0", "ioeventfd-datamatch"];
-
 // The 2009 iosignalfd posting's table, placed on today's equivalent paths.
 export const REFERENCE_2009 = [
   { path: "userspace-mmio", name: "qemu-mmio", iops: 110_000, rtt_us: 9.09 },
@@ -13,33 +10,23 @@ export const REFERENCE_2009 = [
   { path: "ioeventfd-pio", name: "iosignalfd-pio", iops: 367_000, rtt_us: 2.72 },
 ];
 
-/** A run's result rows, whether the API nests them as `results` or `result.results`. */
-export function resultsOf(run) {
-  if (Array.isArray(run.results)) return run.results;
-  if (run.result && Array.isArray(run.result.results)) return run.result.results;
-  return [];
-}
-
+/** "#3 host · kernel": how a run is named in the legend, the table and the runs list. */
 export function runName(run) {
-  const where = [run.host || run.result?.host, run.kernel || run.result?.kernel].filter(Boolean).join(" · ");
+  const where = [run.host, run.kernel].filter(Boolean).join(" · ");
   return `#${run.id} ${where}`.trim();
 }
 
-/** The userspace path a given ioeventfd path replaces (for the speedup column). */
-// As worker/bench.py pairs them: the datamatch path rings a PIO port.
-const TWINS = { "ioeventfd-pio": "userspace-pio", "ioeventfd-mmio": "userspace-mmio",
-  "ioeventfd-mmio-len0": "userspace-mmio", "ioeventfd-datamatch": "userspace-pio" };
-export function twinOf(path) {
-  return TWINS[path] || null;
-}
-
-/** Draws (or redraws) the comparison of `runs` in `div`. */
-export function drawBench(div, runs) {
-  const present = new Set(runs.flatMap((r) => resultsOf(r).map((x) => x.path)));
-  const order = [...PATHS.filter((p) => present.has(p)), ...[...present].filter((p) => !PATHS.includes(p))];
+/**
+ * Draws (or redraws) the comparison of `runs` in `div`; `benchPaths` (GET /api/rules: path ->
+ * twin, in table order) orders the bars.
+ */
+export function drawBench(div, runs, benchPaths) {
+  const present = new Set(runs.flatMap((r) => r.results.map((x) => x.path)));
+  const known = Object.keys(benchPaths);
+  const order = [...known.filter((p) => present.has(p)), ...[...present].filter((p) => !known.includes(p))];
   REFERENCE_2009.forEach((r) => !order.includes(r.path) && order.push(r.path));
   const traces = runs.map((run, i) => {
-    const rows = resultsOf(run);
+    const rows = run.results;
     return {
       type: "bar", name: runName(run), x: rows.map((r) => r.path), y: rows.map((r) => r.iops),
       marker: { color: PALETTE[i % PALETTE.length] },
@@ -68,17 +55,20 @@ export function drawBench(div, runs) {
   Plotly.react(div, traces, layout, PLOT_CONFIG);
 }
 
-/** A plain table of one run's figures, with each ioeventfd path's speedup over its twin. */
-export function resultTable(run) {
-  const rows = resultsOf(run);
+/**
+ * A plain table of one run's figures, with each ioeventfd path's speedup over its twin: the
+ * userspace path it replaces, as `benchPaths` pairs them.
+ */
+export function resultTable(run, benchPaths) {
+  const rows = run.results;
   const byPath = new Map(rows.map((r) => [r.path, r]));
   const num = (v, d = 2) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
   return h("table", { class: "bench-results" },
-    h("caption", { class: "muted" }, `${runName(run)}: ${run.writes ?? ""} writes × ${run.repeat ?? ""}`),
+    h("caption", { class: "muted" }, `${runName(run)}: ${run.writes} writes × ${run.repeat}`),
     h("thead", {}, h("tr", {}, ["Path"].map((t) => h("th", {}, t)),
       ["Writes/s", "rtt µs (median)", "min–max", "guest rtt µs", "Speedup"].map((t) => h("th", { class: "num" }, t)))),
     h("tbody", {}, rows.map((r) => {
-      const twin = byPath.get(twinOf(r.path));
+      const twin = byPath.get(benchPaths[r.path]);
       return h("tr", {}, h("td", { class: "mono" }, r.path), h("td", { class: "num" }, Math.round(r.iops).toLocaleString("en-US")),
         h("td", { class: "num" }, num(r.rtt_us)), h("td", { class: "num" }, `${num(r.rtt_us_min)}–${num(r.rtt_us_max)}`),
         h("td", { class: "num" }, num(r.guest_rtt_us)),

@@ -13,7 +13,6 @@ export class LiveChart {
   constructor(div, title, yTitle) {
     this.div = div;
     this.index = new Map(); // series key -> trace index
-    this.last = new Map(); // series key -> last y, for the table beside the chart
     const now = Date.now();
     const layout = baseLayout({
       title: { text: title, x: 0, xanchor: "left", font: { size: 15 } },
@@ -35,7 +34,6 @@ export class LiveChart {
     for (const p of points) {
       if (!this.index.has(p.key) && this.index.size >= MAX_SERIES) continue;
       seen.add(p.key);
-      this.last.set(p.key, p.y);
       if (!this.index.has(p.key)) {
         this.index.set(p.key, this.index.size);
         Plotly.addTraces(this.div, {
@@ -52,7 +50,6 @@ export class LiveChart {
     if (absentIsZero) {
       for (const [key, i] of this.index) {
         if (seen.has(key)) continue;
-        this.last.set(key, 0);
         indices.push(i);
         extend.x.push([t]);
         extend.y.push([0]);
@@ -69,11 +66,6 @@ export class LiveChart {
   rename(key, name) {
     const i = this.index.get(key);
     if (i !== undefined && this.div.data[i].name !== name) Plotly.restyle(this.div, { name: [name] }, [i]);
-  }
-
-  /** Total points drawn across series (tests and the page's "waiting" note use it). */
-  pointCount() {
-    return (this.div.data || []).reduce((n, tr) => n + tr.x.length, 0);
   }
 
   destroy() {

@@ -16,6 +16,7 @@ const $ = (sel) => document.querySelector(sel);
 const ctx = {
   vms: [],
   vmId: null,
+  rules: null, // GET /api/rules: every rule's numbers and the benchmark paths
   role: null,
   stream: null,
   get canWrite() {
@@ -53,20 +54,20 @@ function streamStatus(state) {
 async function pollHealth() {
   try {
     const health = await api.get("/api/health");
-    const vm = (health.vms || []).find((v) => v.id === ctx.vmId);
+    const vm = health.vms.find((v) => v.id === ctx.vmId);
     if (!vm) setBadge("#worker-badge", "no worker yet", "warn");
     else if (vm.alive) setBadge("#worker-badge", "worker alive", "ok");
     else setBadge("#worker-badge", "worker not alive", "bad");
     const known = new Set(ctx.vms.map((v) => v.id));
-    if ((health.vms || []).some((v) => !known.has(v.id))) await loadVms(true);
+    if (health.vms.some((v) => !known.has(v.id))) await loadVms(true);
   } catch (err) {
     if (err.status !== 401) setBadge("#worker-badge", "API unreachable", "bad");
   }
 }
 
 async function loadVms(remount = false) {
-  const vms = await api.get("/api/vms");
-  ctx.vms = Array.isArray(vms) ? vms : vms.items || [];
+  ctx.rules ??= await api.get("/api/rules"); // once: the forms check with the server's rules
+  ctx.vms = await api.get("/api/vms");
   const select = $("#vm-select");
   const wanted = Number(localStorage.getItem("iosignal.vm")) || ctx.vmId;
   const previous = ctx.vmId;

@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { h, hex, regName } from "./format.js";
-import { checkRegistration, LENS } from "./validate.js";
+import { checkRegistration } from "./validate.js";
 
 /** What the API answered, in one sentence for a toast. */
 function verdictText(status, reg) {
@@ -20,11 +20,11 @@ function verdictText(status, reg) {
 export function registrationForm(ctx, { prefill = {}, existing = () => [], onDone } = {}) {
   const field = (name, input) => h("label", {}, name, input);
   const space = h("select", { name: "space" },
-    ["pio", "mmio"].map((s) => h("option", { value: s, selected: s === (prefill.space || "pio") }, s)));
+    ctx.rules.spaces.map((s) => h("option", { value: s, selected: s === (prefill.space || "pio") }, s)));
   const addr = h("input", { name: "addr", class: "addr mono", placeholder: "0x6000",
     value: prefill.addr === undefined ? "" : hex(prefill.addr) });
   const len = h("select", { name: "len" },
-    LENS.map((n) => h("option", { value: n, selected: n === Number(prefill.len ?? 2) }, String(n))));
+    ctx.rules.registration_lens.map((n) => h("option", { value: n, selected: n === Number(prefill.len ?? 2) }, String(n))));
   const datamatch = h("input", { name: "datamatch", class: "narrow mono", placeholder: "any" });
   const label = h("input", { name: "label", placeholder: "e.g. virtio-net tx", maxlength: 128 });
   const submit = h("button", { type: "submit", class: "primary" }, "Register ioeventfd");
@@ -39,7 +39,7 @@ export function registrationForm(ctx, { prefill = {}, existing = () => [], onDon
     ev.preventDefault();
     const values = { space: space.value, addr: addr.value, len: len.value,
       datamatch: datamatch.value, label: label.value };
-    const { errors: problems, body } = checkRegistration(values, existing());
+    const { errors: problems, body } = checkRegistration(values, existing(), ctx.rules);
     showErrors(problems);
     if (problems.length) return;
     submit.disabled = true;

@@ -43,12 +43,7 @@ export class Stream {
   dispatch(name, ev) {
     if (ev.lastEventId) this.lastEventId = ev.lastEventId;
     if (this.status !== "live") this.setStatus("live");
-    let data;
-    try {
-      data = JSON.parse(ev.data);
-    } catch {
-      return; // not ours to chart
-    }
+    const data = JSON.parse(ev.data);
     this.handlers[name].forEach((fn) => fn(data));
   }
 
@@ -57,7 +52,10 @@ export class Stream {
     this.onStatus(state);
   }
 
-  /** Subscribes to "rates" or "registration" events; returns the unsubscribe function. */
+  /**
+   * Subscribes to "rates" events (app/api/stream_query.py: {t, registrations, exits}) or
+   * "registration" events (a registration as GET .../ioeventfds gives it); returns the unsubscribe.
+   */
   on(name, fn) {
     this.handlers[name].add(fn);
     return () => this.handlers[name].delete(fn);
@@ -70,17 +68,3 @@ export class Stream {
   }
 }
 
-/**
- * Normalises one `rates` event to {t, regs: [{id, rate_hz, ...}], exits: [{space, addr, len,
- * rate_hz, registered}]}, accepting the key names the API might use.
- */
-export function parseRates(data) {
-  const t = new Date(data.t || data.taken_at || data.time || Date.now());
-  const regs = data.ioeventfds || data.registrations || data.signals || data.rates || [];
-  const exits = data.exits || data.top_exits || [];
-  return {
-    t: Number.isNaN(t.getTime()) ? new Date() : t,
-    regs: regs.map((r) => ({ ...r, id: r.id ?? r.ioeventfd_id, rate_hz: Number(r.rate_hz ?? 0) })),
-    exits: exits.map((e) => ({ ...e, rate_hz: Number(e.rate_hz ?? 0) })),
-  };
-}

@@ -1,120 +1,139 @@
-// The registration and workload rules, checked in the browser with the same wording as the API,
-// so a person sees the rule before the round trip. The server checks again and has the last word.
+// The registration and workload rules, checked in the browser so a person sees the rule before
+// the round trip. The numbers are the server's (GET /api/rules, from contract/rules.py) and so is
+// the wording of each message; the server checks again and has the last word.
 
-const U64_MAX = (1n << 64n) - 1n;
-export const LENS = [0, 1, 2, 4, 8];
+const hex = (v) => "0x" + BigInt(v).toString(16);
 
-/** Parses "0x6000", "24576" or a number into a BigInt; null for blank; throws on garbage. */
-export function parseInt64(text, field) {
+/** Parses "0x6000", "24576" or a number into a BigInt; null for blank; throws the rule broken. */
+function parseU64(text, field, rules) {
   const s = String(text ?? "").trim();
   if (s === "") return null;
-  if (!/^(0x[0-9a-f]+|\d+)$/i.test(s)) throw new Error(`${field} must be an integer or 0x... hex`);
+  if (!/^(0x[0-9a-f]+|\d+)$/i.test(s)) throw new Error(`${field} must be an integer or a "0x..." string`);
   const v = BigInt(s);
-  if (v > U64_MAX) throw new Error(`${field} must fit in 64 bits`);
+  if (v > BigInt(rules.u64_max)) throw new Error(`${field} must be between 0 and ${hex(rules.u64_max)}`);
   return v;
 }
 
+/** Parses each of `fields` of `form`; a field that is not a u64 (or blank and required) is an error. */
+function parseFields(form, fields, rules, errors) {
+  const out = {};
+  for (const [field, required] of fields) {
+    try {
+      out[field] = parseU64(form[field], field, rules);
+      if (out[field] === null && required) errors.push(`${field} is required`);
+    } catch (e) {
+      errors.push(e.message);
+    }
+  }
+  return out;
+}
+
 /** JSON-safe form of a BigInt: a number when exact, else a "0x..." string (the API takes both). */
-export function toJson(v) {
-  if (v === null) return null;
-  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : "0x" + v.toString(16);
+function toJson(v) {
+  if (v === null || v === undefined) return null;
+  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : hex(v);
 }
 
-/** The rules of one address: {space, addr, len} -> list of error strings. */
-// The messages are the API's own (app/core/rules.py), so both checks read the same.
-function addressRules(space, addr, len) {
-  const errors = [];
-  if (space !== "pio" && space !== "mmio") errors.push("space must be pio or mmio");
-  if (!LENS.includes(len)) errors.push("len must be one of 0, 1, 2, 4, 8");
-  if (addr === null) return errors;
-  const end = addr + BigInt(LENS.includes(len) ? len : 0);
-  if (end > U64_MAX + 1n) errors.push("addr + len must not wrap past the end of the address space");
-  if (space === "pio" && addr > 0xffffn) errors.push("PIO addr must be at most 0xffff");
-  else if (space === "pio" && len === 8) errors.push("PIO len 8 is impossible: port writes are at most 4 bytes");
-  return errors;
+const fits = (value, len) => len >= 8 || value < 1n << BigInt(8 * len);
+
+/** contract.rules.registration_problem, after the len/space checks the form's selects make. */
+function addressProblem(rules, space, addr, len) {
+  const portLens = rules.write_lens.pio;
+  if (addr + BigInt(len) > BigInt(rules.u64_max) + 1n) {
+    return "addr + len must not wrap past the end of the address space";
+  }
+  if (space === "pio" && addr > BigInt(rules.pio_max)) return `PIO addr must be at most ${hex(rules.pio_max)}`;
+  if (space === "pio" && len && !portLens.includes(len)) {
+    return `PIO len ${len} is impossible: a port write's len must be one of ${portLens.join(", ")}`;
+  }
+  return null;
 }
 
-function fits(value, len) {
-  return len >= 8 || value < 1n << BigInt(8 * len);
+function registrationProblem(rules, { space, addr, len, datamatch }) {
+  if (len === 0 && datamatch !== null) return "len 0 (any width) cannot be combined with datamatch";
+  const problem = addressProblem(rules, space, addr, len);
+  if (problem) return problem;
+  if (datamatch !== null && len && !fits(datamatch, len)) {
+    return `datamatch ${hex(datamatch)} is wider than len ${len} bytes`;
+  }
+  return null;
+}
+
+/** contract.rules.describe: `pio 0x6000 len 4 datamatch any`. */
+function describe({ space, addr, len, datamatch }) {
+  return `${space} ${hex(addr)} len ${len} datamatch ${datamatch === null ? "any" : hex(datamatch)}`;
+}
+
+// Registrations the kernel holds or is about to hold (app/api/registrations.py LIVE_STATES).
+const LIVE_STATES = ["pending", "active", "removing"];
+
+/** The kernel's collision rule (contract.rules.collides) between a live registration and `reg`. */
+function collides(old, reg) {
+  if (!LIVE_STATES.includes(old.state) || old.space !== reg.space || BigInt(old.addr) !== reg.addr) return false;
+  if (old.len === 0 || reg.len === 0) return true;
+  if (old.len !== reg.len) return false;
+  return old.datamatch === null || reg.datamatch === null || BigInt(old.datamatch) === reg.datamatch;
 }
 
 /**
- * Checks a registration form {space, addr, len, datamatch, label} against the API's rules and the
+ * Checks a registration form {space, addr, len, datamatch, label} against the rules and the
  * existing registrations (the kernel's collision rule). Returns {errors, body}.
  */
-export function checkRegistration(form, existing = []) {
+export function checkRegistration(form, existing, rules) {
   const errors = [];
-  let addr = null;
-  let datamatch = null;
-  const len = Number(form.len);
-  try {
-    addr = parseInt64(form.addr, "addr");
-    if (addr === null) errors.push("addr is required");
-  } catch (e) {
-    errors.push(e.message);
+  const { addr, datamatch } = parseFields(form, [["addr", true], ["datamatch", false]], rules, errors);
+  const reg = { space: form.space, addr, len: Number(form.len), datamatch: datamatch ?? null };
+  const problem = !errors.length && registrationProblem(rules, reg);
+  if (problem) errors.push(problem);
+  const clash = !errors.length && existing.find((old) => collides(old, reg));
+  if (clash) {
+    errors.push(`${describe(reg)} collides with registration ${clash.id} (${describe(clash)}, ${clash.state}): ` +
+      `${rules.collision_rule}; the kernel refuses this with EEXIST`);
   }
-  try {
-    datamatch = parseInt64(form.datamatch, "datamatch");
-  } catch (e) {
-    errors.push(e.message);
-  }
-  errors.push(...addressRules(form.space, addr, len));
-  if (len === 0 && datamatch !== null) errors.push("len 0 (any width) cannot be combined with datamatch");
-  if (datamatch !== null && len > 0 && !fits(datamatch, len)) {
-    errors.push(`datamatch 0x${datamatch.toString(16)} is wider than len ${len} bytes`);
-  }
-  if (!errors.length) {
-    const clash = existing.find((r) => collides(r, form.space, addr, len, datamatch));
-    if (clash) {
-      errors.push(`EEXIST: collides with registration ${clash.id} (${clash.space} 0x${BigInt(clash.addr).toString(16)} ` +
-        `len ${clash.len}, ${clash.state}): the kernel refuses the same address with width 0 on either side, ` +
-        "or the same width with a wildcard or equal datamatch");
-    }
-  }
-  const body = { space: form.space, addr: toJson(addr), len, datamatch: toJson(datamatch) };
+  const body = { space: reg.space, addr: toJson(addr), len: reg.len, datamatch: toJson(reg.datamatch) };
   if (form.label && form.label.trim()) body.label = form.label.trim();
   return { errors, body };
 }
 
-/** The kernel's rule: same bus+addr and (len 0 either side, or same len and wildcard/equal match). */
-function collides(reg, space, addr, len, datamatch) {
-  if (!["pending", "active", "removing"].includes(reg.state)) return false;
-  if (reg.space !== space || BigInt(reg.addr) !== addr) return false;
-  if (reg.len === 0 || len === 0) return true;
-  if (reg.len !== len) return false;
-  const theirs = reg.datamatch === null || reg.datamatch === undefined ? null : BigInt(reg.datamatch);
-  return theirs === null || datamatch === null || theirs === datamatch;
+/** contract.rules.doorbell_problem: a write the guest can perform, on a VM with `memSize` of RAM. */
+function doorbellProblem(rules, memSize, { space, addr, len, value }) {
+  const problem = addressProblem(rules, space, addr, len);
+  if (problem) return problem;
+  if (!fits(value, len)) return `value ${hex(value)} is wider than len ${len} bytes`;
+  if (space === "pio" && addr === BigInt(rules.control_port)) {
+    return `PIO port ${hex(rules.control_port)} is the guest's pass-done port, kept by iosignal`;
+  }
+  if (space === "mmio" && (addr < BigInt(memSize) || addr + BigInt(len) > BigInt(rules.mapped_limit))) {
+    return `MMIO address must be outside guest RAM [0, ${hex(memSize)}) and below ` +
+      `${rules.mapped_limit / 2 ** 30} GiB (got ${hex(addr)})`;
+  }
+  return null;
 }
 
-/** The API's workload limits (GET .../workload says them; these are its defaults). */
-export const LIMITS = { max_doorbells: 16, max_doorbell_rate_hz: 100000, max_total_rate_hz: 200000 };
-
-/** Checks one workload doorbell {space, addr, len, value, rate_hz}; returns {errors, body}. */
-export function checkDoorbell(row, index, limits = LIMITS) {
+/** Checks one doorbell row {space, addr, len, value, rate_hz}; returns {errors, body}. */
+function checkDoorbell(row, index, rules, memSize) {
   const errors = [];
-  const where = `doorbell ${index + 1}`;
-  let addr = null;
-  let value = 0n;
-  const len = Number(row.len);
-  try {
-    addr = parseInt64(row.addr, "addr");
-    if (addr === null) errors.push("addr is required");
-  } catch (e) {
-    errors.push(e.message);
-  }
-  try {
-    value = parseInt64(row.value, "value") ?? 0n;
-  } catch (e) {
-    errors.push(e.message);
-  }
-  if (![1, 2, 4, 8].includes(len)) errors.push("doorbell len must be one of 1, 2, 4, 8");
-  else errors.push(...addressRules(row.space, addr, len));
-  if ([1, 2, 4, 8].includes(len) && !fits(value, len)) errors.push(`value 0x${value.toString(16)} is wider than len ${len} bytes`);
+  const { addr, value } = parseFields(row, [["addr", true], ["value", false]], rules, errors);
+  const bell = { space: row.space, addr, len: Number(row.len), value: value ?? 0n };
+  const problem = !errors.length && doorbellProblem(rules, memSize, bell);
+  if (problem) errors.push(problem);
   const rateHz = Number(row.rate_hz);
-  const max = limits.max_doorbell_rate_hz;
-  if (String(row.rate_hz).trim() === "" || !Number.isFinite(rateHz) || rateHz <= 0 || rateHz > max) {
-    errors.push(`rate_hz must be greater than 0 and at most ${max}`);
+  const max = rules.max_doorbell_rate_hz;
+  if (!(rateHz > 0 && rateHz <= max)) errors.push(`rate_hz must be greater than 0 and at most ${max}`);
+  const body = { ...bell, addr: toJson(addr), value: toJson(bell.value), rate_hz: rateHz };
+  return { errors: errors.map((e) => `doorbell ${index + 1}: ${e}`), body };
+}
+
+/** Checks a workload's rows (each doorbell, their count and total rate); returns {errors, doorbells}. */
+export function checkWorkload(rows, rules, memSize) {
+  const checked = rows.map((row, i) => checkDoorbell(row, i, rules, memSize));
+  const errors = checked.flatMap((c) => c.errors);
+  const doorbells = checked.map((c) => c.body);
+  if (rows.length > rules.max_doorbells) {
+    errors.push(`a workload has at most ${rules.max_doorbells} doorbells (got ${rows.length})`);
   }
-  const body = { space: row.space, addr: toJson(addr), len, value: toJson(value), rate_hz: rateHz };
-  return { errors: errors.map((e) => `${where}: ${e}`), body };
+  if (doorbells.reduce((sum, d) => sum + (d.rate_hz || 0), 0) > rules.max_total_rate_hz) {
+    errors.push(`the doorbells' rate_hz must add up to at most ${rules.max_total_rate_hz}`);
+  }
+  return { errors, doorbells };
 }

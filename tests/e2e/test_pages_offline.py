@@ -197,3 +197,61 @@ def test_benchmark_runs_from_two_hosts_compare_side_by_side(app_only, page):
     screenshot(page, "benchmarks-compare")
     page.get_by_label("Host", exact=True).select_option("oldhost")
     expect(page.locator("#runs-table tbody tr")).to_have_count(1)
+
+
+def test_forms_check_with_the_served_rules(app_only, page):
+    """The workload and benchmark forms take their numbers from GET /api/rules and the VM's RAM
+    size from GET /api/vms, and refuse in the page (nothing is saved) with the rule's words."""
+    from contract.models import Vm, utcnow
+
+    status, rules = app_only.call("GET", "/api/rules")
+    assert status == 200
+    mem_size = 2 * rules["default_mem_size"]  # a VM bigger than the default: its size must count
+    vm = insert(
+        app_only,
+        Vm,
+        name="big",
+        host="testhost",
+        kernel="6.1.0-test",
+        capabilities={"mem_size": mem_size},
+        state="stopped",
+        workload_version=0,
+        created_at=utcnow(),
+    )
+    page.goto(app_only.url + "/#/workload")
+    expect(page.locator("main .card .hint").last).to_contain_text(
+        f"at most {rules['max_doorbells']:,} doorbells"
+    )
+    page.get_by_role("button", name="Add doorbell").click()
+    row = page.locator("#workload-table tbody tr").last
+    errors = page.locator("form ul.errors")
+    over = rules["max_doorbell_rate_hz"] + 1
+    row.locator("[name=rate_hz]").fill(f"{over:g}")
+    page.get_by_role("button", name="Save workload").click()
+    expect(errors).to_have_text(
+        f"doorbell 1: rate_hz must be greater than 0 and at most {rules['max_doorbell_rate_hz']:g}"
+    )
+
+    row.locator("[name=rate_hz]").fill("10")
+    row.locator("[name=addr]").fill(hex(rules["control_port"]))
+    page.get_by_role("button", name="Save workload").click()
+    expect(errors).to_have_text(
+        f"doorbell 1: PIO port {rules['control_port']:#x} is the guest's pass-done port, "
+        "kept by iosignal"
+    )
+
+    inside = mem_size - 0x1000  # outside the default RAM, inside this VM's
+    row.locator("[name=space]").select_option("mmio")
+    row.locator("[name=addr]").fill(hex(inside))
+    page.get_by_role("button", name="Save workload").click()
+    expect(errors).to_have_text(
+        f"doorbell 1: MMIO address must be outside guest RAM [0, {mem_size:#x}) and below 4 GiB "
+        f"(got {inside:#x})"
+    )
+    assert app_only.call("GET", f"/api/vms/{vm}/workload")[1]["version"] == 0  # refused in the page
+    screenshot(page, "workload-rules")
+
+    page.goto(app_only.url + "/#/benchmarks")
+    boxes = page.locator("fieldset.paths input[name=path]")
+    expect(boxes).to_have_count(len(rules["bench_paths"]))
+    assert boxes.evaluate_all("(els) => els.map((e) => e.value)") == list(rules["bench_paths"])

@@ -49,9 +49,9 @@ export function mount(root, ctx) {
     if (!regSelect.value) return;
     try {
       const res = await api.get(url());
-      const pts = res.points || [];
+      const pts = res.points;
       note.textContent = `${pts.length} point(s), one per ${res.step_s} s` +
-        (res.tier === "minute" || (!res.tier && res.step_s >= 60) ? " (per-minute rollups)" : " (raw samples)");
+        (res.tier === "minute" ? " (per-minute rollups)" : " (raw samples)");
       const name = regSelect.selectedOptions[0].textContent;
       const trace = { x: pts.map((p) => p.t), y: pts.map((p) => p.rate_hz), customdata: pts.map((p) => p.signals),
         type: "scatter", mode: pts.length < 60 ? "lines+markers" : "lines", name, line: { color: "#0072B2", width: 2 }, fill: "tozeroy",

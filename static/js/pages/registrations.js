@@ -15,6 +15,12 @@ function stateCell(reg) {
     reg.state === "failed" && reg.error ? h("div", { class: "muted" }, reg.error) : null);
 }
 
+function rulesHint({ pio_max: pioMax, write_lens: lens }) {
+  const list = (l) => `${l.slice(0, -1).join(", ")} or ${l.at(-1)}`;
+  return `PIO ports up to ${hex(pioMax)} with len ${list(lens.pio)}; MMIO any address with len ` +
+    `${list(lens.mmio)}. len 0 matches a write of any width (no datamatch). Blank datamatch matches any value.`;
+}
+
 /** Mounts the page; returns its cleanup. */
 export function mount(root, ctx) {
   root.append(h("h1", {}, "Registrations"));
@@ -54,7 +60,7 @@ export function mount(root, ctx) {
     tbody.replaceChildren(...shown.map((r) => h("tr", { dataset: { id: r.id } },
       h("td", {}, r.id), h("td", {}, r.label || ""), h("td", {}, r.space),
       h("td", { class: "mono" }, hex(r.addr)), h("td", {}, r.len),
-      h("td", { class: "mono" }, r.datamatch === null || r.datamatch === undefined ? "any" : hex(r.datamatch)),
+      h("td", { class: "mono" }, r.datamatch === null ? "any" : hex(r.datamatch)),
       stateCell(r), h("td", { class: "num" }, count(r.signals_total)), h("td", {}, when(r.created_at)),
       h("td", { class: "write" }, ["removing", "removed"].includes(r.state) ? null :
         h("button", { type: "button", class: "danger", "aria-label": `Delete registration ${r.id}`,
@@ -77,8 +83,7 @@ export function mount(root, ctx) {
 
   root.append(
     h("section", { class: "card write" }, h("h2", {}, "New registration"),
-      h("p", { class: "hint" }, "PIO ports up to 0xffff with len 1, 2 or 4; MMIO any address with len 1, 2, 4 or 8. " +
-        "len 0 matches a write of any width (no datamatch). Blank datamatch matches any value."),
+      h("p", { class: "hint" }, rulesHint(ctx.rules)),
       registrationForm(ctx, { existing: () => regs, onDone: load })),
     h("section", { class: "card" }, h("div", { class: "row" }, h("h2", {}, "Registered"),
       h("label", { class: "inline" }, "Show", filterSelect)),

@@ -3,21 +3,22 @@
 
 import { api } from "../api.js";
 import { emptyState, h, hex } from "../format.js";
-import { checkDoorbell, LIMITS } from "../validate.js";
+import { checkWorkload } from "../validate.js";
 
 export const title = "Workload";
 
 const NEW_DOORBELL = { space: "pio", addr: "0x6000", len: 2, value: "0x1", rate_hz: 1000 };
 
-function rowEditor(bell, onRemove, readOnly) {
+function rowEditor(bell, rules, onRemove, readOnly) {
   const input = (name, value, cls = "narrow mono") =>
     h("input", { name, value, class: cls, disabled: readOnly, "aria-label": name });
   const select = (name, options, value) => h("select", { name, disabled: readOnly, "aria-label": name },
     options.map((o) => h("option", { value: o, selected: String(o) === String(value) }, String(o))));
+  const lens = [...new Set(Object.values(rules.write_lens).flat())].sort((a, b) => a - b);
   return h("tr", {},
-    h("td", {}, select("space", ["pio", "mmio"], bell.space)),
+    h("td", {}, select("space", rules.spaces, bell.space)),
     h("td", {}, input("addr", hex(bell.addr), "addr mono")),
-    h("td", {}, select("len", [1, 2, 4, 8], bell.len)),
+    h("td", {}, select("len", lens, bell.len)),
     h("td", {}, input("value", hex(bell.value ?? 0))),
     h("td", {}, input("rate_hz", bell.rate_hz, "narrow")),
     h("td", { class: "write" }, h("button", { type: "button", class: "danger", onclick: onRemove }, "Remove")));
@@ -28,6 +29,12 @@ function readRow(tr) {
   return { space: get("space"), addr: get("addr"), len: get("len"), value: get("value"), rate_hz: get("rate_hz") };
 }
 
+function limitsText(rules) {
+  const n = (v) => v.toLocaleString("en-US");
+  return `Limits: at most ${n(rules.max_doorbells)} doorbells, ${n(rules.max_doorbell_rate_hz)} Hz each, ` +
+    `${n(rules.max_total_rate_hz)} Hz in total (every exit costs the host a few µs of a core).`;
+}
+
 /** Mounts the page; returns its cleanup. */
 export function mount(root, ctx) {
   root.append(h("h1", {}, "Workload"));
@@ -35,81 +42,74 @@ export function mount(root, ctx) {
     root.append(emptyState("No VM yet", "The workload is what a VM's guest rings; start a worker first."));
     return null;
   }
+  const { rules } = ctx;
+  // MMIO doorbells must lie outside this VM's RAM (the worker reports its size).
+  const memSize = ctx.vm().capabilities.mem_size ?? rules.default_mem_size;
   const tbody = h("tbody");
   const errors = h("ul", { class: "errors", role: "alert" });
   const empty = emptyState("The guest rings nothing", "Add a doorbell: the guest writes it at the rate you set.");
   const version = h("span", { class: "muted" });
-  const limitsNote = h("p", { class: "hint" });
-  let limits = LIMITS;
-  const showLimits = () => (limitsNote.textContent = `Limits: at most ${limits.max_doorbells} doorbells, ` +
-    `${limits.max_doorbell_rate_hz.toLocaleString("en-US")} Hz each, ` +
-    `${limits.max_total_rate_hz.toLocaleString("en-US")} Hz in total (every exit costs the host a few µs of a core).`);
   const table = h("table", { id: "workload-table" },
     h("thead", {}, h("tr", {}, ["Space", "Address", "Len", "Value", "Rate (Hz)"].map((t) => h("th", {}, t)),
       h("th", { class: "write" }, ""))), tbody);
-  const save = h("button", { type: "submit", class: "primary write" }, "Save workload");
-  const add = h("button", { type: "button", class: "write", onclick: () => addRow(NEW_DOORBELL) }, "Add doorbell");
-  const form = h("form", { novalidate: true }, h("div", { class: "table-wrap" }, table), empty,
+  // Editing waits for the saved rows: loading them replaces the table.
+  const save = h("button", { type: "submit", class: "primary write", disabled: true }, "Save workload");
+  const add = h("button", { type: "button", class: "write", disabled: true, onclick: () => addRow(NEW_DOORBELL) },
+    "Add doorbell");
+  const form = h("form", { novalidate: true, onsubmit: onSave }, h("div", { class: "table-wrap" }, table), empty,
     h("div", { class: "row", style: "margin-top:0.8rem" }, add, save, version), errors);
   root.append(h("section", { class: "card" }, h("h2", {}, "Doorbells the guest rings"),
     h("p", { class: "hint" }, "Each doorbell is written at its rate. A registered address signals its " +
       "ioeventfd; any other address exits to userspace (and shows on the Live page as a hot doorbell)."),
-    limitsNote, form));
-  showLimits();
+    h("p", { class: "hint" }, limitsText(rules)), form));
 
-  const sync = () => {
+  function sync() {
     const n = tbody.children.length;
     table.hidden = n === 0;
     empty.hidden = n > 0;
-  };
+  }
+  function rowOf(bell) {
+    const tr = rowEditor(bell, rules, () => (tr.remove(), sync()), !ctx.canWrite);
+    return tr;
+  }
   function addRow(bell) {
-    const tr = rowEditor(bell, () => (tr.remove(), sync()), !ctx.canWrite);
-    tbody.append(tr);
+    tbody.append(rowOf(bell));
     sync();
   }
 
   let recheck = null;
-  async function load(tries = 0) {
+  /** Shows the newest version's rows (unless only its state is wanted) and whether it is applied. */
+  async function load({ rows = true, tries = 0 } = {}) {
     clearTimeout(recheck);
     try {
       const wl = await api.get(`/api/vms/${ctx.vmId}/workload`);
-      tbody.replaceChildren();
-      (wl.doorbells || []).forEach(addRow);
+      if (rows) tbody.replaceChildren(...wl.doorbells.map(rowOf));
       version.textContent = wl.version ? `version ${wl.version}${wl.applied ? ", applied by the worker" : ", not yet applied"}` : "";
-      // The worker applies a new version within a poll: look again until it says so.
-      if (wl.version && !wl.applied && tries < 20) recheck = setTimeout(() => load(tries + 1), 500);
-      if (wl.limits) {
-        limits = { ...LIMITS, ...wl.limits };
-        showLimits();
-      }
+      // The worker applies a new version within a poll: look again (rows left as edited) until it says so.
+      if (wl.version && !wl.applied && tries < 20) recheck = setTimeout(() => load({ rows: false, tries: tries + 1 }), 500);
+      add.disabled = save.disabled = false;
       sync();
     } catch (err) {
       errors.replaceChildren(h("li", {}, `Could not load the workload: ${err.message}`));
     }
   }
 
-  form.addEventListener("submit", async (ev) => {
+  async function onSave(ev) {
     ev.preventDefault();
-    const checked = [...tbody.children].map((tr, i) => checkDoorbell(readRow(tr), i, limits));
-    const problems = checked.flatMap((c) => c.errors);
-    const total = checked.reduce((sum, c) => sum + (c.body.rate_hz || 0), 0);
-    if (checked.length > limits.max_doorbells) problems.push(`at most ${limits.max_doorbells} doorbells`);
-    if (total > limits.max_total_rate_hz) {
-      problems.push(`the doorbells' rate_hz must add up to at most ${limits.max_total_rate_hz}`);
-    }
+    const { errors: problems, doorbells } = checkWorkload([...tbody.children].map(readRow), rules, memSize);
     errors.replaceChildren(...problems.map((e) => h("li", {}, e)));
     if (problems.length) return;
     save.disabled = true;
     try {
-      await api.put(`/api/vms/${ctx.vmId}/workload`, { doorbells: checked.map((c) => c.body) });
-      ctx.toast(`Workload saved: ${checked.length} doorbell(s).`);
+      await api.put(`/api/vms/${ctx.vmId}/workload`, { doorbells });
+      ctx.toast(`Workload saved: ${doorbells.length} doorbell(s).`);
       load();
     } catch (err) {
       errors.replaceChildren(h("li", {}, err.message)); // the API's rule, e.g. a rate limit
     } finally {
       save.disabled = false;
     }
-  });
+  }
   sync();
   load();
   return () => clearTimeout(recheck);
