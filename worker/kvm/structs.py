@@ -42,6 +42,24 @@ class kvm_ioeventfd(ctypes.Structure):
     ]
 
 
+class kvm_irq_level(ctypes.Structure):
+    """KVM_IRQ_LINE's argument: drive GSI `irq` to `level` (8 bytes; irq shares a union)."""
+
+    _fields_ = [("irq", u32), ("level", u32)]
+
+
+class kvm_irqfd(ctypes.Structure):
+    """One KVM_IRQFD assignment or deassignment: eventfd `fd` injects GSI `gsi` (32 bytes)."""
+
+    _fields_ = [
+        ("fd", u32),
+        ("gsi", u32),
+        ("flags", u32),
+        ("resamplefd", u32),
+        ("pad", u8 * 16),
+    ]
+
+
 class kvm_regs(ctypes.Structure):
     """General purpose registers (144 bytes)."""
 

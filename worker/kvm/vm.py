@@ -121,6 +121,23 @@ class Vm:
         request = ioeventfd_struct(fd, addr, length, datamatch, deassign=True)
         fcntl.ioctl(self.fd, c.KVM_IOEVENTFD, request)
 
+    def create_irq_chip(self) -> None:
+        """KVM_CREATE_IRQCHIP: PIC, IOAPIC and a LAPIC per vCPU in the kernel; before any vCPU."""
+        fcntl.ioctl(self.fd, c.KVM_CREATE_IRQCHIP, 0)
+
+    def set_irq_line(self, irq: int, active: bool) -> None:
+        """KVM_IRQ_LINE: drive GSI `irq` high or low (an edge needs both, as a device would)."""
+        fcntl.ioctl(self.fd, c.KVM_IRQ_LINE, s.kvm_irq_level(irq=irq, level=int(active)))
+
+    def register_irqfd(self, fd: int, gsi: int) -> None:
+        """KVM_IRQFD assign: each write to eventfd `fd` injects GSI `gsi` (an edge) in-kernel."""
+        fcntl.ioctl(self.fd, c.KVM_IRQFD, s.kvm_irqfd(fd=fd, gsi=gsi))
+
+    def unregister_irqfd(self, fd: int, gsi: int) -> None:
+        """KVM_IRQFD deassign: the same fd and gsi plus the DEASSIGN flag."""
+        request = s.kvm_irqfd(fd=fd, gsi=gsi, flags=c.KVM_IRQFD_FLAG_DEASSIGN)
+        fcntl.ioctl(self.fd, c.KVM_IRQFD, request)
+
     def close(self) -> None:
         """Close the VM fd (idempotent)."""
         if self.fd >= 0:
