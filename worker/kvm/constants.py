@@ -54,6 +54,7 @@ KVM_IOEVENTFD = _IOW(0x79, s.kvm_ioeventfd)  # KVM_CAP_IOEVENTFD (len 0: _IOEVEN
 KVM_CREATE_IRQCHIP = _IO(0x60)  # KVM_CAP_IRQCHIP (before any vCPU: PIC, IOAPIC, LAPICs in kernel)
 KVM_IRQ_LINE = _IOW(0x61, s.kvm_irq_level)  # KVM_CAP_IRQCHIP
 KVM_IRQFD = _IOW(0x76, s.kvm_irqfd)  # KVM_CAP_IRQFD
+KVM_SET_GSI_ROUTING = _IOW(0x6A, s.kvm_irq_routing)  # KVM_CAP_IRQ_ROUTING (replaces the table)
 
 # --- vCPU fd ---
 KVM_RUN = _IO(0x80)
@@ -88,6 +89,10 @@ KVM_CAP_IRQFD = CAPABILITIES["KVM_CAP_IRQFD"]
 KVM_IOEVENTFD_FLAG_DATAMATCH = 1 << 0
 KVM_IOEVENTFD_FLAG_PIO = 1 << 1
 KVM_IOEVENTFD_FLAG_DEASSIGN = 1 << 2
+
+# --- kvm_irq_routing_entry.type ---
+KVM_IRQ_ROUTING_IRQCHIP = 1
+KVM_IRQ_ROUTING_MSI = 2
 
 # --- kvm_irqfd.flags ---
 KVM_IRQFD_FLAG_DEASSIGN = 1 << 0
