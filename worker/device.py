@@ -1,6 +1,7 @@
-"""`Consumer`: the device half of a doorbell. A thread reads the doorbell's eventfd (signalled by
-KVM_IOEVENTFD) and answers each kick by writing an irqfd's eventfd (KVM_IRQFD injects the
-interrupt), the vhost pattern. It either blocks on the eventfd or spins on it (`poll`).
+"""The device half of a doorbell, the vhost pattern: `IrqfdDevice` assigns KVM_IOEVENTFD on the
+doorbell and KVM_IRQFD on a GSI, and its `Consumer` thread reads the doorbell's eventfd and
+answers each kick by writing the irqfd's (KVM injects the interrupt). The consumer either blocks
+on the eventfd or spins on it (`poll`).
 """
 
 from __future__ import annotations
@@ -8,6 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
+
+from worker.kvm import IoEventAddress, Vm
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,11 @@ class Consumer:
     def _answer(self, kicks: int) -> None:
         self.kicks += kicks
         self.answers += 1
-        os.eventfd_write(self.irq_fd, 1)  # KVM_IRQFD turns it into the guest's interrupt
+        try:
+            os.eventfd_write(self.irq_fd, 1)  # KVM_IRQFD turns it into the guest's interrupt
+        except OSError:
+            self.answers -= 1  # never sent
+            raise
 
     def _block(self) -> None:
         read, doorbell, answer = os.eventfd_read, self.doorbell_fd, self._answer
@@ -75,3 +83,34 @@ class Consumer:
             except BlockingIOError:
                 continue
             answer(kicks)
+
+
+class IrqfdDevice:
+    """Kicks at `address` (4-byte writes) answered by an interrupt on `gsi`, all in the kernel
+    but for the Consumer thread between them. Deassigns what it assigned on close."""
+
+    def __init__(self, vm: Vm, address: IoEventAddress, gsi: int, *, poll: bool = False) -> None:
+        self.consumer: Consumer | None = None
+        self._undo: list[Callable[[], None]] = []
+        doorbell, irq = os.eventfd(0, os.EFD_CLOEXEC), os.eventfd(0, os.EFD_CLOEXEC)
+        self._fds = [doorbell, irq]
+        try:
+            vm.register_ioevent(doorbell, address, 4)
+            self._undo.append(lambda: vm.unregister_ioevent(doorbell, address, 4))
+            vm.register_irqfd(irq, gsi)
+            self._undo.append(lambda: vm.unregister_irqfd(irq, gsi))
+            self.consumer = Consumer(doorbell, irq, poll=poll)
+            self.consumer.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the consumer, deassign the irqfd and the ioeventfd, close both eventfds."""
+        if self.consumer is not None:
+            self.consumer.stop()
+        while self._undo:
+            self._undo.pop()()
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []

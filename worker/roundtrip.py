@@ -18,7 +18,6 @@ scheduling hop; virtio-pci devices behind vhost signal with MSI-X the same way.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -28,7 +27,7 @@ from typing import NamedTuple
 
 from contract.guest import CONTROL_PORT
 from worker import guest
-from worker.device import Consumer
+from worker.device import Consumer, IrqfdDevice
 from worker.guest.boot import GuestVm
 from worker.guest.passes import GuestFault, describe_exit
 from worker.guest.requests import (
@@ -77,8 +76,7 @@ class RoundTrip:
             raise ValueError(f"answer must be one of {', '.join(ANSWERS)} (got {answer!r})")
         self.answer, self.request, self.timeout = answer, request, timeout
         self.exits = 0  # doorbell writes answered on a userspace exit
-        self.consumer: Consumer | None = None
-        self._fds: list[int] = []
+        self.device: IrqfdDevice | None = None
         self._halt: str | None = None
         self._vcpu_ident = 0
         self.vm = GuestVm(kvm, code=guest.image(guest.ROUNDTRIP_IMAGE), irqchip=True)
@@ -87,21 +85,17 @@ class RoundTrip:
             write_setup(self.vm.mem, VECTOR)
             self.vm.vm.set_gsi_routing([msi_route(DEVICE_GSI, MSI_ADDRESS, VECTOR)])  # fixed, edge
             if answer != "exit":
-                self._attach_consumer(poll=answer == "irqfd-poll")
+                doorbell = Pio(request.addr) if request.space == "pio" else Mmio(request.addr)
+                poll = answer == "irqfd-poll"
+                self.device = IrqfdDevice(self.vm.vm, doorbell, DEVICE_GSI, poll=poll)
         except BaseException:
             self.close()
             raise
 
-    def _address(self) -> Pio | Mmio:
-        return Pio(self.request.addr) if self.request.space == "pio" else Mmio(self.request.addr)
-
-    def _attach_consumer(self, poll: bool) -> None:
-        doorbell, irq = os.eventfd(0, os.EFD_CLOEXEC), os.eventfd(0, os.EFD_CLOEXEC)
-        self._fds = [doorbell, irq]
-        self.vm.vm.register_ioevent(doorbell, self._address(), 4)
-        self.vm.vm.register_irqfd(irq, DEVICE_GSI)
-        self.consumer = Consumer(doorbell, irq, poll=poll)
-        self.consumer.start()
+    @property
+    def consumer(self) -> Consumer | None:
+        """The irqfd paths' consumer thread (None on the userspace path)."""
+        return self.device.consumer if self.device is not None else None
 
     def _vcpu_thread_setup(self) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {*_BLOCKED, KICK_SIGNAL})
@@ -194,14 +188,9 @@ class RoundTrip:
         return describe_exit(vcpu)
 
     def close(self) -> None:
-        """Stop the consumer, deassign the irqfd and ioeventfd, close the VM (idempotent)."""
-        if self.consumer is not None:
-            self.consumer.stop()
-            self.vm.vm.unregister_irqfd(self._fds[1], DEVICE_GSI)
-            self.vm.vm.unregister_ioevent(self._fds[0], self._address(), 4)
-            self.consumer = None
-        for fd in self._fds:
-            os.close(fd)
-        self._fds = []
+        """Stop the device, close the VM (idempotent)."""
+        if self.device is not None:
+            self.device.close()
+            self.device = None
         self._pool.shutdown()
         self.vm.close()
