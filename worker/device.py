@@ -77,10 +77,12 @@ class Consumer:
 
     def _spin(self) -> None:
         read, doorbell, answer = os.eventfd_read, self.doorbell_fd, self._answer
-        while not self._stopping:
+        idle = os.sched_yield  # as vhost's busy poll stops when need_resched(): the vCPU
+        while not self._stopping:  # thread may be waiting for this very CPU
             try:
                 kicks = read(doorbell)
             except BlockingIOError:
+                idle()
                 continue
             answer(kicks)
 
