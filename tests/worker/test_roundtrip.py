@@ -86,6 +86,8 @@ def test_a_consumer_that_stops_is_a_clear_error_not_a_hung_vcpu(kvm: Kvm, trips)
     killer.join()
     counts = read_counts(trip.vm.mem)
     assert counts.kicks == counts.interrupts + 1 == consumer.answers + 1  # one kick unanswered
+    with pytest.raises(DeviceStopped, match="device consumer stopped"):
+        trip.run_pass(1)  # the guest is still waiting: no more passes on this VM
 
 
 def test_a_consumer_that_crashes_names_its_error(kvm: Kvm, trips) -> None:
