@@ -21,7 +21,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import NamedTuple
 
@@ -79,6 +79,7 @@ class RoundTrip:
         self.device: IrqfdDevice | None = None
         self._halt: str | None = None
         self._vcpu_ident = 0
+        self._pass: Future | None = None  # the pass the vCPU thread runs now, if any
         self.vm = GuestVm(kvm, code=guest.image(guest.ROUNDTRIP_IMAGE), irqchip=True)
         self._pool = ThreadPoolExecutor(1, "iosignal-roundtrip-vcpu", self._vcpu_thread_setup)
         try:
@@ -110,7 +111,8 @@ class RoundTrip:
         write_requests(self.vm.mem, self.request, count)
         before = read_counts(self.vm.mem)
         answered = self._answered()
-        seconds = self._watch(self._pool.submit(self._run_until_pass_done))
+        self._pass = self._pool.submit(self._run_until_pass_done)
+        seconds = self._watch(self._pass)
         after = read_counts(self.vm.mem)
         got = {
             "guest kicks": after.kicks - before.kicks,
@@ -130,7 +132,7 @@ class RoundTrip:
             return self.exits, self.exits
         return self.consumer.kicks, self.consumer.answers
 
-    def _watch(self, future) -> float:
+    def _watch(self, future: Future) -> float:
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -139,8 +141,12 @@ class RoundTrip:
                 pass
             if self._halt is None:
                 self._halt = self._why_stuck(deadline)
-                if self._halt is not None and self._vcpu_ident:
-                    signal.pthread_kill(self._vcpu_ident, KICK_SIGNAL)
+                if self._halt is not None:
+                    self._kick()
+
+    def _kick(self) -> None:
+        if self._vcpu_ident:
+            signal.pthread_kill(self._vcpu_ident, KICK_SIGNAL)
 
     def _why_stuck(self, deadline: float) -> str | None:
         if self.consumer is not None and not self.consumer.alive:
@@ -161,6 +167,8 @@ class RoundTrip:
         run, io, mmio = vcpu.run, vcpu.kvm_run.io, vcpu.kvm_run.mmio
         doorbell, answer_exits = self.request.addr, self.answer == "exit"
         start = time.monotonic()
+        if self._halt is not None:  # stopped before this thread got here
+            raise DeviceStopped(self._halt)
         while True:
             try:
                 run()
@@ -191,6 +199,10 @@ class RoundTrip:
 
     def close(self) -> None:
         """Stop the device, close the VM (idempotent)."""
+        if self._pass is not None and not self._pass.done():  # e.g. Ctrl-C in run_pass
+            self._halt = self._halt or "the round trip was closed"
+            self._kick()
+            wait([self._pass])
         if self.device is not None:
             self.device.close()
             self.device = None

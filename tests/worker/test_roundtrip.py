@@ -100,6 +100,21 @@ def test_a_consumer_that_crashes_names_its_error(kvm: Kvm, trips) -> None:
     assert not consumer.alive and (consumer.kicks, consumer.answers) == (1, 0)
 
 
+def test_closing_mid_pass_kicks_the_halted_vcpu_out(kvm: Kvm, trips) -> None:
+    trip = _trip(trips, kvm, "irqfd", Request("pio", PORT, 1, "hlt"))
+    trip.run_pass(1)
+    assert trip.consumer is not None
+    trip.consumer.stop()  # the next kick is never answered
+    write_requests(trip.vm.mem, trip.request, 1)
+    # A pass nobody watches any more, as when Ctrl-C lands in run_pass.
+    trip._pass = trip._pool.submit(trip._run_until_pass_done)
+    closing = threading.Thread(target=trip.close)
+    closing.start()
+    closing.join(30)  # a bound for the test only: close() returns as soon as the kick lands
+    assert not closing.is_alive(), "close() hung on a vCPU halted for good"
+    assert isinstance(trip._pass.exception(), DeviceStopped)
+
+
 def test_a_pass_past_its_timeout_is_stopped(kvm: Kvm, trips) -> None:
     # No round trip takes 0 s: the first look at the running pass finds it overdue.
     trip = _trip(trips, kvm, "exit", Request("pio", PORT, 1, "hlt"), timeout=0)
