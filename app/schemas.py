@@ -239,6 +239,7 @@ class BenchmarkResultOut(BaseModel):
     rtt_us_min: float
     rtt_us_max: float
     guest_rtt_us: float | None
+    rtt_us_p99: float | None = None  # round-trip paths only
 
 
 class BenchmarkOut(BaseModel):

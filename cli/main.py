@@ -134,14 +134,17 @@ def run(
 
 @cli.command()
 def bench(
-    writes: Annotated[int, typer.Option(help="Writes per pass.", min=1)] = 200_000,
+    writes: Annotated[
+        int, typer.Option(help="Writes per pass (requests, on a round-trip path).", min=1)
+    ] = 200_000,
     repeat: Annotated[int, typer.Option(help="Passes per path.", min=1)] = 5,
     paths: Annotated[
         list[str] | None, typer.Option("--path", help="Only these paths (repeatable).")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Reproduce the 2009 doorbell table on a scratch VM: userspace exits vs ioeventfd."""
+    """Reproduce the 2009 doorbell table on a scratch VM: userspace exits vs ioeventfd, then the
+    round trip (a kick answered by an interrupt) three ways."""
     from worker.bench import cli_bench
 
     raise typer.Exit(cli_bench(writes=writes, repeat=repeat, paths=paths, json_out=json_out))

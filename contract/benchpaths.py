@@ -1,5 +1,6 @@
 """The doorbell benchmark's paths, by name and in table order: what `iosignal bench --path`, the
-API and the page accept. worker/bench.py says how each one rings."""
+API and the page accept. worker/bench.py says how each one-way path rings, worker/roundtripbench.py
+how each round trip (a kick answered by an interrupt) is answered."""
 
 from __future__ import annotations
 
@@ -11,4 +12,7 @@ BENCH_PATHS: dict[str, str | None] = {
     "ioeventfd-mmio": "userspace-mmio",
     "ioeventfd-mmio-len0": "userspace-mmio",
     "ioeventfd-datamatch": "userspace-pio",
+    "roundtrip-userspace": None,
+    "roundtrip-ioeventfd-irqfd": "roundtrip-userspace",
+    "roundtrip-ioeventfd-irqfd-poll": "roundtrip-userspace",
 }

@@ -355,6 +355,8 @@ class BenchmarkResult(Base):
     rtt_us_min: Mapped[float] = mapped_column(Float)
     rtt_us_max: Mapped[float] = mapped_column(Float)
     guest_rtt_us: Mapped[float | None] = mapped_column(Float, default=None)
+    # Round-trip rows only: their rtt figures are per request, so a percentile means something.
+    rtt_us_p99: Mapped[float | None] = mapped_column(Float, default=None)
 
     run: Mapped[BenchmarkRun] = relationship(back_populates="results")
 

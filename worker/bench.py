@@ -1,9 +1,10 @@
 """`iosignal bench`: the doorbell benchmark, userspace exits against ioeventfds, on a scratch VM.
 
-Each path rings one doorbell `writes` times in one guest pass, `repeat` times. The host times the
-pass with the monotonic clock; the guest times it with its TSC (converted with KVM_GET_TSC_KHZ).
-Every pass is checked: an ioeventfd path must count exactly `writes` signals and no exits, a
-userspace path exactly `writes` exits.
+Each one-way path rings one doorbell `writes` times in one guest pass, `repeat` times. The host
+times the pass with the monotonic clock; the guest times it with its TSC (converted with
+KVM_GET_TSC_KHZ). Every pass is checked: an ioeventfd path must count exactly `writes` signals
+and no exits, a userspace path exactly `writes` exits. The round-trip paths (`writes` requests,
+each answered by an interrupt) run on VMs of their own: worker/roundtripbench.py.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from rich.table import Table
 
 from contract.benchpaths import BENCH_PATHS
 from contract.config import get_settings
+from worker import roundtripbench
 from worker.guest.boot import GuestVm
-from worker.guest.passes import ExitCounter, PassRunner
+from worker.guest.passes import ExitCounter, GuestFault, PassRunner
 from worker.guest.table import Ring, read_times, write_table
 from worker.kvm import Datamatch, IoEventAddress, Kvm, KvmUnavailable, Mmio, NoDatamatch, Pio
+from worker.roundtrip import RoundTripError
 
 BENCH_PORT = 0x0510
 BENCH_GPA = 0xD000_0000  # outside guest RAM, below 4 GiB
@@ -130,6 +133,27 @@ def _run_path(
     }
 
 
+def _run_paths(kvm: Kvm, names: list[str], writes: int, repeat: int, tick: Callable) -> list:
+    """The rows in `names` order: one-way paths share one VM, each round trip has its own."""
+    results, vm, runner = [], None, None
+    try:
+        for name in names:
+            if name in roundtripbench.PATHS:
+                doorbell = ("pio", BENCH_PORT, VALUE)
+                path = roundtripbench.PATHS[name]
+                results.append(roundtripbench.run_path(kvm, path, doorbell, writes, repeat, tick))
+                continue
+            if vm is None:
+                vm = GuestVm(kvm)
+                assert vm.vcpu is not None
+                runner = PassRunner(vm.vcpu, ExitCounter())
+            results.append(_run_path(vm, runner, PATHS[name], writes, repeat, tick))
+    finally:
+        if vm is not None:
+            vm.close()
+    return results
+
+
 def run_bench(
     writes: int = 200_000,
     repeat: int = 5,
@@ -137,11 +161,11 @@ def run_bench(
     progress: Callable[[float], None] | None = None,
     kvm_path: str = "/dev/kvm",
 ) -> dict:
-    """Run the benchmark on a fresh scratch VM; the dict `iosignal bench --json` prints."""
-    names = list(paths) if paths else list(PATHS)
-    unknown = [n for n in names if n not in PATHS]
+    """Run the benchmark on fresh scratch VMs; the dict `iosignal bench --json` prints."""
+    names = list(paths) if paths else list(BENCH_PATHS)
+    unknown = [n for n in names if n not in BENCH_PATHS]
     if unknown:
-        raise ValueError(f"unknown path {unknown[0]!r}: paths are {', '.join(PATHS)}")
+        raise ValueError(f"unknown path {unknown[0]!r}: paths are {', '.join(BENCH_PATHS)}")
     if writes < 1 or repeat < 1:
         raise ValueError("writes and repeat must be at least 1")
     done, total = 0, len(names) * repeat
@@ -154,13 +178,7 @@ def run_bench(
 
     kvm = Kvm.open(kvm_path)
     try:
-        vm = GuestVm(kvm)
-        try:
-            assert vm.vcpu is not None
-            runner = PassRunner(vm.vcpu, ExitCounter())
-            results = [_run_path(vm, runner, PATHS[n], writes, repeat, tick) for n in names]
-        finally:
-            vm.close()
+        results = _run_paths(kvm, names, writes, repeat, tick)
     finally:
         kvm.close()
     host, kernel = host_info()
@@ -168,9 +186,14 @@ def run_bench(
 
 
 def render_table(report: dict) -> Table:
-    """The seed's table: one row per path, speedup over the userspace twin last."""
-    table = Table(title=f"doorbell writes on {report['host']} ({report['kernel']})")
-    for header in ("path", "writes", "writes/s", r"rtt us median \[min-max]", "guest rtt us"):
+    """The seed's table: one row per path, speedup over the userspace twin last.
+
+    A round-trip row counts requests (one write and one interrupt each) and adds its p99.
+    """
+    title = f"doorbell writes and round trips on {report['host']} ({report['kernel']})"
+    table = Table(title=title)
+    headers = ("path", "writes", "writes/s", r"rtt us median \[min-max]", "p99", "guest rtt us")
+    for header in headers:
         table.add_column(header, justify="left" if header == "path" else "right", no_wrap=True)
     table.add_column("vs userspace", justify="right", no_wrap=True)
     by_name = {r["path"]: r for r in report["results"]}
@@ -182,6 +205,7 @@ def render_table(report: dict) -> Table:
             f"{r['writes']:,}",
             f"{r['iops']:,.0f}",
             f"{r['rtt_us']:.2f} [{r['rtt_us_min']:.2f}-{r['rtt_us_max']:.2f}]",
+            f"{r['rtt_us_p99']:.2f}" if "rtt_us_p99" in r else "",
             f"{r['guest_rtt_us']:.2f}",
             speedup,
         )
@@ -205,13 +229,13 @@ def cli_bench(writes: int, repeat: int, paths: list[str] | None, json_out: bool)
     except ValueError as e:
         err.print(f"[red]error:[/red] {e}", soft_wrap=True)
         return 2
-    except (KvmUnavailable, BenchError, OSError) as e:
+    except (KvmUnavailable, BenchError, RoundTripError, GuestFault, OSError) as e:
         err.print(f"[red]benchmark failed:[/red] {e}", soft_wrap=True)
         return 1
     if json_out:
         print(json.dumps(report))
     else:
         out = Console()
-        out.width = max(out.width, 110)  # piped output defaults to 80 columns: too narrow
+        out.width = max(out.width, 132)  # piped output defaults to 80 columns: too narrow
         out.print(render_table(report))
     return 0

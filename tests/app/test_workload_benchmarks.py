@@ -101,6 +101,7 @@ def test_benchmark_queue_and_results(client, make_vm, db):
         "rtt_us_min",
         "rtt_us_max",
         "guest_rtt_us",
+        "rtt_us_p99",
     }
     client.post("/api/benchmarks", json={"writes": 10, "repeat": 1, "paths": ["ioeventfd-pio"]})
     assert len(client.get("/api/benchmarks").json()) == 2

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from cli.main import cli
 from contract.benchpaths import BENCH_PATHS
+from worker import roundtripbench
 from worker.bench import PATHS, run_bench
 
 SMALL = ["bench", "--writes", "200", "--repeat", "1"]
@@ -19,6 +20,9 @@ NAMES = [
     "ioeventfd-mmio",
     "ioeventfd-mmio-len0",
     "ioeventfd-datamatch",
+    "roundtrip-userspace",
+    "roundtrip-ioeventfd-irqfd",
+    "roundtrip-ioeventfd-irqfd-poll",
 ]
 
 
@@ -26,14 +30,18 @@ def test_run_bench_returns_every_path_with_consistent_figures(kvm_path: str) -> 
     seen: list[float] = []
     report = run_bench(writes=300, repeat=2, progress=seen.append, kvm_path=kvm_path)
     assert set(report) == {"host", "kernel", "results"}
-    assert [r["path"] for r in report["results"]] == NAMES == list(PATHS) == list(BENCH_PATHS)
+    assert [r["path"] for r in report["results"]] == NAMES == list(BENCH_PATHS)
+    assert [*PATHS, *roundtripbench.PATHS] == NAMES
     for r in report["results"]:
-        assert set(r) == KEYS
-        assert r["writes"] == 300
+        assert r["writes"] == 300 and r["guest_rtt_us"] > 0
         assert 0 < r["rtt_us_min"] <= r["rtt_us"] <= r["rtt_us_max"]
-        assert r["guest_rtt_us"] > 0
-        assert abs(r["iops"] - 1e6 / r["rtt_us"]) <= 0.01 * r["iops"]
-    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 12
+        if r["path"] in PATHS:  # one-way: host time per write, median of the passes
+            assert set(r) == KEYS
+            assert abs(r["iops"] - 1e6 / r["rtt_us"]) <= 0.01 * r["iops"]
+        else:  # round trip: every request's rtt, requests/s by the host clock
+            assert set(r) == KEYS | {"rtt_us_p99"}
+            assert r["rtt_us"] <= r["rtt_us_p99"] <= r["rtt_us_max"] and r["iops"] > 0
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 2 * len(NAMES)
 
 
 def test_cli_json_prints_one_object_for_the_chosen_paths(kvm_path: str) -> None:
@@ -55,6 +63,21 @@ def test_cli_table_shows_the_speedup_column(kvm_path: str) -> None:
     assert "vs userspace" in result.stdout and "[min-max]" in result.stdout
     row = next(line for line in result.stdout.splitlines() if "ioeventfd-mmio-len0" in line)
     assert row.rstrip(" │|").endswith("x")
+
+
+def test_cli_json_and_table_carry_the_round_trip_paths(kvm_path: str) -> None:
+    paths = ["roundtrip-userspace", "roundtrip-ioeventfd-irqfd", "roundtrip-ioeventfd-irqfd-poll"]
+    args = [arg for path in paths for arg in ("--path", path)]
+    result = CliRunner().invoke(cli, [*SMALL, "--json", *args])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [r["path"] for r in report["results"]] == paths
+    assert all(r["rtt_us_p99"] >= r["rtt_us"] for r in report["results"])
+    table = CliRunner().invoke(cli, [*SMALL, *args])
+    assert table.exit_code == 0, table.output
+    assert "p99" in table.stdout
+    row = next(line for line in table.stdout.splitlines() if "roundtrip-ioeventfd-irqfd " in line)
+    assert row.rstrip(" │|").endswith("x")  # compared with roundtrip-userspace
 
 
 def test_cli_unknown_path_is_a_usage_error(kvm_path: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 from worker.kvm import Kvm, KvmUnavailable, Mmio, NoDatamatch, Pio, Vm
 from worker.kvm import constants as c
 from worker.kvm import structs as s
-from worker.kvm.vm import ioeventfd_struct
+from worker.kvm.vm import ioeventfd_struct, irqchip_route, msi_route
 
 # Sizes from <linux/kvm.h> / <asm/kvm.h> on x86-64.
 SIZES = {
@@ -27,22 +27,40 @@ SIZES = {
     "kvm_sregs": 312,
     "kvm_run": 2352,
     "kvm_signal_mask": 4,
+    "kvm_irq_level": 8,
+    "kvm_irqfd": 32,
+    "kvm_irq_routing": 8,
+    "kvm_irq_routing_entry": 48,
 }
 IOCTLS = [
     *("KVM_GET_API_VERSION", "KVM_CREATE_VM", "KVM_CHECK_EXTENSION", "KVM_GET_VCPU_MMAP_SIZE"),
     *("KVM_CREATE_VCPU", "KVM_SET_USER_MEMORY_REGION", "KVM_SET_TSS_ADDR", "KVM_IOEVENTFD"),
     *("KVM_SET_IDENTITY_MAP_ADDR", "KVM_RUN", "KVM_GET_REGS", "KVM_SET_REGS", "KVM_GET_SREGS"),
     *("KVM_SET_SREGS", "KVM_GET_TSC_KHZ", "KVM_SET_SIGNAL_MASK"),
+    *("KVM_CREATE_IRQCHIP", "KVM_IRQ_LINE", "KVM_IRQFD", "KVM_IRQFD_FLAG_DEASSIGN"),
+    *("KVM_SET_GSI_ROUTING", "KVM_IRQ_ROUTING_IRQCHIP", "KVM_IRQ_ROUTING_MSI"),
+    *(f"KVM_CAP_{cap}" for cap in ("IRQCHIP", "IRQ_ROUTING", "IRQFD", "SPLIT_IRQCHIP")),
 ]
 OFFSETS = [
     ("kvm_run", "exit_reason"),
-    ("kvm_run", "exit"),
     ("kvm_run", "kvm_valid_regs"),
     ("kvm_ioeventfd", "fd"),
     ("kvm_ioeventfd", "flags"),
     ("kvm_sregs", "gdt"),
     ("kvm_sregs", "efer"),
     ("kvm_sregs", "interrupt_bitmap"),
+    ("kvm_irq_level", "level"),
+    ("kvm_irqfd", "flags"),
+    ("kvm_irqfd", "resamplefd"),
+    ("kvm_irq_routing_entry", "u"),
+]
+# Members reached through anonymous C unions and structs: (C expression, the ctypes offset).
+NESTED_OFFSETS = [
+    ("offsetof(struct kvm_run, io)", s.kvm_run.exit.offset),  # any member of the exit union
+    (
+        "offsetof(struct kvm_irq_routing_entry, u.msi.data)",
+        s.kvm_irq_routing_entry.u.offset + s.kvm_irq_routing_msi.data.offset,
+    ),
 ]
 
 
@@ -68,12 +86,13 @@ def _header_values(tmp_path: Path, exprs: list[str]) -> list[int]:
 
 def test_sizes_offsets_and_ioctl_numbers_match_a_c_compiler(tmp_path: Path) -> None:
     exprs = [f"sizeof(struct {n})" for n in SIZES]
-    # The anonymous exit union of kvm_run is at the offset of any of its members, e.g. io.
-    exprs += [f"offsetof(struct {st}, {'io' if f == 'exit' else f})" for st, f in OFFSETS]
+    exprs += [f"offsetof(struct {st}, {f})" for st, f in OFFSETS]
+    exprs += [expr for expr, _ in NESTED_OFFSETS]
     exprs += IOCTLS
     want = [SIZES[n] for n in SIZES]
     want += [getattr(getattr(s, st), f).offset for st, f in OFFSETS]
-    want += [getattr(c, name) for name in IOCTLS]
+    want += [offset for _, offset in NESTED_OFFSETS]
+    want += [getattr(c, name, c.CAPABILITIES.get(name)) for name in IOCTLS]
     assert _header_values(tmp_path, exprs) == want
 
 
@@ -121,6 +140,11 @@ def test_faulty_vm_fd_raises_ebadf_on_every_call() -> None:
         lambda: bad.create_vcpu(0),
         lambda: bad.register_ioevent(efd, Pio(0x10), 1),
         lambda: bad.unregister_ioevent(efd, Mmio(0xD000_0000), 0),
+        lambda: bad.create_irq_chip(),
+        lambda: bad.set_irq_line(16, True),
+        lambda: bad.register_irqfd(efd, 16),
+        lambda: bad.unregister_irqfd(efd, 16),
+        lambda: bad.set_gsi_routing([msi_route(24, 0xFEE0_0000, 0x40)]),
     ]
     try:
         for call in calls:
@@ -138,3 +162,46 @@ def test_vcpu_starts_in_long_mode_and_reports_tsc(guest_vm) -> None:
     regs = vcpu.get_regs()
     assert regs.rip == 0x8000 and regs.rbx == 0x10000
     assert vcpu.get_tsc_khz() > 0
+
+
+def test_irqchip_lines_and_irqfds_keep_the_kernels_errno(kvm: Kvm) -> None:
+    vm = kvm.create_vm()
+    efd = os.eventfd(0, os.EFD_CLOEXEC)
+    try:
+        assert vm.check_extension(c.KVM_CAP_IRQCHIP) > 0 and vm.check_extension(c.KVM_CAP_IRQFD) > 0
+        with pytest.raises(OSError) as no_chip:
+            vm.set_irq_line(16, True)  # no interrupt controller to drive yet
+        assert no_chip.value.errno == errno.ENXIO
+        with pytest.raises(OSError) as no_chip:
+            vm.register_irqfd(efd, 16)
+        assert no_chip.value.errno == errno.EINVAL
+        vm.create_irq_chip()
+        with pytest.raises(OSError) as twice:
+            vm.create_irq_chip()
+        assert twice.value.errno == errno.EEXIST
+        vm.set_irq_line(16, True)
+        vm.set_irq_line(16, False)
+        vm.register_irqfd(efd, 16)
+        with pytest.raises(OSError) as busy:
+            vm.register_irqfd(efd, 16)  # one eventfd, one irqfd
+        assert busy.value.errno == errno.EBUSY
+        vm.unregister_irqfd(efd, 16)
+        vm.register_irqfd(efd, 16)  # deassigned: the eventfd is free again
+    finally:
+        vm.close()
+        os.close(efd)
+
+
+def test_gsi_routing_takes_msi_and_irqchip_routes_and_refuses_a_bad_one(kvm: Kvm) -> None:
+    vm = kvm.create_vm()
+    try:
+        vm.create_irq_chip()
+        vm.set_gsi_routing([msi_route(24, 0xFEE0_0000, 0x40), irqchip_route(5, 2, 5)])
+        vm.set_irq_line(24, True)  # an MSI now: raising the GSI sends the message
+        bad = irqchip_route(5, 7, 5)  # there is no irqchip 7
+        with pytest.raises(OSError) as info:
+            vm.set_gsi_routing([bad])
+        assert info.value.errno == errno.EINVAL
+        vm.set_gsi_routing([msi_route(gsi, 0xFEE0_0000, 0x40) for gsi in range(64)])  # > 1 KiB
+    finally:
+        vm.close()

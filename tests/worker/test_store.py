@@ -106,14 +106,25 @@ def test_a_queued_benchmark_is_claimed_once(engine: Engine) -> None:
                     "rtt_us_min": 1.0,
                     "rtt_us_max": 1.0,
                     "guest_rtt_us": None,
-                }
+                },
+                {
+                    "path": "roundtrip-ioeventfd-irqfd",
+                    "writes": 2,
+                    "iops": 1.0,
+                    "rtt_us": 2.0,
+                    "rtt_us_min": 1.5,
+                    "rtt_us_max": 9.0,
+                    "rtt_us_p99": 7.5,
+                    "guest_rtt_us": 2.1,
+                },
             ],
         },
         None,
     )
     with Session(engine) as db:
         done = db.get(BenchmarkRun, run.id)
-        assert (done.state, done.vm_id, len(done.results)) == ("done", a, 1)
+        assert (done.state, done.vm_id, len(done.results)) == ("done", a, 2)
+        assert [r.rtt_us_p99 for r in done.results] == [None, 7.5]  # per request: round trips
 
 
 def test_probe_reports_work_waiting_for_this_vm_only(engine: Engine) -> None:

@@ -1,4 +1,5 @@
-"""The doorbell guest: its image (doorbell.S assembled); its layout is contract.guest's."""
+"""The guests: doorbell.S (one-way doorbells) and roundtrip.S (requests answered by interrupts),
+assembled; their layout is contract.guest's."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ __all__ = [
     "PDPT_GPA",
     "PD_GPA",
     "PML4_GPA",
+    "ROUNDTRIP_IMAGE",
+    "ROUNDTRIP_SOURCE",
     "SOURCE",
     "TABLE_END",
     "TABLE_GPA",
@@ -38,10 +41,13 @@ __all__ = [
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "doorbell.S"
 IMAGE = HERE / "doorbell.bin"
+ROUNDTRIP_SOURCE = HERE / "roundtrip.S"
+ROUNDTRIP_IMAGE = HERE / "roundtrip.bin"
+SOURCES = {SOURCE: IMAGE, ROUNDTRIP_SOURCE: ROUNDTRIP_IMAGE}  # what `python -m worker.guest` builds
 
 
 def assemble(source: Path = SOURCE) -> bytes:
-    """Assemble doorbell.S into a flat binary with binutils (`as`, `ld`)."""
+    """Assemble a guest source (doorbell.S by default) into a flat binary with binutils."""
     for tool in ("as", "ld"):
         if shutil.which(tool) is None:
             raise FileNotFoundError(f"`{tool}` not found: install binutils to assemble {source}")
@@ -55,6 +61,6 @@ def assemble(source: Path = SOURCE) -> bytes:
         return out.read_bytes()
 
 
-def image() -> bytes:
-    """The committed, pre-assembled guest (works without binutils)."""
-    return IMAGE.read_bytes()
+def image(path: Path = IMAGE) -> bytes:
+    """A committed, pre-assembled guest, doorbell.bin by default (works without binutils)."""
+    return path.read_bytes()

@@ -1,6 +1,7 @@
-"""`python -m worker.guest`: re-assemble doorbell.bin after editing doorbell.S."""
+"""`python -m worker.guest`: re-assemble doorbell.bin and roundtrip.bin after editing a source."""
 
-from worker.guest import IMAGE, assemble
+from worker.guest import SOURCES, assemble
 
-IMAGE.write_bytes(assemble())
-print(f"wrote {IMAGE} ({IMAGE.stat().st_size} bytes)")
+for source, image in SOURCES.items():
+    image.write_bytes(assemble(source))
+    print(f"wrote {image} ({image.stat().st_size} bytes)")

@@ -1,4 +1,4 @@
-"""`GuestVm`: a VM with guest RAM, the doorbell image and one vCPU in 64-bit long mode."""
+"""`GuestVm`: a VM with guest RAM, a guest image and one vCPU in 64-bit long mode."""
 
 from __future__ import annotations
 
@@ -66,9 +66,17 @@ def enter_long_mode(vcpu: Vcpu, mem_size: int) -> None:
 
 
 class GuestVm:
-    """A fresh VM running the doorbell guest; `mem` is guest RAM as a writable memoryview."""
+    """A fresh VM running a guest image (doorbell.bin unless `code` is given); `mem` is guest RAM
+    as a writable memoryview. `irqchip` creates the in-kernel PIC, IOAPIC and LAPIC first."""
 
-    def __init__(self, kvm: Kvm, mem_size: int = guest.DEFAULT_MEM_SIZE) -> None:
+    def __init__(
+        self,
+        kvm: Kvm,
+        mem_size: int = guest.DEFAULT_MEM_SIZE,
+        *,
+        code: bytes | None = None,
+        irqchip: bool = False,
+    ) -> None:
         if mem_size < guest.TABLE_END or mem_size % (2 << 20):
             raise ValueError("mem_size must be a multiple of 2 MiB")
         self.mem_size = mem_size
@@ -79,9 +87,11 @@ class GuestVm:
         try:
             self.vm.set_user_memory_region(0, 0, mem_size, ctypes.addressof(self._pin))
             self.mem = memoryview(self._ram)
-            code = guest.image()
+            code = guest.image() if code is None else code
             self.mem[guest.CODE_GPA : guest.CODE_GPA + len(code)] = code
             build_page_tables(self.mem)
+            if irqchip:
+                self.vm.create_irq_chip()  # only before the first vCPU
             self.vcpu = self.vm.create_vcpu(0)
             enter_long_mode(self.vcpu, mem_size)
         except BaseException:

@@ -42,6 +42,64 @@ class kvm_ioeventfd(ctypes.Structure):
     ]
 
 
+class kvm_irq_level(ctypes.Structure):
+    """KVM_IRQ_LINE's argument: drive GSI `irq` to `level` (8 bytes; irq shares a union)."""
+
+    _fields_ = [("irq", u32), ("level", u32)]
+
+
+class kvm_irqfd(ctypes.Structure):
+    """One KVM_IRQFD assignment or deassignment: eventfd `fd` injects GSI `gsi` (32 bytes)."""
+
+    _fields_ = [
+        ("fd", u32),
+        ("gsi", u32),
+        ("flags", u32),
+        ("resamplefd", u32),
+        ("pad", u8 * 16),
+    ]
+
+
+class kvm_irq_routing_irqchip(ctypes.Structure):
+    """A route to an interrupt controller pin (irqchip 0/1: PIC master/slave, 2: IOAPIC)."""
+
+    _fields_ = [("irqchip", u32), ("pin", u32)]
+
+
+class kvm_irq_routing_msi(ctypes.Structure):
+    """A route to a message-signalled interrupt: the address/data pair a device would write."""
+
+    _fields_ = [("address_lo", u32), ("address_hi", u32), ("data", u32), ("devid", u32)]
+
+
+class kvm_irq_routing_entry_u(ctypes.Union):
+    """The route union of kvm_irq_routing_entry, padded to 32 bytes as in the header."""
+
+    _fields_ = [
+        ("irqchip", kvm_irq_routing_irqchip),
+        ("msi", kvm_irq_routing_msi),
+        ("pad", u32 * 8),
+    ]
+
+
+class kvm_irq_routing_entry(ctypes.Structure):
+    """One GSI's route in KVM_SET_GSI_ROUTING (48 bytes)."""
+
+    _fields_ = [
+        ("gsi", u32),
+        ("type", u32),
+        ("flags", u32),
+        ("pad", u32),
+        ("u", kvm_irq_routing_entry_u),
+    ]
+
+
+class kvm_irq_routing(ctypes.Structure):
+    """Header of KVM_SET_GSI_ROUTING's argument; `nr` kvm_irq_routing_entry follow (8 bytes)."""
+
+    _fields_ = [("nr", u32), ("flags", u32)]
+
+
 class kvm_regs(ctypes.Structure):
     """General purpose registers (144 bytes)."""
 

@@ -64,6 +64,21 @@ def ioeventfd_struct(
     return s.kvm_ioeventfd(datamatch=value, addr=raw_addr, len=length, fd=fd, flags=flags)
 
 
+def msi_route(gsi: int, address: int, data: int) -> s.kvm_irq_routing_entry:
+    """A routing entry: GSI `gsi` writes the message `data` to `address` (an MSI)."""
+    entry = s.kvm_irq_routing_entry(gsi=gsi, type=c.KVM_IRQ_ROUTING_MSI)
+    entry.u.msi.address_lo, entry.u.msi.address_hi = address & 0xFFFFFFFF, address >> 32
+    entry.u.msi.data = data
+    return entry
+
+
+def irqchip_route(gsi: int, irqchip: int, pin: int) -> s.kvm_irq_routing_entry:
+    """A routing entry: GSI `gsi` drives `pin` of interrupt controller `irqchip`."""
+    entry = s.kvm_irq_routing_entry(gsi=gsi, type=c.KVM_IRQ_ROUTING_IRQCHIP)
+    entry.u.irqchip.irqchip, entry.u.irqchip.pin = irqchip, pin
+    return entry
+
+
 class Vm:
     """A VM fd from `Kvm.create_vm`; errors are OSError with the kernel's errno."""
 
@@ -120,6 +135,29 @@ class Vm:
         """KVM_IOEVENTFD deassign: the identical struct plus the DEASSIGN flag."""
         request = ioeventfd_struct(fd, addr, length, datamatch, deassign=True)
         fcntl.ioctl(self.fd, c.KVM_IOEVENTFD, request)
+
+    def create_irq_chip(self) -> None:
+        """KVM_CREATE_IRQCHIP: PIC, IOAPIC and a LAPIC per vCPU in the kernel; before any vCPU."""
+        fcntl.ioctl(self.fd, c.KVM_CREATE_IRQCHIP, 0)
+
+    def set_irq_line(self, irq: int, active: bool) -> None:
+        """KVM_IRQ_LINE: drive GSI `irq` high or low (an edge needs both, as a device would)."""
+        fcntl.ioctl(self.fd, c.KVM_IRQ_LINE, s.kvm_irq_level(irq=irq, level=int(active)))
+
+    def set_gsi_routing(self, entries: list[s.kvm_irq_routing_entry]) -> None:
+        """KVM_SET_GSI_ROUTING: `entries` become the VM's whole GSI routing table."""
+        header = s.kvm_irq_routing(nr=len(entries))
+        table = (s.kvm_irq_routing_entry * len(entries))(*entries)
+        fcntl.ioctl(self.fd, c.KVM_SET_GSI_ROUTING, bytearray(header) + bytearray(table))
+
+    def register_irqfd(self, fd: int, gsi: int) -> None:
+        """KVM_IRQFD assign: each write to eventfd `fd` injects GSI `gsi` (an edge) in-kernel."""
+        fcntl.ioctl(self.fd, c.KVM_IRQFD, s.kvm_irqfd(fd=fd, gsi=gsi))
+
+    def unregister_irqfd(self, fd: int, gsi: int) -> None:
+        """KVM_IRQFD deassign: the same fd and gsi plus the DEASSIGN flag."""
+        request = s.kvm_irqfd(fd=fd, gsi=gsi, flags=c.KVM_IRQFD_FLAG_DEASSIGN)
+        fcntl.ioctl(self.fd, c.KVM_IRQFD, request)
 
     def close(self) -> None:
         """Close the VM fd (idempotent)."""
