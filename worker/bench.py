@@ -23,8 +23,8 @@ from rich.table import Table
 
 from contract.benchpaths import BENCH_PATHS
 from contract.config import get_settings
+from worker.exits import ExitCounter, PassRunner
 from worker.guest.boot import GuestVm
-from worker.guest.passes import ExitCounter, PassRunner
 from worker.guest.table import Ring, read_times, write_table
 from worker.kvm import Datamatch, IoEventAddress, Kvm, KvmUnavailable, Mmio, NoDatamatch, Pio
 

@@ -10,12 +10,13 @@ import time
 from collections.abc import Callable
 
 from worker import guest
+from worker.exits import ExitCounter, PassRunner
 from worker.guest.boot import GuestVm
 from worker.guest.table import PassTimes, Ring
 from worker.kvm import Kvm
 from worker.registry import Registry
 from worker.sampler import Collected, Sampler
-from worker.vcpu_loop import ExitCounter, PassRunner, VcpuThread
+from worker.vcpu_loop import VcpuThread
 from worker.workload import Doorbell, Pacer
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from worker.guest.passes import ExitCounter
+    from worker.exits import ExitCounter
     from worker.machine import Machine
     from worker.registry import Registry
 

@@ -1,7 +1,7 @@
 """The vCPU thread: paced passes from the workload, one-off passes on request.
 
-The exit handling of a pass lives in worker.guest.passes (re-exported here); any exit the worker
-cannot continue from marks the machine failed with a reason, never a silent hang.
+The exit handling of a pass lives in worker.exits; any exit the worker cannot continue from
+marks the machine failed with a reason, never a silent hang.
 """
 
 from __future__ import annotations
@@ -14,26 +14,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from worker.guest.passes import (
-    ExitCounter,
-    ExitKey,
-    GuestFault,
-    PassRunner,
-    PassStopped,
-    describe_exit,
-)
+from worker.exits import GuestFault, PassRunner, PassStopped
 from worker.guest.table import PassTimes, Ring, read_times, write_table
 from worker.workload import Pacer
-
-__all__ = [
-    "ExitCounter",
-    "ExitKey",
-    "GuestFault",
-    "PassRunner",
-    "PassStopped",
-    "VcpuThread",
-    "describe_exit",
-]
 
 # Kicks the vCPU thread out of KVM_RUN. Blocked in that thread except inside KVM_RUN (via
 # KVM_SET_SIGNAL_MASK), so it is never delivered to a handler: it only makes KVM_RUN return
