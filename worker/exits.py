@@ -11,6 +11,7 @@ import signal
 import threading
 
 from contract.guest import CONTROL_PORT
+from contract.models import VmState
 from worker.kvm import Vcpu
 from worker.kvm import constants as c
 from worker.kvm import structs as s
@@ -33,6 +34,24 @@ class GuestFault(RuntimeError):
 
 class PassStopped(Exception):
     """The pass was cut short because the worker is stopping the vCPU."""
+
+
+class VcpuStatus:
+    """The vCPU's state, in one place: asked to stop, and why the guest failed (final).
+
+    Each field has one writer (`stopped` the machine, `fault` the vCPU thread), so no lock.
+    """
+
+    def __init__(self, stopped: bool = False) -> None:
+        self.stopped = stopped  # no pass starts; a running one is cut short at the next kick
+        self.fault: str | None = None
+
+    @property
+    def state(self) -> VmState:
+        """FAILED once the guest faulted, else STOPPED or RUNNING."""
+        if self.fault is not None:
+            return VmState.FAILED
+        return VmState.STOPPED if self.stopped else VmState.RUNNING
 
 
 class ExitCounter:
@@ -76,14 +95,24 @@ def describe_exit(vcpu: Vcpu) -> str:
 
 
 class PassRunner:
-    """Runs the guest until it signals "pass done" on the control port."""
+    """Runs the guest until it signals "pass done" on the control port.
 
-    def __init__(self, vcpu: Vcpu, exits: ExitCounter, control_port: int = CONTROL_PORT) -> None:
-        self.vcpu = vcpu
-        self.exits = exits
-        self.control_port = control_port
-        self.stop = threading.Event()  # checked when a signal interrupts KVM_RUN
-        self.kick_signal: int | None = None  # pending while blocked; consumed after EINTR
+    `kick_signal`: the signal the calling thread blocks and sends itself to cut KVM_RUN short
+    (see VcpuThread); it stays pending, so after the EINTR it is consumed here.
+    """
+
+    def __init__(
+        self,
+        vcpu: Vcpu,
+        exits: ExitCounter,
+        status: VcpuStatus | None = None,
+        *,
+        kick_signal: int | None = None,
+        control_port: int = CONTROL_PORT,
+    ) -> None:
+        self.vcpu, self.exits = vcpu, exits
+        self.status = status if status is not None else VcpuStatus()
+        self.kick_signal, self.control_port = kick_signal, control_port
 
     def run_pass(self) -> None:
         """KVM_RUN until pass done; raises GuestFault on any exit a VMM cannot continue from."""
@@ -95,7 +124,7 @@ class PassRunner:
             except InterruptedError:  # a kick (see VcpuThread.stop) or a stray signal
                 if self.kick_signal is not None:
                     signal.sigtimedwait({self.kick_signal}, 0)  # consume it, or KVM_RUN re-fails
-                if self.stop.is_set():
+                if self.status.stopped:
                     raise PassStopped from None
                 continue
             if reason == KVM_EXIT_IO:

@@ -9,8 +9,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from contract.models import VmState
 from worker import guest
-from worker.exits import ExitCounter, PassRunner
+from worker.exits import ExitCounter, VcpuStatus
 from worker.guest.boot import GuestVm
 from worker.guest.table import PassTimes, Ring
 from worker.kvm import Kvm
@@ -37,8 +38,7 @@ class Machine:
         period: float = 0.01,
     ) -> None:
         self.kvm_path, self.mem_size, self.clock = kvm_path, mem_size, clock
-        self.state = "stopped"
-        self.error: str | None = None
+        self._status = VcpuStatus(stopped=True)
         self.pacer = Pacer(clock, period=period)
         self.registry: Registry | None = None
         self.exits: ExitCounter | None = None
@@ -59,19 +59,26 @@ class Machine:
                 self.registry = Registry(self._guest.vm, self.mem_size)
                 self.exits = ExitCounter()
                 assert self._guest.vcpu is not None
-                runner = PassRunner(self._guest.vcpu, self.exits)
+                status = VcpuStatus()
                 self._thread = VcpuThread(
-                    runner, self._guest.mem, self.pacer, self._on_fault, self.clock
+                    self._guest.vcpu, self.exits, self._guest.mem, self.pacer, status, self.clock
                 )
                 self._sampler = Sampler(self, self.clock)
                 self._thread.start()
             except BaseException:
                 self._teardown()
                 raise
-            self.state, self.error = "running", None
+            self._status = status
 
-    def _on_fault(self, reason: str) -> None:
-        self.state, self.error = "failed", reason
+    @property
+    def state(self) -> VmState:
+        """RUNNING once started, FAILED when the guest faulted (final), else STOPPED."""
+        return self._status.state
+
+    @property
+    def error(self) -> str | None:
+        """Why the VM failed, once it has."""
+        return self._status.fault
 
     def _teardown(self) -> None:
         stopped = self._thread.stop() if self._thread else True
@@ -92,8 +99,7 @@ class Machine:
             if self._kvm is None:
                 return
             self._teardown()
-            if self.state != "failed":
-                self.state = "stopped"
+            self._status.stopped = True
 
     def info(self) -> dict:
         """Host, kernel, API version and capabilities (plus tsc_khz, mem_size, control_port)."""
