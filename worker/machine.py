@@ -45,7 +45,7 @@ class Machine:
         self._kvm: Kvm | None = None
         self._guest: GuestVm | None = None
         self._thread: VcpuThread | None = None
-        self._sampler = Sampler(self, clock)
+        self._sampler: Sampler | None = None
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -63,7 +63,7 @@ class Machine:
                 self._thread = VcpuThread(
                     self._guest.vcpu, self.exits, self._guest.mem, self.pacer, status, self.clock
                 )
-                self._sampler = Sampler(self, self.clock)
+                self._sampler = Sampler(self.registry, self.exits, self.clock)
                 self._thread.start()
             except BaseException:
                 self._teardown()
@@ -151,4 +151,4 @@ class Machine:
 
     def collect(self) -> Collected:
         """Signals per registration and exits per address since the previous collect."""
-        return self._sampler.collect()
+        return self._sampler.collect() if self._sampler is not None else Collected([], [])
