@@ -20,6 +20,7 @@ from contract import rules
 from contract.models import RegState
 from contract.notify import CHANNEL
 from worker import store
+from worker.registry import AlreadyRegistered
 
 log = logging.getLogger("iosignal.reconciler")
 
@@ -54,16 +55,13 @@ class Reconciler:
     def _register(self, row: Any) -> None:
         try:
             self.machine.register(row.id, row.space, row.addr, row.len, row.datamatch)
+        except AlreadyRegistered:
+            pass  # assigned before, but the verdict was not written (database outage): now
         except OSError as exc:
             log.info("registration %d refused: %s", row.id, exc)
             name = rules.errno_name(exc.errno)
             store.mark_failed(self.engine, row.id, name, exc.strerror or str(exc))
             return
-        except ValueError as exc:
-            if row.id not in self.machine.registered():
-                store.mark_failed(self.engine, row.id, "EINVAL", str(exc))
-                return
-            # Assigned before, but the verdict was not written (database outage): write it now.
         store.mark_active(self.engine, row.id)
 
     def _remove(self, row: Any) -> None:
