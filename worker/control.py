@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from contract.config import Settings
 from worker import store
 from worker.benchjobs import BenchJobs
+from worker.handle import MachineHandle
 from worker.reconciler import Reconciler, Waker
 
 log = logging.getLogger("iosignal.worker")
@@ -49,7 +50,9 @@ def until_db(stop: threading.Event, what: str, fn: Callable[[], T]) -> T | None:
 class Control:
     """The control thread: reconcile, heartbeat and benchmark polling, riding out outages."""
 
-    def __init__(self, settings: Settings, engine: Engine, machine: Any, vm_id: int) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, machine: MachineHandle, vm_id: int
+    ) -> None:
         self.engine, self.machine, self.vm_id = engine, machine, vm_id
         self.reconciler = Reconciler(engine, machine, vm_id)
         self.waker = Waker(settings.database_url, settings.poll_interval_s)

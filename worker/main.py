@@ -22,6 +22,7 @@ from contract.config import Settings, get_settings
 from contract.db import make_engine
 from worker import retention, store
 from worker.control import Control, reason, until_db
+from worker.handle import MachineHandle
 from worker.ticker import Ticker
 from worker.writer import SampleWriter
 
@@ -66,7 +67,7 @@ def _start(name: str, target: Callable[[threading.Event], None], ev: threading.E
     return thread
 
 
-def serve(settings: Settings, machine: Any, engine: Engine, stop: threading.Event) -> int:
+def serve(settings: Settings, machine: MachineHandle, engine: Engine, stop: threading.Event) -> int:
     """Claim the VM row, apply everything, then run the threads until `stop`."""
     claim = partial(
         store.claim_vm, engine, settings.vm_name, machine.info(), settings.heartbeat_timeout_s
