@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from contract.config import Settings
+from contract.models import VmState
 from worker import store
 from worker.benchjobs import BenchJobs
 from worker.handle import MachineHandle
@@ -72,7 +73,7 @@ class Control:
                     self.jobs.poll()
                 now = time.monotonic()
                 if now - beat_at >= HEARTBEAT_S:
-                    failed = self.machine.state == "failed"
+                    failed = self.machine.state == VmState.FAILED
                     store.heartbeat(
                         self.engine,
                         self.vm_id,

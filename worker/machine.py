@@ -94,7 +94,7 @@ class Machine:
         self._kvm, self._guest, self._thread = None, None, None
 
     def close(self) -> None:
-        """Stop the vCPU thread, deassign all, close fds (idempotent; "failed" stays)."""
+        """Stop the vCPU thread, deassign all, close fds (idempotent; FAILED stays)."""
         with self._lock:
             if self._kvm is None:
                 return

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from contract.config import Settings, get_settings
 from contract.db import make_engine
+from contract.models import VmState
 from worker import retention, store
 from worker.control import Control, reason, until_db
 from worker.handle import MachineHandle
@@ -100,7 +101,7 @@ def serve(settings: Settings, machine: MachineHandle, engine: Engine, stop: thre
     threads[2].join(15)
     control.jobs.join(0)
     try:
-        store.heartbeat(engine, vm_id, "stopped")
+        store.heartbeat(engine, vm_id, VmState.STOPPED)
     except SQLAlchemyError as exc:
         log.error("could not mark the VM stopped: %s", reason(exc))
     log.info(
@@ -118,7 +119,7 @@ def _report_failed_start(settings: Settings, error: str) -> None:
     engine = make_engine(settings.database_url)
     try:
         vm_id = store.claim_vm(engine, settings.vm_name, {}, settings.heartbeat_timeout_s)
-        store.heartbeat(engine, vm_id, "failed", error)
+        store.heartbeat(engine, vm_id, VmState.FAILED, error)
     except (SQLAlchemyError, store.VmInUse):
         pass  # unreachable, or the name belongs to a live worker: leave its row alone
     finally:
