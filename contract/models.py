@@ -119,7 +119,7 @@ class SampleTime(TypeDecorator[datetime]):
 
 # Float32 on PostgreSQL (4 bytes, and it packs with the int key without padding); an interval's
 # float32 precision (~0.1 us at 1 s) is far below the jitter of the tick that measured it.
-Seconds32 = REAL()
+Seconds32: REAL[float] = REAL()
 
 
 class Base(DeclarativeBase):
