@@ -7,9 +7,9 @@ Every write is conditional on the state the worker saw, so a change the app made
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, Row, case, select, text, update
+from sqlalchemy import CursorResult, Engine, Row, case, select, text, update
 from sqlalchemy.orm import Session
 
 from contract.models import (
@@ -222,11 +222,12 @@ def claim_benchmark(engine: Engine, vm_id: int) -> BenchmarkRun | None:
         if run is None:
             return None
         # Conditional update: two workers polling the same queue claim a run once.
-        claimed = db.execute(
+        result = db.execute(
             update(BenchmarkRun)
             .where(BenchmarkRun.id == run.id, BenchmarkRun.state == BenchState.QUEUED.value)
             .values(state=BenchState.RUNNING.value, vm_id=vm_id, started_at=utcnow(), progress=0.0)
-        ).rowcount
+        )
+        claimed = cast("CursorResult[Any]", result).rowcount  # an UPDATE's result has one
         return run if claimed == 1 else None
 
 
@@ -241,7 +242,7 @@ def benchmark_progress(engine: Engine, run_id: int, progress: float) -> None:
 def finish_benchmark(engine: Engine, run_id: int, result: dict | None, error: str | None) -> None:
     """Store a benchmark's results (one row per path), or why it failed."""
     with Session(engine) as db, db.begin():
-        run = db.get(BenchmarkRun, run_id)
+        run = db.get_one(BenchmarkRun, run_id)  # NoResultFound if it was deleted meanwhile
         run.finished_at = utcnow()
         if result is None:
             run.state, run.error = BenchState.FAILED.value, error
