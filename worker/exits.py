@@ -11,7 +11,6 @@ import signal
 import threading
 
 from contract.guest import CONTROL_PORT
-from contract.models import VmState
 from worker.kvm import Vcpu
 from worker.kvm import constants as c
 from worker.kvm import structs as s
@@ -45,13 +44,6 @@ class VcpuStatus:
     def __init__(self, stopped: bool = False) -> None:
         self.stopped = stopped  # no pass starts; a running one is cut short at the next kick
         self.fault: str | None = None
-
-    @property
-    def state(self) -> VmState:
-        """FAILED once the guest faulted, else STOPPED or RUNNING."""
-        if self.fault is not None:
-            return VmState.FAILED
-        return VmState.STOPPED if self.stopped else VmState.RUNNING
 
 
 class ExitCounter:

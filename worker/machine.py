@@ -73,7 +73,9 @@ class Machine:
     @property
     def state(self) -> VmState:
         """RUNNING once started, FAILED when the guest faulted (final), else STOPPED."""
-        return self._status.state
+        if self._status.fault is not None:
+            return VmState.FAILED
+        return VmState.STOPPED if self._status.stopped else VmState.RUNNING
 
     @property
     def error(self) -> str | None:
