@@ -131,12 +131,16 @@ def workload_problem(rates: list[float]) -> str | None:
 
 
 class RegistrationLike(Protocol):
-    """What the collision rule reads from a registration."""
+    """What the collision rule reads from a registration (read-only: a NamedTuple will do)."""
 
-    space: str
-    addr: int
-    len: int
-    datamatch: int | None
+    @property
+    def space(self) -> str: ...
+    @property
+    def addr(self) -> int: ...
+    @property
+    def len(self) -> int: ...
+    @property
+    def datamatch(self) -> int | None: ...
 
 
 R = TypeVar("R", bound=RegistrationLike)

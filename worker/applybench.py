@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from contract.db import make_engine
 from contract.migrate import upgrade
-from contract.models import Ioeventfd, Vm
+from contract.models import Ioeventfd, RegState, Vm, VmState
 from contract.notify import notify_desired
 
 NAME = "applybench"
@@ -33,7 +33,7 @@ def _wait_running(db: Session, pid: int) -> Vm:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         vm = db.scalars(select(Vm).where(Vm.name == NAME)).first()
-        if vm is not None and vm.pid == pid and vm.state == "running":
+        if vm is not None and vm.pid == pid and vm.state == VmState.RUNNING:
             return vm
         db.expire_all()
         time.sleep(0.05)
@@ -60,7 +60,8 @@ def apply_latency(url: str, n: int = 30) -> list[float]:
                 db.commit()
                 t0 = time.perf_counter()
                 notify_desired(db, vm.id)
-                while db.scalar(select(Ioeventfd.state).where(Ioeventfd.id == row.id)) == "pending":
+                state = select(Ioeventfd.state).where(Ioeventfd.id == row.id)
+                while db.scalar(state) == RegState.PENDING:
                     time.sleep(0.001)
                 lags.append(1000 * (time.perf_counter() - t0))
                 time.sleep(0.137)  # land at different phases of the SQLite poll

@@ -25,8 +25,8 @@ from rich.table import Table
 from contract.benchpaths import BENCH_PATHS
 from contract.config import get_settings
 from worker import roundtripbench
+from worker.exits import ExitCounter, GuestFault, PassRunner
 from worker.guest.boot import GuestVm
-from worker.guest.passes import ExitCounter, GuestFault, PassRunner
 from worker.guest.table import Ring, read_times, write_table
 from worker.kvm import Datamatch, IoEventAddress, Kvm, KvmUnavailable, Mmio, NoDatamatch, Pio
 from worker.roundtrip import RoundTripError
@@ -135,7 +135,8 @@ def _run_path(
 
 def _run_paths(kvm: Kvm, names: list[str], writes: int, repeat: int, tick: Callable) -> list:
     """The rows in `names` order: one-way paths share one VM, each round trip has its own."""
-    results, vm, runner = [], None, None
+    results: list[dict] = []
+    scratch: tuple[GuestVm, PassRunner] | None = None  # the one-way paths' VM, made when needed
     try:
         for name in names:
             if name in roundtripbench.PATHS:
@@ -143,14 +144,14 @@ def _run_paths(kvm: Kvm, names: list[str], writes: int, repeat: int, tick: Calla
                 path = roundtripbench.PATHS[name]
                 results.append(roundtripbench.run_path(kvm, path, doorbell, writes, repeat, tick))
                 continue
-            if vm is None:
+            if scratch is None:
                 vm = GuestVm(kvm)
                 assert vm.vcpu is not None
-                runner = PassRunner(vm.vcpu, ExitCounter())
-            results.append(_run_path(vm, runner, PATHS[name], writes, repeat, tick))
+                scratch = vm, PassRunner(vm.vcpu, ExitCounter())
+            results.append(_run_path(*scratch, PATHS[name], writes, repeat, tick))
     finally:
-        if vm is not None:
-            vm.close()
+        if scratch is not None:
+            scratch[0].close()
     return results
 
 

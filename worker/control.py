@@ -9,15 +9,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from contract.config import Settings
-from contract.models import WorkerHealth
+from contract.models import VmState, WorkerHealth
 from worker import store
 from worker.benchjobs import BenchJobs
+from worker.handle import MachineHandle
 from worker.reconciler import Reconciler, Waker
 
 log = logging.getLogger("iosignal.worker")
@@ -54,7 +55,7 @@ class Control:
         self,
         settings: Settings,
         engine: Engine,
-        machine: Any,
+        machine: MachineHandle,
         vm_id: int,
         health: Callable[[], WorkerHealth] | None = None,
     ) -> None:
@@ -78,7 +79,7 @@ class Control:
                     self.jobs.poll()
                 now = time.monotonic()
                 if now - beat_at >= HEARTBEAT_S:
-                    failed = self.machine.state == "failed"
+                    failed = self.machine.state == VmState.FAILED
                     store.heartbeat(
                         self.engine,
                         self.vm_id,

@@ -51,7 +51,7 @@ class Consumer:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def _main(self, loop) -> None:
+    def _main(self, loop: Callable[[], None]) -> None:
         try:
             loop()
         except Exception as e:  # a dead consumer must be visible to whoever waits on it

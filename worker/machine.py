@@ -9,13 +9,15 @@ import threading
 import time
 from collections.abc import Callable
 
+from contract.models import VmState
 from worker import guest
+from worker.exits import ExitCounter, VcpuStatus
 from worker.guest.boot import GuestVm
 from worker.guest.table import PassTimes, Ring
 from worker.kvm import Kvm
 from worker.registry import Registry
 from worker.sampler import Collected, Sampler
-from worker.vcpu_loop import ExitCounter, PassRunner, VcpuThread
+from worker.vcpu_loop import VcpuThread
 from worker.workload import Doorbell, Pacer
 
 log = logging.getLogger(__name__)
@@ -36,15 +38,14 @@ class Machine:
         period: float = 0.01,
     ) -> None:
         self.kvm_path, self.mem_size, self.clock = kvm_path, mem_size, clock
-        self.state = "stopped"
-        self.error: str | None = None
+        self._status = VcpuStatus(stopped=True)
         self.pacer = Pacer(clock, period=period)
         self.registry: Registry | None = None
         self.exits: ExitCounter | None = None
         self._kvm: Kvm | None = None
         self._guest: GuestVm | None = None
         self._thread: VcpuThread | None = None
-        self._sampler = Sampler(self, clock)
+        self._sampler: Sampler | None = None
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -58,19 +59,28 @@ class Machine:
                 self.registry = Registry(self._guest.vm, self.mem_size)
                 self.exits = ExitCounter()
                 assert self._guest.vcpu is not None
-                runner = PassRunner(self._guest.vcpu, self.exits)
+                status = VcpuStatus()
                 self._thread = VcpuThread(
-                    runner, self._guest.mem, self.pacer, self._on_fault, self.clock
+                    self._guest.vcpu, self.exits, self._guest.mem, self.pacer, status, self.clock
                 )
-                self._sampler = Sampler(self, self.clock)
+                self._sampler = Sampler(self.registry, self.exits, self.clock)
                 self._thread.start()
             except BaseException:
                 self._teardown()
                 raise
-            self.state, self.error = "running", None
+            self._status = status
 
-    def _on_fault(self, reason: str) -> None:
-        self.state, self.error = "failed", reason
+    @property
+    def state(self) -> VmState:
+        """RUNNING once started, FAILED when the guest faulted (final), else STOPPED."""
+        if self._status.fault is not None:
+            return VmState.FAILED
+        return VmState.STOPPED if self._status.stopped else VmState.RUNNING
+
+    @property
+    def error(self) -> str | None:
+        """Why the VM failed, once it has."""
+        return self._status.fault
 
     def _teardown(self) -> None:
         stopped = self._thread.stop() if self._thread else True
@@ -86,13 +96,12 @@ class Machine:
         self._kvm, self._guest, self._thread = None, None, None
 
     def close(self) -> None:
-        """Stop the vCPU thread, deassign all, close fds (idempotent; "failed" stays)."""
+        """Stop the vCPU thread, deassign all, close fds (idempotent; FAILED stays)."""
         with self._lock:
             if self._kvm is None:
                 return
             self._teardown()
-            if self.state != "failed":
-                self.state = "stopped"
+            self._status.stopped = True
 
     def info(self) -> dict:
         """Host, kernel, API version and capabilities (plus tsc_khz, mem_size, control_port)."""
@@ -144,4 +153,4 @@ class Machine:
 
     def collect(self) -> Collected:
         """Signals per registration and exits per address since the previous collect."""
-        return self._sampler.collect()
+        return self._sampler.collect() if self._sampler is not None else Collected([], [])

@@ -20,9 +20,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from contract.config import Settings, get_settings
 from contract.db import make_engine
-from contract.models import WorkerHealth
+from contract.models import VmState, WorkerHealth
 from worker import retention, store
 from worker.control import Control, reason, until_db
+from worker.handle import MachineHandle
 from worker.ticker import Ticker
 from worker.writer import SampleWriter
 
@@ -61,7 +62,9 @@ def _retention_hook(settings: Settings, engine: Engine, vm_id: int) -> Callable[
     return after_flush
 
 
-def _start(name: str, target: Callable[[threading.Event], None], ev: threading.Event):
+def _start(
+    name: str, target: Callable[[threading.Event], None], ev: threading.Event
+) -> threading.Thread:
     thread = threading.Thread(target=target, args=(ev,), name=name, daemon=True)
     thread.start()
     return thread
@@ -74,7 +77,7 @@ def worker_health(ticker: Ticker, writer: SampleWriter) -> WorkerHealth:
     )
 
 
-def serve(settings: Settings, machine: Any, engine: Engine, stop: threading.Event) -> int:
+def serve(settings: Settings, machine: MachineHandle, engine: Engine, stop: threading.Event) -> int:
     """Claim the VM row, apply everything, then run the threads until `stop`."""
     claim = partial(
         store.claim_vm, engine, settings.vm_name, machine.info(), settings.heartbeat_timeout_s
@@ -108,7 +111,7 @@ def serve(settings: Settings, machine: Any, engine: Engine, stop: threading.Even
     threads[2].join(15)
     control.jobs.join(0)
     try:
-        store.heartbeat(engine, vm_id, "stopped", health=health())
+        store.heartbeat(engine, vm_id, VmState.STOPPED, health=health())
     except SQLAlchemyError as exc:
         log.error("could not mark the VM stopped: %s", reason(exc))
     log.info(
@@ -126,7 +129,7 @@ def _report_failed_start(settings: Settings, error: str) -> None:
     engine = make_engine(settings.database_url)
     try:
         vm_id = store.claim_vm(engine, settings.vm_name, {}, settings.heartbeat_timeout_s)
-        store.heartbeat(engine, vm_id, "failed", error)
+        store.heartbeat(engine, vm_id, VmState.FAILED, error)
     except (SQLAlchemyError, store.VmInUse):
         pass  # unreachable, or the name belongs to a live worker: leave its row alone
     finally:

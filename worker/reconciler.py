@@ -20,6 +20,9 @@ from contract import rules
 from contract.models import RegState
 from contract.notify import CHANNEL
 from worker import store
+from worker.handle import MachineHandle
+from worker.registry import AlreadyRegistered
+from worker.workload import Doorbell
 
 log = logging.getLogger("iosignal.reconciler")
 
@@ -30,7 +33,7 @@ _CHANGES = (RegState.PENDING.value, RegState.REMOVING.value)
 class Reconciler:
     """Applies one VM's desired registrations and workload to its `Machine`."""
 
-    def __init__(self, engine: Engine, machine: Any, vm_id: int) -> None:
+    def __init__(self, engine: Engine, machine: MachineHandle, vm_id: int) -> None:
         self.engine, self.machine, self.vm_id = engine, machine, vm_id
         self.workload_version: int | None = None  # applied to this VM (a new VM rings nothing)
 
@@ -54,16 +57,13 @@ class Reconciler:
     def _register(self, row: Any) -> None:
         try:
             self.machine.register(row.id, row.space, row.addr, row.len, row.datamatch)
+        except AlreadyRegistered:
+            pass  # assigned before, but the verdict was not written (database outage): now
         except OSError as exc:
             log.info("registration %d refused: %s", row.id, exc)
             name = rules.errno_name(exc.errno)
             store.mark_failed(self.engine, row.id, name, exc.strerror or str(exc))
             return
-        except ValueError as exc:
-            if row.id not in self.machine.registered():
-                store.mark_failed(self.engine, row.id, "EINVAL", str(exc))
-                return
-            # Assigned before, but the verdict was not written (database outage): write it now.
         store.mark_active(self.engine, row.id)
 
     def _remove(self, row: Any) -> None:
@@ -81,8 +81,6 @@ class Reconciler:
         if newest is None or newest[0] == self.workload_version:
             return
         version, doorbells = newest
-        from worker.workload import Doorbell
-
         error = None
         try:
             self.machine.set_workload([Doorbell(**bell) for bell in doorbells])

@@ -31,6 +31,14 @@ class RegistrationError(OSError):
         return f"{rules.errno_name(self.errno)}: {self.strerror}"
 
 
+class AlreadyRegistered(ValueError):
+    """The key is assigned already: a replay (e.g. its verdict was lost), not a new request."""
+
+    def __init__(self, key: int) -> None:
+        super().__init__(f"registration {key} is already registered")
+        self.key = key
+
+
 class Registration(NamedTuple):
     """A live registration and its eventfd."""
 
@@ -91,11 +99,11 @@ class Registry:
     def register(
         self, key: int, space: str, addr: int, length: int, datamatch: int | None
     ) -> Registration:
-        """Assign an ioeventfd; RegistrationError (errno kept) if refused, ValueError if reused."""
+        """Assign an ioeventfd; RegistrationError (errno kept) if refused, AlreadyRegistered."""
         check_rules(space, addr, length, datamatch, self.ram_size)
         with self._lock:
             if key in self._regs:
-                raise ValueError(f"registration {key} is already registered")
+                raise AlreadyRegistered(key)
             efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             reg = Registration(key, space, addr, length, datamatch, efd)
             try:

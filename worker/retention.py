@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, text
+from sqlalchemy import Engine, TextClause, bindparam, text
 
 from contract.models import SampleTime
 from contract.timeparse import EPOCH
@@ -50,7 +50,7 @@ def minute_floor(t: datetime) -> datetime:
     return t.replace(second=0, microsecond=0)
 
 
-def _sql(sql: str, names: list[str]):
+def _sql(sql: str, names: list[str]) -> TextClause:
     # Bind times through SampleTime so SQLite gets its integer microseconds.
     return text(sql).bindparams(*(bindparam(n, type_=SampleTime) for n in names if f":{n}" in sql))
 

@@ -28,8 +28,8 @@ from typing import NamedTuple
 from contract.guest import CONTROL_PORT
 from worker import guest
 from worker.device import Consumer, IrqfdDevice
+from worker.exits import GuestFault, describe_exit
 from worker.guest.boot import GuestVm
-from worker.guest.passes import GuestFault, describe_exit
 from worker.guest.requests import (
     VECTOR,
     Request,
@@ -38,7 +38,7 @@ from worker.guest.requests import (
     write_requests,
     write_setup,
 )
-from worker.kvm import Kvm, Mmio, Pio
+from worker.kvm import Kvm, Mmio, Pio, Vcpu
 from worker.kvm import constants as c
 from worker.kvm.vm import msi_route
 
@@ -189,7 +189,7 @@ class RoundTrip:
             elif reason != c.KVM_EXIT_INTR:
                 raise GuestFault(self._unexpected(vcpu))
 
-    def _unexpected(self, vcpu) -> str:
+    def _unexpected(self, vcpu: Vcpu) -> str:
         run = vcpu.kvm_run
         if run.exit_reason == c.KVM_EXIT_IO:
             return f"the guest's port {run.io.port:#x} write reached userspace unanswered"

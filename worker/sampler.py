@@ -12,12 +12,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-if TYPE_CHECKING:
-    from worker.guest.passes import ExitCounter
-    from worker.machine import Machine
-    from worker.registry import Registry
+from worker.exits import ExitCounter
+from worker.registry import Registry
 
 
 class SignalSample(NamedTuple):
@@ -53,15 +51,16 @@ def utc_now() -> datetime:
 
 
 class Sampler:
-    """Turns a machine's counters into samples; `collect()` is safe from any thread."""
+    """Turns a VM's counters (eventfds, exits) into samples; `collect()` is safe from any thread."""
 
     def __init__(
         self,
-        machine: Machine,
+        registry: Registry,
+        exits: ExitCounter,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self.machine = machine
+        self.registry, self.exits = registry, exits
         self.clock = clock
         self.wallclock = wallclock
         self._lock = threading.Lock()  # two concurrent collects must not share an interval
@@ -69,15 +68,12 @@ class Sampler:
 
     def collect(self) -> Collected:
         """Read and reset every counter; intervals run from the previous collect."""
-        registry, exit_counter = self.machine.registry, self.machine.exits
-        if registry is None or exit_counter is None:
-            return Collected([], [])
         with self._lock:
-            return self._collect(registry, exit_counter)
+            return self._collect()
 
-    def _collect(self, registry: Registry, exit_counter: ExitCounter) -> Collected:
-        drained = registry.drain()
-        exits = exit_counter.swap()
+    def _collect(self) -> Collected:
+        drained = self.registry.drain()
+        exits = self.exits.swap()
         now, taken_at = self.clock(), self.wallclock()
         interval, self._last = now - self._last, now
         # Every sample of a tick covers the whole tick, a registration made or removed mid-tick

@@ -7,17 +7,19 @@ Every write is conditional on the state the worker saw, so a change the app made
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, Row, case, select, text, update
+from sqlalchemy import CursorResult, Engine, Row, case, select, text, update
 from sqlalchemy.orm import Session
 
 from contract.models import (
     BenchmarkResult,
     BenchmarkRun,
+    BenchState,
     Ioeventfd,
     RegState,
     Vm,
+    VmState,
     WorkerHealth,
     Workload,
     utcnow,
@@ -40,7 +42,7 @@ class VmInUse(RuntimeError):
 def _live_owner(vm: Vm, host: str, fresh_s: float) -> bool:
     # A fresh heartbeat from another process: alive unless it is on this host and gone
     # (a kill -9 then an immediate restart must be able to take the row over).
-    if vm.state != "running" or vm.heartbeat_at is None or vm.pid == os.getpid():
+    if vm.state != VmState.RUNNING or vm.heartbeat_at is None or vm.pid == os.getpid():
         return False
     if (utcnow() - vm.heartbeat_at).total_seconds() >= fresh_s:
         return False
@@ -71,7 +73,7 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any], fresh_s: float = 0
             "mem_size": info.get("mem_size"),
             **info.get("capabilities", {}),
         },
-        "state": "running",
+        "state": VmState.RUNNING.value,
         "error": None,
         "pid": os.getpid(),
         "workload_version": 0,
@@ -95,8 +97,12 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any], fresh_s: float = 0
         # A benchmark this VM's previous process was running died with it.
         db.execute(
             update(BenchmarkRun)
-            .where(BenchmarkRun.vm_id == vm.id, BenchmarkRun.state == "running")
-            .values(state="failed", error="the worker stopped during the run", finished_at=now)
+            .where(BenchmarkRun.vm_id == vm.id, BenchmarkRun.state == BenchState.RUNNING.value)
+            .values(
+                state=BenchState.FAILED.value,
+                error="the worker stopped during the run",
+                finished_at=now,
+            )
         )
         return vm.id
 
@@ -104,7 +110,7 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any], fresh_s: float = 0
 def heartbeat(
     engine: Engine,
     vm_id: int,
-    state: str,
+    state: VmState,
     error: str | None = None,
     health: WorkerHealth | None = None,
 ) -> None:
@@ -132,9 +138,13 @@ def registrations(engine: Engine, vm_id: int, states: tuple[str, ...]) -> list[R
 
 _PROBE = text(
     "SELECT (SELECT count(*) FROM ioeventfds WHERE vm_id = :vm AND state IN "
-    "('pending', 'removing')), (SELECT max(version) FROM workloads WHERE vm_id = :vm), "
-    "(SELECT min(id) FROM benchmark_runs WHERE state = 'queued' AND "
+    "(:pending, :removing)), (SELECT max(version) FROM workloads WHERE vm_id = :vm), "
+    "(SELECT min(id) FROM benchmark_runs WHERE state = :queued AND "
     "(vm_id = :vm OR vm_id IS NULL))"
+).bindparams(
+    pending=RegState.PENDING.value,
+    removing=RegState.REMOVING.value,
+    queued=BenchState.QUEUED.value,
 )
 
 
@@ -212,7 +222,7 @@ def claim_benchmark(engine: Engine, vm_id: int) -> BenchmarkRun | None:
         run = db.scalars(
             select(BenchmarkRun)
             .where(
-                BenchmarkRun.state == "queued",
+                BenchmarkRun.state == BenchState.QUEUED.value,
                 (BenchmarkRun.vm_id == vm_id) | BenchmarkRun.vm_id.is_(None),
             )
             .order_by(BenchmarkRun.id)
@@ -221,11 +231,12 @@ def claim_benchmark(engine: Engine, vm_id: int) -> BenchmarkRun | None:
         if run is None:
             return None
         # Conditional update: two workers polling the same queue claim a run once.
-        claimed = db.execute(
+        result = db.execute(
             update(BenchmarkRun)
-            .where(BenchmarkRun.id == run.id, BenchmarkRun.state == "queued")
-            .values(state="running", vm_id=vm_id, started_at=utcnow(), progress=0.0)
-        ).rowcount
+            .where(BenchmarkRun.id == run.id, BenchmarkRun.state == BenchState.QUEUED.value)
+            .values(state=BenchState.RUNNING.value, vm_id=vm_id, started_at=utcnow(), progress=0.0)
+        )
+        claimed = cast("CursorResult[Any]", result).rowcount  # an UPDATE's result has one
         return run if claimed == 1 else None
 
 
@@ -240,12 +251,12 @@ def benchmark_progress(engine: Engine, run_id: int, progress: float) -> None:
 def finish_benchmark(engine: Engine, run_id: int, result: dict | None, error: str | None) -> None:
     """Store a benchmark's results (one row per path), or why it failed."""
     with Session(engine) as db, db.begin():
-        run = db.get(BenchmarkRun, run_id)
+        run = db.get_one(BenchmarkRun, run_id)  # NoResultFound if it was deleted meanwhile
         run.finished_at = utcnow()
         if result is None:
-            run.state, run.error = "failed", error
+            run.state, run.error = BenchState.FAILED.value, error
             return
-        run.state, run.progress = "done", 1.0
+        run.state, run.progress = BenchState.DONE.value, 1.0
         run.host, run.kernel = result.get("host", ""), result.get("kernel", "")
         for r in result["results"]:
             run.results.append(

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, insert, select, text
@@ -25,7 +26,9 @@ from contract.db import make_engine
 from contract.migrate import upgrade
 from contract.models import Ioeventfd, RegState, SignalSample
 from worker import retention, store
+from worker.handle import MachineHandle
 from worker.ticker import Ticker
+from worker.workload import Doorbell
 from worker.writer import SampleWriter
 
 PIO_BASE, MMIO_BASE = 0x1000, 0xE000_0000
@@ -39,7 +42,7 @@ def _addresses(n: int) -> list[tuple[str, int]]:
     ]
 
 
-def _setup(engine: Engine, machine, n: int) -> int:
+def _setup(engine: Engine, machine: MachineHandle, n: int) -> int:
     vm_id = store.claim_vm(engine, f"loadbench-{os.getpid()}", machine.info())
     rows = [
         {
@@ -61,8 +64,6 @@ def _setup(engine: Engine, machine, n: int) -> int:
         ).all()
     for rid, space, addr, length in ids:
         machine.register(rid, space, addr, length, None)
-    from worker.workload import Doorbell
-
     # Every registration rings at 1 Hz: each tick updates every signals_total (the worst case).
     machine.set_workload([Doorbell(s, a, ln, 1, 1.0) for _, s, a, ln in ids])
     return vm_id
@@ -186,7 +187,7 @@ def _cleanup(engine: Engine, vm_id: int) -> None:
 def _retention(engine: Engine, vm_id: int) -> Callable:
     last = {"at": time.monotonic()}
 
-    def hook(newest) -> None:
+    def hook(newest: datetime) -> None:
         if time.monotonic() - last["at"] >= 60:
             last["at"] = time.monotonic()
             retention.run(engine, vm_id, newest, 24.0, 30.0)

@@ -1,7 +1,7 @@
 """The vCPU thread: paced passes from the workload, one-off passes on request.
 
-The exit handling of a pass lives in worker.guest.passes (re-exported here); any exit the worker
-cannot continue from marks the machine failed with a reason, never a silent hang.
+The exit handling of a pass lives in worker.exits; any exit the worker cannot continue from
+marks the machine failed with a reason, never a silent hang.
 """
 
 from __future__ import annotations
@@ -14,26 +14,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from worker.guest.passes import (
-    ExitCounter,
-    ExitKey,
-    GuestFault,
-    PassRunner,
-    PassStopped,
-    describe_exit,
-)
+from worker.exits import ExitCounter, GuestFault, PassRunner, PassStopped, VcpuStatus
 from worker.guest.table import PassTimes, Ring, read_times, write_table
+from worker.kvm import Vcpu
 from worker.workload import Pacer
-
-__all__ = [
-    "ExitCounter",
-    "ExitKey",
-    "GuestFault",
-    "PassRunner",
-    "PassStopped",
-    "VcpuThread",
-    "describe_exit",
-]
 
 # Kicks the vCPU thread out of KVM_RUN. Blocked in that thread except inside KVM_RUN (via
 # KVM_SET_SIGNAL_MASK), so it is never delivered to a handler: it only makes KVM_RUN return
@@ -56,23 +40,26 @@ class _Job:
 
 
 class VcpuThread:
-    """The thread that owns the vCPU: paced passes from the Pacer, one-off passes on request."""
+    """The thread that owns the vCPU: paced passes from the Pacer, one-off passes on request.
+
+    Its state is `status` (shared with its PassRunner and read by the Machine): a fault there
+    is final, and once `stopped` no pass starts.
+    """
 
     def __init__(
         self,
-        runner: PassRunner,
+        vcpu: Vcpu,
+        exits: ExitCounter,
         mem: memoryview,
         pacer: Pacer,
-        on_fault: Callable[[str], None],
+        status: VcpuStatus,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.runner, self.mem, self.pacer = runner, mem, pacer
-        self.on_fault, self.clock = on_fault, clock
+        self.runner = PassRunner(vcpu, exits, status, kick_signal=KICK_SIGNAL)
+        self.mem, self.pacer, self.status, self.clock = mem, pacer, status, clock
         self.passes = 0
-        self.fault: str | None = None
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # guards status changes against the job queue
         self._jobs: deque[_Job] = deque()
-        self._stopping = False
         self._thread = threading.Thread(target=self._main, name="iosignal-vcpu", daemon=True)
 
     def start(self) -> None:
@@ -88,8 +75,8 @@ class VcpuThread:
         """Run one pass of exactly `rings` as soon as the vCPU is free; wait for it."""
         job = _Job(rings)
         with self._cond:
-            if self.fault or self._stopping:
-                raise GuestFault(self.fault or "the VM is stopping")
+            if self.status.fault or self.status.stopped:
+                raise GuestFault(self.status.fault or "the VM is stopping")
             self._jobs.append(job)
             self._cond.notify()
         if not job.done.wait(timeout):
@@ -102,8 +89,7 @@ class VcpuThread:
     def stop(self, timeout: float = 30.0) -> bool:
         """Ask the thread to stop after the current pass; True once it has ended."""
         with self._cond:
-            self._stopping = True
-            self.runner.stop.set()
+            self.status.stopped = True
             self._cond.notify()
         if self._thread.is_alive() and self._thread.ident is not None:
             with contextlib.suppress(ProcessLookupError):  # it may have just ended
@@ -113,7 +99,7 @@ class VcpuThread:
 
     def _next(self) -> tuple[_Job | None, list[Ring] | None]:
         with self._cond:
-            while not self._stopping:
+            while not self.status.stopped:
                 if self._jobs:
                     job = self._jobs.popleft()
                     return job, job.rings
@@ -132,7 +118,6 @@ class VcpuThread:
         job: _Job | None = None
         try:
             self.runner.vcpu.set_signal_mask(_BLOCKED)  # KICK_SIGNAL gets through in KVM_RUN
-            self.runner.kick_signal = KICK_SIGNAL
             while True:
                 job, rings = self._next()
                 if rings is None:
@@ -154,9 +139,8 @@ class VcpuThread:
     def _fail(self, reason: str, job: _Job | None) -> None:
         log.error("VM failed: %s", reason)
         with self._cond:
-            self.fault = reason
+            self.status.fault = reason
         self._fail_jobs(reason, job)
-        self.on_fault(reason)
 
     def _fail_jobs(self, reason: str, job: _Job | None) -> None:
         with self._cond:

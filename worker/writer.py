@@ -81,7 +81,8 @@ class SampleWriter:
         """Write everything queued; False (and kept queued) if the database is unavailable."""
         while True:
             with self._cond:
-                chunk, n = [], 0
+                chunk: list[Any] = []
+                n = 0
                 for batch in self._queue:
                     if chunk and n + _size(batch) > MAX_SAMPLES_PER_TXN:
                         break
@@ -132,7 +133,8 @@ class SampleWriter:
             "signals": [],
             "interval_s": [],
         }
-        exits, totals = [], {}
+        exits: list[dict[str, Any]] = []
+        totals: dict[int, int] = {}
         for batch in chunk:
             for s in batch.signals:
                 cols["ioeventfd_id"].append(s.key)

@@ -7,8 +7,8 @@ import struct
 import pytest
 
 from worker import guest
+from worker.exits import ExitCounter, GuestFault, PassRunner
 from worker.guest.boot import GuestVm
-from worker.guest.passes import ExitCounter, GuestFault, PassRunner
 from worker.guest.table import KINDS, Ring, read_times, write_table
 from worker.machine import Machine
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from worker.guest.passes import ExitCounter, PassRunner
+from worker.exits import ExitCounter, PassRunner
 from worker.guest.table import Ring, write_table
 from worker.kvm import Mmio, Pio
 from worker.machine import Machine

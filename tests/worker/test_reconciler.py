@@ -114,6 +114,14 @@ def test_workload_rings_the_registered_doorbell_and_bad_workload_is_reported(
         assert vm.workload_version == 2 and "version 2 refused" in vm.error
 
 
+def test_a_verdict_lost_in_a_database_outage_is_written_next_time(engine, machine) -> None:
+    vm_id = store.claim_vm(engine, "vm-r5", machine.info())
+    rid = _add(engine, vm_id, space="pio", addr=0x620, len=2)
+    machine.register(rid, "pio", 0x620, 2, None)  # assigned; then the verdict write failed
+    assert Reconciler(engine, machine, vm_id).apply_changes() == 1
+    assert _row(engine, rid).state == "active" and machine.registered() == {rid}
+
+
 def test_apply_all_reapplies_active_rows_on_a_new_vm(engine, kvm_path) -> None:
     first = Machine(kvm_path)
     first.start()

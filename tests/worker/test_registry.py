@@ -7,9 +7,10 @@ import os
 
 import pytest
 
+from worker.guest.table import Ring
 from worker.kvm import Mmio, NoDatamatch, Pio, Vm
 from worker.machine import Machine
-from worker.registry import RegistrationError
+from worker.registry import AlreadyRegistered, RegistrationError
 
 GPA = 0xD000_0000
 W = None  # wildcard
@@ -118,6 +119,17 @@ def test_unregister_unknown_is_enoent_and_reusing_a_key_is_valueerror(machine) -
     with pytest.raises(RegistrationError) as again:
         machine.unregister(42)
     assert again.value.errno == errno.ENOENT
+
+
+def test_reusing_a_key_is_already_registered_and_changes_nothing(machine: Machine) -> None:
+    machine.register(9, "pio", 0x10, 1, None)
+    with pytest.raises(AlreadyRegistered) as info:
+        machine.register(9, "mmio", GPA, 4, None)
+    assert info.value.key == 9 and machine.registered() == {9}
+    machine.ring([Ring("pio", 0x10, 1, 1, 3), Ring("mmio", GPA, 4, 1, 2)])
+    got = machine.collect()
+    assert [(s.key, s.signals) for s in got.signals] == [(9, 3)]
+    assert [(e.space, e.exits) for e in got.exits] == [("mmio", 2)]
 
 
 def test_a_refused_registration_leaks_no_eventfd(machine: Machine) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from worker import guest
-from worker.guest.passes import GuestFault
+from worker.exits import GuestFault
 from worker.guest.requests import MAX_PASS_REQUESTS, Request, read_counts, write_requests
 from worker.kvm import Kvm
 from worker.roundtrip import ANSWERS, DeviceStopped, RoundTrip

@@ -29,7 +29,7 @@ def test_intervals_and_taken_at_come_from_the_given_clocks(kvm_path: str) -> Non
     machine = Machine(kvm_path, clock=clock)
     machine.start()
     try:
-        sampler = Sampler(machine, clock=clock, wallclock=lambda: wall)
+        sampler = Sampler(machine.registry, machine.exits, clock=clock, wallclock=lambda: wall)
         clock.now += 0.5
         machine.register(1, "pio", 0x10, 1, None)  # registered mid-interval
         clock.now += 1.5
@@ -60,7 +60,7 @@ def test_a_doorbell_registered_mid_tick_has_exit_and_signal_rates_adding_up(kvm_
     machine = Machine(kvm_path, clock=clock)
     machine.start()
     try:
-        sampler = Sampler(machine, clock=clock)
+        sampler = Sampler(machine.registry, machine.exits, clock=clock)
         machine.ring([Ring("pio", 0x10, 1, 1, 30)])  # exits: no ioeventfd yet
         clock.now += 0.9
         machine.register(1, "pio", 0x10, 1, None)

@@ -7,26 +7,35 @@ import fcntl
 import mmap
 import os
 import struct
+from collections.abc import Collection
 
 from worker.kvm import constants as c
 from worker.kvm import structs as s
 
 
 class Vcpu:
-    """A vCPU fd from `Vm.create_vcpu`; `run_buf` is the shared kvm_run mapping."""
+    """A vCPU fd from `Vm.create_vcpu`; `run_buf` is the shared kvm_run mapping.
+
+    `io` and `mmio` are the kvm_run exit union as its two typed members, views built once over
+    the mapping: after `run()` returns KVM_EXIT_IO or KVM_EXIT_MMIO they hold that exit, decoded
+    field by field with no copy, so the userspace exit path allocates nothing to read an exit.
+    """
 
     def __init__(self, fd: int, mmap_size: int) -> None:
         self.fd = fd
         self.run_buf = mmap.mmap(fd, mmap_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self.kvm_run = s.kvm_run.from_buffer(self.run_buf)
+        self.io: s.kvm_run_io = self.kvm_run.io
+        self.mmio: s.kvm_run_mmio = self.kvm_run.mmio
 
-    def run(self) -> None:
-        """KVM_RUN until the next userspace exit; `kvm_run.exit_reason` says why.
+    def run(self) -> int:
+        """KVM_RUN until the next userspace exit; returns why: kvm_run.exit_reason (KVM_EXIT_*).
 
         Raises InterruptedError (EINTR) when a signal arrived; the caller decides to re-enter.
         """
         # An int argument makes fcntl.ioctl drop the GIL while the guest runs.
         fcntl.ioctl(self.fd, c.KVM_RUN, 0)
+        return self.kvm_run.exit_reason
 
     def get_regs(self) -> s.kvm_regs:
         """KVM_GET_REGS."""
@@ -48,7 +57,7 @@ class Vcpu:
         """KVM_SET_SREGS."""
         fcntl.ioctl(self.fd, c.KVM_SET_SREGS, sregs)
 
-    def set_signal_mask(self, blocked: set[int]) -> None:
+    def set_signal_mask(self, blocked: Collection[int]) -> None:
         """KVM_SET_SIGNAL_MASK: the signals blocked while this vCPU is inside KVM_RUN."""
         mask = sum(1 << (sig - 1) for sig in blocked)  # the kernel's 64-bit sigset_t
         fcntl.ioctl(self.fd, c.KVM_SET_SIGNAL_MASK, struct.pack("<IQ", 8, mask))
@@ -61,7 +70,7 @@ class Vcpu:
         """Unmap kvm_run and close the vCPU fd (idempotent)."""
         if self.fd < 0:
             return
-        del self.kvm_run  # the ctypes view pins the mmap; drop it before closing
+        del self.kvm_run, self.io, self.mmio  # ctypes views pin the mmap; drop them first
         # A caller may still hold a view: the mapping then goes when the last view does.
         with contextlib.suppress(BufferError):
             self.run_buf.close()

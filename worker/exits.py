@@ -1,31 +1,28 @@
-"""One guest pass: KVM_RUN until "pass done", handling userspace exits as a VMM (qemu) would.
+"""The host's exit loop: KVM_RUN until the guest's "pass done", handling exits as a VMM would.
 
-Writes with no matching ioeventfd leave KVM_RUN as KVM_EXIT_IO / KVM_EXIT_MMIO; they are counted
-per (space, addr, len) and reads return zeros. Any other exit means the guest cannot go on: it
-raises GuestFault with a sentence saying what happened.
+Writes with no matching ioeventfd leave KVM_RUN as KVM_EXIT_IO / KVM_EXIT_MMIO, as they reach
+qemu; they are counted per (space, addr, len) and reads return zeros. Any other exit means the
+guest cannot go on: it raises GuestFault with a sentence saying what happened.
 """
 
 from __future__ import annotations
 
 import signal
-import struct
 import threading
 
 from contract.guest import CONTROL_PORT
 from worker.kvm import Vcpu
 from worker.kvm import constants as c
+from worker.kvm import structs as s
+from worker.kvm.constants import KVM_EXIT_INTR, KVM_EXIT_IO, KVM_EXIT_IO_OUT, KVM_EXIT_MMIO
 
-_REASON = struct.Struct("<I")  # kvm_run.exit_reason at offset 8
-_IO = struct.Struct("<BBHIQ")  # kvm_run.io at offset 32
-_MMIO = struct.Struct("<Q8sIB")  # kvm_run.mmio at offset 32
-_EXIT_OFFSET = 32
-_MMIO_DATA = slice(40, 48)
 _INTERNAL_SUBERRORS = {
     1: "emulation failure",
     2: "exception while delivering an exception",
     3: "delivery event",
     4: "unexpected exit reason",
 }
+_MMIO_ZEROS = (s.u8 * 8)()  # what a read of an address nothing backs returns
 
 ExitKey = tuple[str, int, int]  # (space, addr, len)
 
@@ -36,6 +33,17 @@ class GuestFault(RuntimeError):
 
 class PassStopped(Exception):
     """The pass was cut short because the worker is stopping the vCPU."""
+
+
+class VcpuStatus:
+    """The vCPU's state, in one place: asked to stop, and why the guest failed (final).
+
+    Each field has one writer (`stopped` the machine, `fault` the vCPU thread), so no lock.
+    """
+
+    def __init__(self, stopped: bool = False) -> None:
+        self.stopped = stopped  # no pass starts; a running one is cut short at the next kick
+        self.fault: str | None = None
 
 
 class ExitCounter:
@@ -79,42 +87,51 @@ def describe_exit(vcpu: Vcpu) -> str:
 
 
 class PassRunner:
-    """Runs the guest until it signals "pass done" on the control port."""
+    """Runs the guest until it signals "pass done" on the control port.
 
-    def __init__(self, vcpu: Vcpu, exits: ExitCounter, control_port: int = CONTROL_PORT) -> None:
-        self.vcpu = vcpu
-        self.exits = exits
-        self.control_port = control_port
-        self.stop = threading.Event()  # checked when a signal interrupts KVM_RUN
-        self.kick_signal: int | None = None  # pending while blocked; consumed after EINTR
+    `kick_signal`: the signal the calling thread blocks and sends itself to cut KVM_RUN short
+    (see VcpuThread); it stays pending, so after the EINTR it is consumed here.
+    """
+
+    def __init__(
+        self,
+        vcpu: Vcpu,
+        exits: ExitCounter,
+        status: VcpuStatus | None = None,
+        *,
+        kick_signal: int | None = None,
+        control_port: int = CONTROL_PORT,
+    ) -> None:
+        self.vcpu, self.exits = vcpu, exits
+        self.status = status if status is not None else VcpuStatus()
+        self.kick_signal, self.control_port = kick_signal, control_port
 
     def run_pass(self) -> None:
         """KVM_RUN until pass done; raises GuestFault on any exit a VMM cannot continue from."""
-        buf, run, add = self.vcpu.run_buf, self.vcpu.run, self.exits.add
-        control, zeros = self.control_port, bytes(8)
+        run, io, mmio, buf = self.vcpu.run, self.vcpu.io, self.vcpu.mmio, self.vcpu.run_buf
+        add, control = self.exits.add, self.control_port
         while True:  # hot loop: one iteration per userspace exit, keep it lean
             try:
-                run()
+                reason = run()
             except InterruptedError:  # a kick (see VcpuThread.stop) or a stray signal
                 if self.kick_signal is not None:
                     signal.sigtimedwait({self.kick_signal}, 0)  # consume it, or KVM_RUN re-fails
-                if self.stop.is_set():
+                if self.status.stopped:
                     raise PassStopped from None
                 continue
-            reason = _REASON.unpack_from(buf, 8)[0]
-            if reason == c.KVM_EXIT_IO:
-                direction, size, port, count, offset = _IO.unpack_from(buf, _EXIT_OFFSET)
-                if direction == c.KVM_EXIT_IO_OUT:
+            if reason == KVM_EXIT_IO:
+                if io.direction == KVM_EXIT_IO_OUT:
+                    port = io.port
                     if port == control:
                         return
-                    add(("pio", port, size), count)
+                    add(("pio", port, io.size), io.count)
                 else:
-                    buf[offset : offset + size * count] = bytes(size * count)
-            elif reason == c.KVM_EXIT_MMIO:
-                addr, _, length, is_write = _MMIO.unpack_from(buf, _EXIT_OFFSET)
-                if is_write:
-                    add(("mmio", addr, length), 1)
+                    size, at = io.size * io.count, io.data_offset
+                    buf[at : at + size] = bytes(size)
+            elif reason == KVM_EXIT_MMIO:
+                if mmio.is_write:
+                    add(("mmio", mmio.phys_addr, mmio.len), 1)
                 else:
-                    buf[_MMIO_DATA] = zeros
-            elif reason != c.KVM_EXIT_INTR:
+                    mmio.data = _MMIO_ZEROS
+            elif reason != KVM_EXIT_INTR:
                 raise GuestFault(describe_exit(self.vcpu))
