@@ -44,3 +44,70 @@ def tracefs(bpf: None) -> str:
     ok = os.path.isdir("/sys/kernel/tracing/events/kvm")
     need("KVM tracepoints", ok, "load the kvm module (a kernel with KVM and tracepoints)")
     return "/sys/kernel/tracing"
+
+
+class Vmm:
+    """A running tests/observer/vmm.py process: a separate VMM the observer can watch."""
+
+    def __init__(self, *ioeventfd_ports: int) -> None:
+        import json
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        args = [a for p in ioeventfd_ports for a in ("--ioeventfd", hex(p))]
+        script = Path(__file__).with_name("vmm.py")
+        self._json = json
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.pid = self._answer()["ready"]
+
+    def _answer(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the test VMM exited ({self.proc.wait()})")
+        return self._json.loads(line)
+
+    def _ask(self, line: str) -> dict:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def ring(self, space: str, addr: int, length: int, n: int) -> None:
+        """The guest writes `n` times to `addr` (returns when the pass is done)."""
+        self._ask(f"ring {space} {addr:#x} {length} {n}")
+
+    def counts(self) -> dict:
+        """The VMM's own figures: eventfd signals per port, userspace exits per address."""
+        return self._ask("counts")
+
+    def quit(self) -> None:
+        """Let the VMM exit cleanly."""
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(30)
+
+    def kill(self) -> None:
+        """SIGKILL it if still running."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+@pytest.fixture
+def vmm(kvm_path: str):
+    """Factory: start a test VMM process with ioeventfds on the given ports; all killed after."""
+    started: list[Vmm] = []
+
+    def start(*ports: int) -> Vmm:
+        v = Vmm(*ports)
+        started.append(v)
+        return v
+
+    yield start
+    for v in started:
+        v.kill()
