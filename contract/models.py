@@ -222,6 +222,9 @@ class Vm(Base):
     # answers, with their `taken_at`; NULL on kernels that refuse them.
     kvm_stats: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)  # process gone
+    # Observed samples before this instant are rolled up (observer-owned; rolled_up_until is
+    # the worker's, for its own sample tables of the same row).
+    observed_rolled_up_until: Mapped[datetime | None] = mapped_column(SampleTime, default=None)
 
     ioeventfds: Mapped[list[Ioeventfd]] = relationship(back_populates="vm")
 

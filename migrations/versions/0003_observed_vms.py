@@ -52,6 +52,13 @@ def upgrade() -> None:
         vms.add_column(
             sa.Column("ended_at", contract.models.UTCDateTime(timezone=True), nullable=True)
         )
+        vms.add_column(
+            sa.Column(
+                "observed_rolled_up_until",
+                contract.models.SampleTime(timezone=True),
+                nullable=True,
+            )
+        )
     op.create_index(
         "uq_vms_observed_process",
         "vms",
@@ -70,5 +77,14 @@ def downgrade() -> None:
     op.execute("DELETE FROM vms WHERE kind = 'observed'")
     op.drop_index("uq_vms_observed_process", table_name="vms")
     with op.batch_alter_table("vms") as vms:
-        for col in ("ended_at", "kvm_stats", "vcpu_tids", "vcpus", "cmdline", "comm", "kind"):
+        for col in (
+            "observed_rolled_up_until",
+            "ended_at",
+            "kvm_stats",
+            "vcpu_tids",
+            "vcpus",
+            "cmdline",
+            "comm",
+            "kind",
+        ):
             vms.drop_column(col)
