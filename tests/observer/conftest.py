@@ -111,3 +111,51 @@ def vmm(kvm_path: str):
     yield start
     for v in started:
         v.kill()
+
+
+class Observer:
+    """`iosignal observe` as its own process, writing to `url`."""
+
+    def __init__(self, url: str, log_path, interval_s: float = 0.2) -> None:
+        import subprocess
+        import sys
+
+        env = {
+            **os.environ,
+            "IOSIGNAL_DATABASE_URL": url,
+            "IOSIGNAL_SAMPLE_INTERVAL_S": str(interval_s),
+        }
+        self.log_path = log_path
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "observe"],
+            env=env,
+            stdout=open(log_path, "w"),  # noqa: SIM115 - the child owns it
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        """What it printed so far."""
+        return self.log_path.read_text()
+
+    def stop(self, sig: int = 15) -> int:
+        """Send `sig` (SIGTERM by default) and wait for its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(30)
+
+
+@pytest.fixture
+def observer(tracefs: str, tmp_path):
+    """Factory: start `iosignal observe` on a database URL; killed after the test."""
+    started: list[Observer] = []
+
+    def start(url: str, interval_s: float = 0.2) -> Observer:
+        o = Observer(url, tmp_path / f"observer{len(started)}.log", interval_s)
+        started.append(o)
+        return o
+
+    yield start
+    for o in started:
+        if o.proc.poll() is None:
+            o.proc.kill()
+            o.proc.wait(30)
