@@ -13,6 +13,7 @@ import platform
 
 from observer.bpf import FormatError, Map, VerifierError, ensure_mounted
 from observer.bpf import syscall as sc
+from observer.bpf.btf import BtfError
 from observer.bpf.tracefs import TRACEFS
 from observer.probe import KvmProbe, missing_tracepoints
 
@@ -69,7 +70,7 @@ def _check_proc() -> None:
         pass
 
 
-def open_probe(tracefs: str = TRACEFS) -> KvmProbe:
+def open_probe(tracefs: str = TRACEFS, mode: str | None = None) -> KvmProbe:
     """Every check, then the attached probe; ObserverUnavailable says what is missing."""
     if platform.system() != "Linux" or platform.machine() != "x86_64":
         raise ObserverUnavailable("iosignal observe runs on x86_64 Linux (KVM's tracepoints)")
@@ -77,10 +78,10 @@ def open_probe(tracefs: str = TRACEFS) -> KvmProbe:
     _check_tracefs(tracefs)
     _check_proc()
     try:
-        return KvmProbe(tracefs)
-    except (FormatError, VerifierError) as e:
+        return KvmProbe(tracefs, mode)
+    except (FormatError, BtfError, VerifierError) as e:
         raise ObserverUnavailable(
-            f"this kernel's kvm tracepoint formats do not fit the counting programs: {e}"
+            f"this kernel's kvm tracepoints do not fit the counting programs: {e}"
         ) from None
     except PermissionError as e:
         raise ObserverUnavailable(

@@ -6,7 +6,7 @@ reads tracepoint formats. Policy (what to count, how) lives above, in observer.p
 
 from observer.bpf.asm import Asm
 from observer.bpf.map import Map
-from observer.bpf.program import Link, Program, VerifierError, loaded_programs
+from observer.bpf.program import Link, Program, RunStats, VerifierError, loaded_programs
 from observer.bpf.tracefs import EventFormat, FormatError, ensure_mounted, read_format
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Link",
     "Map",
     "Program",
+    "RunStats",
     "VerifierError",
     "ensure_mounted",
     "loaded_programs",

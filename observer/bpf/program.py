@@ -124,3 +124,11 @@ def loaded_programs() -> Iterator[tuple[int, str]]:
             yield start, prog_info(fd).name.decode(errors="replace")
         finally:
             os.close(fd)
+
+
+class RunStats(FdObject):
+    """While open, the kernel counts each program's runs and run time (ENABLE_STATS)."""
+
+    def __init__(self) -> None:
+        attr = sc.EnableStatsAttr(type=sc.STATS_RUN_TIME)
+        self.fd = sc.bpf(sc.ENABLE_STATS, attr, "enable run-time statistics")

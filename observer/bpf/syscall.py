@@ -29,6 +29,8 @@ OBJ_GET_INFO_BY_FD = 15
 RAW_TRACEPOINT_OPEN = 17
 MAP_LOOKUP_BATCH = 24
 LINK_CREATE = 28
+ENABLE_STATS = 32
+STATS_RUN_TIME = 0
 
 # map types (enum bpf_map_type)
 MAP_TYPE_HASH = 1
@@ -132,7 +134,7 @@ class InfoAttr(ctypes.Structure):
 
 
 class ProgInfo(ctypes.Structure):
-    """The head of struct bpf_prog_info: enough for a program's type, id and name."""
+    """The head of struct bpf_prog_info: type, id, name and run-time statistics."""
 
     _fields_ = [
         ("type", ctypes.c_uint32),
@@ -147,7 +149,20 @@ class ProgInfo(ctypes.Structure):
         ("nr_map_ids", ctypes.c_uint32),
         ("map_ids", ctypes.c_uint64),
         ("name", ctypes.c_char * OBJ_NAME_LEN),
+        ("ifindex", ctypes.c_uint32),
+        ("gpl_compatible", ctypes.c_uint32),
+        ("netns_dev", ctypes.c_uint64),
+        ("netns_ino", ctypes.c_uint64),
+        ("_unused", ctypes.c_uint8 * 88),  # jited symbols, BTF, func/line info, prog tags
+        ("run_time_ns", ctypes.c_uint64),  # counted while run-time stats are enabled
+        ("run_cnt", ctypes.c_uint64),
     ]
+
+
+class EnableStatsAttr(ctypes.Structure):
+    """bpf_attr for ENABLE_STATS."""
+
+    _fields_ = [("type", ctypes.c_uint32)]
 
 
 class RawTracepointAttr(ctypes.Structure):

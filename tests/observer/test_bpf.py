@@ -21,6 +21,7 @@ def test_struct_sizes_match_the_kernel_headers() -> None:
     assert ctypes.sizeof(sc.LinkCreateAttr) == 24
     assert ctypes.sizeof(sc.PerfEventAttr) == 112
     assert sc.ProgInfo.name.offset == 64
+    assert (sc.ProgInfo.run_time_ns.offset, sc.ProgInfo.run_cnt.offset) == (192, 200)
     assert (ctypes.sizeof(AccessKey), ctypes.sizeof(AccessCounts)) == (16, 24)
     assert ctypes.sizeof(PendingWrite) == 24
 

@@ -12,9 +12,11 @@ from observer.probe import KvmProbe
 IOEVENTFD_PORT, USER_PORT, MMIO_GPA = 0x510, 0x520, 0xD000_0000
 
 
-@pytest.fixture
-def probe(tracefs: str):
-    with KvmProbe(tracefs) as p:
+@pytest.fixture(params=["raw", "classic"])
+def probe(tracefs: str, request):
+    """The probe in each mode: raw tracepoints (BTF places arguments), classic (tracefs)."""
+    with KvmProbe(tracefs, mode=request.param) as p:
+        assert p.mode == request.param
         yield p
 
 
