@@ -35,8 +35,10 @@ UPDATE vms SET observed_rolled_up_until = :end
 WHERE host = :host AND (observed_rolled_up_until IS NULL OR observed_rolled_up_until < :end)
 """
 _DELETES = [
-    "DELETE FROM observed_samples WHERE taken_at < :raw_cut AND vm_id IN"
-    " (SELECT id FROM vms WHERE host = :host AND observed_rolled_up_until >= :raw_cut)",
+    # only minutes already rolled up: before min(raw_cut, the VM's mark)
+    "DELETE FROM observed_samples WHERE taken_at < :raw_cut AND EXISTS (SELECT 1 FROM vms v"
+    " WHERE v.id = observed_samples.vm_id AND v.host = :host"
+    " AND observed_samples.taken_at < v.observed_rolled_up_until)",
     "DELETE FROM observed_rollups WHERE minute_at < :roll_cut"
     " AND vm_id IN (SELECT id FROM vms WHERE host = :host)",
     "DELETE FROM vms WHERE kind = 'observed' AND host = :host AND ended_at < :roll_cut_at",
