@@ -47,12 +47,24 @@ def _boot_time(proc: str) -> datetime:
 
 
 class Discovery:
-    """Scans /proc for VMs; `scan()` is one pass (a few ms for a few hundred processes)."""
+    """Finds VMs; `scan()` is one pass over /proc (a few ms for a few hundred processes).
 
-    def __init__(self, proc: str = "/proc") -> None:
-        self.proc = proc
+    With KVM's debugfs folder (`kvm_dir`: one PID-FD entry per live VM, made when a VM is
+    created and removed when it is destroyed), a tick whose entries did not change reuses the
+    previous pass, so idle VMs cost one directory listing; a full pass still runs every
+    `full_every` ticks (a VM that gained vCPUs shows there).
+    """
+
+    def __init__(
+        self, proc: str = "/proc", kvm_dir: str | None = None, full_every: int = 30
+    ) -> None:
+        self.proc, self.kvm_dir, self.full_every = proc, kvm_dir, full_every
         self.boot = _boot_time(proc)
         self.hz = os.sysconf("SC_CLK_TCK")
+        self.full_scans = 0
+        self._last: dict[VmKey, VmProcess] | None = None
+        self._last_entries: frozenset[str] | None = None
+        self._reused = 0
 
     def _kvm_fds(self, pid: str) -> tuple[list[int], int]:
         vm_fds, vcpus = [], set()  # a vCPU may be held by several fds (Python's mmap dups it)
@@ -97,8 +109,28 @@ class Discovery:
             tuple(sorted(vm_fds)),
         )
 
+    def _entries(self) -> frozenset[str] | None:
+        if self.kvm_dir is None:
+            return None
+        try:
+            return frozenset(n for n in os.listdir(self.kvm_dir) if "-" in n)
+        except OSError:
+            return None
+
     def scan(self) -> dict[VmKey, VmProcess]:
         """Every process on the host that holds a KVM VM fd now."""
+        entries = self._entries()
+        unchanged = entries is not None and entries == self._last_entries
+        if unchanged and self._last is not None and self._reused < self.full_every:
+            self._reused += 1
+            return dict(self._last)
+        self._last = self.scan_proc()
+        self._last_entries, self._reused = entries, 0
+        return dict(self._last)
+
+    def scan_proc(self) -> dict[VmKey, VmProcess]:
+        """A full pass over /proc."""
+        self.full_scans += 1
         found: dict[VmKey, VmProcess] = {}
         for name in os.listdir(self.proc):
             if not name.isdigit():

@@ -57,7 +57,8 @@ def observe(settings: Settings, probe: KvmProbe, engine: Engine, stop: threading
     debugfs = KvmDebugfs()
     if debugfs.unavailable:
         log.warning("KVM per-VM totals unavailable: %s", debugfs.unavailable)
-    sampler = ObserverSampler(CountReader(probe.counts), Discovery(), debugfs)
+    discovery = Discovery(kvm_dir=debugfs.kvm if debugfs.present else None)
+    sampler = ObserverSampler(CountReader(probe.counts), discovery, debugfs)
     writer = ObservedWriter(engine, host, after_flush=_retention_hook(settings, engine, host))
     ticker = Ticker(sampler.collect, writer.put, settings.sample_interval_s)
     stop_ticker, stop_writer = threading.Event(), threading.Event()
