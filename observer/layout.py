@@ -2,7 +2,7 @@
 
 counts   PERCPU_HASH  AccessKey -> AccessCounts   monotonic: the kernel only adds, the reader
                                                   subtracts its previous reading (no reset race)
-pending  LRU_HASH     thread id -> PendingWrite   the thread's last write, armed until it is
+pending  LRU_HASH     thread id (u32) -> PendingWrite   the thread's last write, armed until it is
                                                   either handled in the kernel or exits
 drops    PERCPU_ARRAY 0 -> Drops                  increments lost to a full map
 """

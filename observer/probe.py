@@ -116,7 +116,7 @@ class KvmProbe:
                 sc.MAP_TYPE_PERCPU_HASH, AccessKey, AccessCounts, MAX_KEYS, "kvm_counts"
             )
             self.pending = Map(
-                sc.MAP_TYPE_LRU_HASH, ctypes.c_uint64, PendingWrite, MAX_THREADS, "kvm_pending"
+                sc.MAP_TYPE_LRU_HASH, ctypes.c_uint32, PendingWrite, MAX_THREADS, "kvm_pending"
             )
             self.drops = Map(sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, Drops, 1, "kvm_drops")
             maps = p.Maps(self.counts.fd, self.pending.fd, self.drops.fd)

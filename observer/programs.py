@@ -24,8 +24,9 @@ from observer.layout import SPACE_MMIO, SPACE_PIO, AccessCounts, AccessKey, Pend
 # Stack layout below the frame pointer.
 KEY_AT = -16  # AccessKey being counted
 ZERO_AT = KEY_AT - 24  # a zeroed AccessCounts, to insert a new key
-TID_AT = ZERO_AT - 8  # the thread id, key of `pending`
-PEND_AT = TID_AT - 24  # a PendingWrite being inserted
+TID_AT = ZERO_AT - 4  # the thread id, key of `pending`
+DROP_AT = TID_AT - 4  # key of `drops` (0)
+PEND_AT = DROP_AT - 24  # a PendingWrite being inserted
 
 Source = dict[str, tuple[int, int]]  # field -> (offset in the context, size)
 
@@ -49,11 +50,16 @@ def _lookup(a: Asm, map_fd: int, key_at: int) -> None:
     a.call(asm.MAP_LOOKUP_ELEM)
 
 
-def _key_prologue(a: Asm, ctx: Source, space: int, addr: str, width: str) -> None:
-    """Build the AccessKey at KEY_AT: this process, `space`, ctx[addr], ctx[width]."""
+def _whoami(a: Asm) -> None:
+    """One helper call per program: the thread id at TID_AT, the process id in the key."""
     a.call(asm.GET_CURRENT_PID_TGID)
+    a.store(4, FP, TID_AT, R0)  # low half: the thread
     a.alu64("rsh", R0, 32)
-    a.store(4, FP, KEY_AT + offset(AccessKey, "tgid"), R0)
+    a.store(4, FP, KEY_AT + offset(AccessKey, "tgid"), R0)  # high half: the process (the VM)
+
+
+def _key_prologue(a: Asm, ctx: Source, space: int, addr: str, width: str) -> None:
+    """Complete the AccessKey at KEY_AT (tgid is there): `space`, ctx[addr], ctx[width]."""
     a.store_imm(4, FP, KEY_AT + offset(AccessKey, "space"), space)  # space, len, pad = 0
     a.load(ctx[width][1], R1, R6, ctx[width][0])
     a.store(1, FP, KEY_AT + offset(AccessKey, "len"), R1)
@@ -76,8 +82,8 @@ def _bump(a: Asm, m: Maps, field: str, amount: int, tag: str) -> None:
     a.call(asm.MAP_UPDATE_ELEM)
     _lookup(a, m.counts, KEY_AT)
     a.jump("jne", R0, 0, f"{tag}_add")
-    a.store_imm(4, FP, TID_AT, 0)  # the map is full: count the loss instead
-    _lookup(a, m.drops, TID_AT)
+    a.store_imm(4, FP, DROP_AT, 0)  # the map is full: count the loss instead
+    _lookup(a, m.drops, DROP_AT)
     a.jump("jeq", R0, 0, f"{tag}_end")
     a.mov(R1, 1)
     a.atomic_add(8, R0, 0, R1)
@@ -87,16 +93,13 @@ def _bump(a: Asm, m: Maps, field: str, amount: int, tag: str) -> None:
     a.label(f"{tag}_end")
 
 
-def _pending(a: Asm, m: Maps, tag: str) -> None:
-    """R0 = this thread's PendingWrite or 0; the thread id is left at TID_AT."""
-    a.call(asm.GET_CURRENT_PID_TGID)
-    a.store(4, FP, TID_AT, R0)
-    a.store_imm(4, FP, TID_AT + 4, 0)
+def _pending(a: Asm, m: Maps) -> None:
+    """R0 = this thread's PendingWrite or 0 (the thread id is at TID_AT)."""
     _lookup(a, m.pending, TID_AT)
 
 
 def _disarm(a: Asm, m: Maps, tag: str) -> None:
-    _pending(a, m, tag)
+    _pending(a, m)
     a.jump("jeq", R0, 0, f"{tag}_none")
     a.store_imm(4, R0, offset(PendingWrite, "armed"), 0)
     a.label(f"{tag}_none")
@@ -104,7 +107,7 @@ def _disarm(a: Asm, m: Maps, tag: str) -> None:
 
 def _arm(a: Asm, m: Maps, count: int, tag: str) -> None:
     """This thread's pending write = the key at KEY_AT, `count` register writes, armed."""
-    _pending(a, m, tag)
+    _pending(a, m)
     a.jump("jne", R0, 0, f"{tag}_set")
     for i in range(0, 24, 8):
         a.store_imm(8, FP, PEND_AT + i, 0)
@@ -137,6 +140,7 @@ def pio_program(m: Maps, ctx: Source) -> bytes:
     """kvm_pio: count a port write (arming it) or read, `count` times for string I/O."""
     a = Asm()
     a.mov_reg(R6, R1)
+    _whoami(a)
     _key_prologue(a, ctx, SPACE_PIO, "port", "size")
     a.load(ctx["count"][1], R7, R6, ctx["count"][0])
     a.load(ctx["rw"][1], R8, R6, ctx["rw"][0])
@@ -154,6 +158,7 @@ def mmio_program(m: Maps, ctx: Source, kinds: dict[str, int]) -> bytes:
     """kvm_mmio: count a write (arming it) or a completed read; an unsatisfied read disarms."""
     a = Asm()
     a.mov_reg(R6, R1)
+    _whoami(a)
     a.load(ctx["type"][1], R8, R6, ctx["type"][0])
     a.jump("jeq", R8, kinds["write"], "write")
     a.jump("jeq", R8, kinds["read"], "read")
@@ -186,7 +191,8 @@ def userspace_exit_program(m: Maps, ctx: Source, reasons: dict[str, int]) -> byt
     a.mov(R9, SPACE_MMIO)
     a.jump("jne", R8, reasons["KVM_EXIT_MMIO"], "out")
     a.label("io")
-    _pending(a, m, "p")
+    _whoami(a)
+    _pending(a, m)
     a.jump("jeq", R0, 0, "out")
     a.load(4, R1, R0, offset(PendingWrite, "armed"))
     a.jump("jeq", R1, 0, "out")
@@ -204,6 +210,7 @@ def userspace_exit_program(m: Maps, ctx: Source, reasons: dict[str, int]) -> byt
 def entry_program(m: Maps) -> bytes:
     """kvm_entry: the guest runs again, so a write still armed did not exit to userspace."""
     a = Asm()
+    _whoami(a)
     _disarm(a, m, "dis")
     return _done(a)
 
@@ -212,9 +219,7 @@ def fast_mmio_program(m: Maps, ctx: Source) -> bytes:
     """kvm_fast_mmio: a len-0 ioeventfd took an MMIO write without decoding it (len 0)."""
     a = Asm()
     a.mov_reg(R6, R1)
-    a.call(asm.GET_CURRENT_PID_TGID)
-    a.alu64("rsh", R0, 32)
-    a.store(4, FP, KEY_AT, R0)
+    _whoami(a)
     a.store_imm(4, FP, KEY_AT + 4, SPACE_MMIO)
     a.load(ctx["gpa"][1], R1, R6, ctx["gpa"][0])
     a.store(8, FP, KEY_AT + 8, R1)
