@@ -110,11 +110,11 @@ def observe(
     Needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_PTRACE to see other users' VMs, and
     CAP_SYS_ADMIN to mount tracefs when it is not mounted).
     """
-    _setup_logging()
     if bench:
         from observer.bench import cli_bench
 
         raise typer.Exit(cli_bench())
+    _setup_logging()
     from observer.main import main as observe_main
 
     raise typer.Exit(observe_main())
