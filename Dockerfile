@@ -1,4 +1,5 @@
-# One image for both services: `iosignal api` (app) and `iosignal worker` (needs /dev/kvm).
+# One image for every service: `iosignal api` (app), `iosignal worker` (needs /dev/kvm) and
+# `iosignal observe` (needs eBPF: see docker-compose.yml).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -9,6 +10,7 @@ COPY contract ./contract
 COPY cli ./cli
 COPY app ./app
 COPY worker ./worker
+COPY observer ./observer
 COPY migrations ./migrations
 COPY static ./static
 RUN pip install -e .

@@ -1,4 +1,4 @@
-"""The `iosignal` command: run, api, worker, migrate, bench, token."""
+"""The `iosignal` command: run, api, worker, observe, migrate, bench, token."""
 
 from __future__ import annotations
 
@@ -97,6 +97,27 @@ def worker() -> None:
 
     _setup_logging()
     raise typer.Exit(worker_main())
+
+
+@cli.command()
+def observe(
+    bench: Annotated[
+        bool, typer.Option("--bench", help="Measure the observer's cost instead, and exit.")
+    ] = False,
+) -> None:
+    """Watch every KVM VM on this host (eBPF on KVM's tracepoints), read-only, into the database.
+
+    Needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_PTRACE to see other users' VMs, and
+    CAP_SYS_ADMIN to mount tracefs when it is not mounted).
+    """
+    if bench:
+        from observer.bench import cli_bench
+
+        raise typer.Exit(cli_bench())
+    _setup_logging()
+    from observer.main import main as observe_main
+
+    raise typer.Exit(observe_main())
 
 
 @cli.command()

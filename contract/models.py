@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -159,6 +160,13 @@ class VmState(enum.StrEnum):
     FAILED = "failed"  # the VM or its guest failed: see error
 
 
+class VmKind(enum.StrEnum):
+    """Who runs a VM: an iosignal worker (owned, steerable) or any VMM the observer sees."""
+
+    OWNED = "owned"
+    OBSERVED = "observed"  # read-only: no registrations, no workloads
+
+
 class BenchState(enum.StrEnum):
     """Lifecycle of a benchmark run: the app queues it, a worker claims and runs it."""
 
@@ -177,9 +185,25 @@ class WorkerHealth(TypedDict):
 
 
 class Vm(Base):
-    """One worker and the VM it owns."""
+    """A VM: one worker and the VM it owns, or a VMM process the observer saw (`kind`).
+
+    An observed VM is keyed by (host, pid, started_at = the process start), so a reused pid is a
+    new VM; its `name` is made from those. The worker's own VM keeps its owned row: the observer
+    writes that VM's samples there, found by (host, pid).
+    """
 
     __tablename__ = "vms"
+    __table_args__ = (
+        Index(
+            "uq_vms_observed_process",
+            "host",
+            "pid",
+            "started_at",
+            unique=True,
+            sqlite_where=text("kind = 'observed'"),
+            postgresql_where=text("kind = 'observed'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
@@ -199,6 +223,20 @@ class Vm(Base):
     dropped_samples: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     lock_errors: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(
+        String(16), default=VmKind.OWNED.value, server_default=VmKind.OWNED.value
+    )
+    comm: Mapped[str | None] = mapped_column(String(64), default=None)  # the VMM's command name
+    cmdline: Mapped[str | None] = mapped_column(Text, default=None)  # its command line's head
+    vcpus: Mapped[int | None] = mapped_column(Integer, default=None)
+    vcpu_tids: Mapped[list[int] | None] = mapped_column(JSON, default=None)  # vCPU thread ids
+    # KVM's own totals for the VM (exits, io_exits, mmio_exits, halt_exits) where debugfs
+    # answers, with their `taken_at`; NULL on kernels that refuse them.
+    kvm_stats: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)  # process gone
+    # Observed samples before this instant are rolled up (observer-owned; rolled_up_until is
+    # the worker's, for its own sample tables of the same row).
+    observed_rolled_up_until: Mapped[datetime | None] = mapped_column(SampleTime, default=None)
 
     ioeventfds: Mapped[list[Ioeventfd]] = relationship(back_populates="vm")
 
@@ -310,6 +348,51 @@ class ExitRollup(Base):
 
     minute_at: Mapped[datetime] = mapped_column(SampleTime)
     exits: Mapped[int] = mapped_column(BigInteger)
+    addr: Mapped[int] = mapped_column(U64)
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    len: Mapped[int] = mapped_column(Integer)
+    interval_s: Mapped[float] = mapped_column(Seconds32)
+    space: Mapped[str] = mapped_column(String(8))
+
+
+class ObservedSample(Base):
+    """Raw tier: what the observer counted at one guest address of one VM in one interval.
+
+    `writes` is every guest write, `userspace` those that exited to the VMM; in-kernel (an
+    ioeventfd or in-kernel device took it) = writes - userspace. Reads are counted apart.
+    Keyed time-first like exit_samples.
+    """
+
+    __tablename__ = "observed_samples"
+    __table_args__ = (
+        PrimaryKeyConstraint("taken_at", "vm_id", "space", "addr", "len"),
+        {"sqlite_with_rowid": False},
+    )
+
+    taken_at: Mapped[datetime] = mapped_column(SampleTime)
+    writes: Mapped[int] = mapped_column(BigInteger)
+    userspace: Mapped[int] = mapped_column(BigInteger)
+    reads: Mapped[int] = mapped_column(BigInteger)
+    addr: Mapped[int] = mapped_column(U64)
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    len: Mapped[int] = mapped_column(Integer)
+    interval_s: Mapped[float] = mapped_column(Seconds32)
+    space: Mapped[str] = mapped_column(String(8))
+
+
+class ObservedRollup(Base):
+    """Per-minute tier of observed samples: sums of the raw rows (and of their intervals)."""
+
+    __tablename__ = "observed_rollups"
+    __table_args__ = (
+        PrimaryKeyConstraint("vm_id", "space", "addr", "len", "minute_at"),
+        {"sqlite_with_rowid": False},
+    )
+
+    minute_at: Mapped[datetime] = mapped_column(SampleTime)
+    writes: Mapped[int] = mapped_column(BigInteger)
+    userspace: Mapped[int] = mapped_column(BigInteger)
+    reads: Mapped[int] = mapped_column(BigInteger)
     addr: Mapped[int] = mapped_column(U64)
     vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
     len: Mapped[int] = mapped_column(Integer)

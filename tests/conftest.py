@@ -14,18 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def need(part: str, ok: bool, how: str) -> None:
-    """Fail (in CI) or skip (elsewhere) unless the real `part` is available."""
-    if ok:
-        return
-    message = f"{part} is not available: {how}"
-    if IN_CI:
-        pytest.fail(f"CI=true and {message}", pytrace=False)
-    pytest.skip(message)
+from support import need
 
 
 def kvm_available(path: str = "/dev/kvm") -> bool:

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need(part: str, ok: bool, how: str) -> None:
+    """Fail (in CI) or skip (elsewhere) unless the real `part` is available."""
+    if ok:
+        return
+    message = f"{part} is not available: {how}"
+    if IN_CI:
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(message)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0, every: float = 0.05):

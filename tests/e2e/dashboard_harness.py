@@ -13,7 +13,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,15 +26,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def need(part: str, ok: bool, how: str) -> None:
-    """As tests/conftest.py's `need` (not importable from here): fail in CI, else skip."""
-    if ok:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and {part} is not available: {how}", pytrace=False)
-    pytest.skip(f"{part} is not available: {how}")
 
 
 @dataclass

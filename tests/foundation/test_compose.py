@@ -32,9 +32,10 @@ def test_only_the_worker_gets_dev_kvm_and_nothing_is_privileged():
 def test_app_and_worker_share_one_image_built_from_the_dockerfile():
     services = load()["services"]
     assert (ROOT / "Dockerfile").is_file()
-    images = {services[n]["image"] for n in ("app", "worker", "migrate")}
+    images = {services[n]["image"] for n in ("app", "worker", "migrate", "observer")}
     assert len(images) == 1
-    assert all(services[n]["build"] == "." for n in ("app", "worker", "migrate"))
+    assert all(services[n]["build"] == "." for n in ("app", "worker", "migrate", "observer"))
+    assert "COPY observer ./observer" in (ROOT / "Dockerfile").read_text()
     assert services["worker"]["command"] == ["iosignal", "worker"]
     assert services["app"]["command"][:2] == ["iosignal", "api"]
 
@@ -42,7 +43,7 @@ def test_app_and_worker_share_one_image_built_from_the_dockerfile():
 def test_app_is_published_on_8000_and_everyone_points_at_postgres():
     services = load()["services"]
     assert "8000:8000" in services["app"]["ports"]
-    for name in ("app", "worker", "migrate"):
+    for name in ("app", "worker", "migrate", "observer"):
         url = services[name]["environment"]["IOSIGNAL_DATABASE_URL"]
         assert url.startswith("postgresql+psycopg://") and "@postgres:5432/" in url, name
     pg = services["postgres"]["environment"]
@@ -52,3 +53,14 @@ def test_app_is_published_on_8000_and_everyone_points_at_postgres():
 def test_the_open_listener_is_given_a_token():
     app_env = load()["services"]["app"]["environment"]
     assert "IOSIGNAL_ADMIN_TOKEN" in app_env
+
+
+def test_the_observer_sees_the_host_with_only_the_capabilities_ebpf_needs():
+    obs = load()["services"]["observer"]
+    assert obs["command"] == ["iosignal", "observe"]
+    assert obs["pid"] == "host"  # VMM pids and fds of the host, as the BPF counts see them
+    assert set(obs["cap_add"]) == {"BPF", "PERFMON", "SYS_PTRACE"}
+    assert "devices" not in obs and not obs.get("privileged", False)
+    mounts = {v.split(":")[1]: v.split(":")[2] for v in obs["volumes"]}
+    assert mounts == {"/sys/kernel/tracing": "ro", "/sys/kernel/debug": "ro"}
+    assert obs["depends_on"]["migrate"]["condition"] == "service_completed_successfully"

@@ -1,0 +1,211 @@
+"""`iosignal observe --bench`: what watching costs the guests and the host, measured in one run.
+
+1. Guest write rate with the observer's programs attached / without, on one VM, in phases that
+   alternate (without, with, with, without, ...) so drift cancels: the ioeventfd path and the
+   userspace path, as ns per write at the 10th, 25th and 50th percentile of the passes. By the
+   vCPU thread's CPU time and by the wall clock: on a shared host the wall clock also counts
+   waiting for a CPU; the low percentiles of CPU time are the cost itself.
+2. The observer's CPU (the real `iosignal observe` process on a temporary SQLite database, 1 s
+   tick: discovery, reads, writes) while a guest writes as fast as it can, and with N idle VMs.
+   The programs themselves run on the guests' vCPU threads: their cost is inside the rates of 1,
+   and the kernel's run-time statistics give it per event.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from observer.bpf import loaded_programs
+
+IOEVENTFD_PORT, USER_PORT = 0x510, 0x520
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+class ObserverProcess:
+    """`iosignal observe` on a temporary SQLite database, started and stopped on demand."""
+
+    def __init__(self, url: str) -> None:
+        env = {**os.environ, "IOSIGNAL_DATABASE_URL": url, "IOSIGNAL_SAMPLE_INTERVAL_S": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "observe"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while sum(n.startswith("iosig_") for _, n in loaded_programs()) < 4:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("iosignal observe did not start: run it alone to see why")
+            time.sleep(0.05)
+        time.sleep(1.5)  # past its first tick
+
+    def cpu_share(self, seconds: float) -> float:
+        """Share of one core it uses over the next `seconds`."""
+        cpu0, t0 = _cpu_s(self.proc.pid), time.monotonic()
+        time.sleep(seconds)
+        return (_cpu_s(self.proc.pid) - cpu0) / (time.monotonic() - t0)
+
+    def stop(self) -> None:
+        """SIGTERM and wait."""
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+class BenchVm:
+    """One VM in this process: an ioeventfd on one port, none on the other."""
+
+    def __init__(self) -> None:
+        from worker.exits import ExitCounter, PassRunner
+        from worker.guest.boot import GuestVm
+        from worker.kvm import Kvm, Pio
+
+        self.kvm = Kvm.open()
+        self.vm = GuestVm(self.kvm)
+        self.runner = PassRunner(self.vm.vcpu, ExitCounter())
+        self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.vm.vm.register_ioevent(self.efd, Pio(IOEVENTFD_PORT), 4)
+
+    def rate(self, port: int, writes: int) -> tuple[float, float]:
+        """One pass of `writes` writes to `port`: guest writes per second of wall-clock time
+        and per second of the vCPU thread's CPU time (guest and host work of the writes)."""
+        from worker.guest.table import Ring, write_table
+
+        write_table(self.vm.mem, [Ring("pio", port, 4, 1, writes)])
+        wall, cpu = time.perf_counter(), time.thread_time()
+        self.runner.run_pass()
+        return writes / (time.perf_counter() - wall), writes / (time.thread_time() - cpu)
+
+    def close(self) -> None:
+        """Close VM, KVM and the eventfd."""
+        self.vm.close()
+        self.kvm.close()
+        os.close(self.efd)
+
+
+def overhead(vm: BenchVm, rounds: int, writes: int, cost: dict[str, list[int]]):
+    """Per path: guest ns per write with the programs attached and without, per clock.
+
+    The observer's programs (the same KvmProbe) are attached and detached in-process, a few ms
+    each, so phases alternate many times and drift cancels; three passes per phase. `cost`
+    gets each program's [run time ns, runs] from the kernel's run-time statistics.
+    """
+    from observer.bpf import RunStats
+    from observer.probe import KvmProbe
+
+    paths = {"ioeventfd": (IOEVENTFD_PORT, writes), "userspace": (USER_PORT, writes // 5)}
+    for port, n in paths.values():
+        vm.rate(port, n // 10)  # warm up
+    ns: dict[str, dict[bool, list[tuple[float, float]]]] = {p: {False: [], True: []} for p in paths}
+    for r in range(rounds):
+        for watched in (False, True) if r % 2 == 0 else (True, False):
+            probe = KvmProbe() if watched else None
+            for _ in range(3):
+                for p, args in paths.items():
+                    wall, cpu = vm.rate(*args)
+                    ns[p][watched].append((1e9 / wall, 1e9 / cpu))
+            if probe is not None:
+                probe.close()
+    # One more watched phase with the statistics on (they add two clock reads to every run,
+    # so they stay out of the figures above).
+    with RunStats(), KvmProbe() as probe:
+        for args in paths.values():
+            vm.rate(*args)
+        for a in probe.attached:
+            info = a.program.info()
+            cost[a.event] = [info.run_time_ns, info.run_cnt]
+    return ns
+
+
+def _pct(values: list[float], q: float) -> float:
+    return sorted(values)[int(len(values) * q)]
+
+
+def busy_cpu(vm: BenchVm, url: str, seconds: float) -> tuple[float, float]:
+    """(observer CPU share, guest writes/s) while the guest writes flat out."""
+    stop, done = threading.Event(), []
+
+    def ring() -> None:
+        while not stop.is_set():
+            done.append(200_000 / vm.rate(IOEVENTFD_PORT, 200_000)[0])
+
+    obs = ObserverProcess(url)
+    t = threading.Thread(target=ring)
+    t.start()
+    share = obs.cpu_share(seconds)
+    stop.set()
+    t.join()
+    obs.stop()
+    return share, 200_000 * len(done) / sum(done)
+
+
+def idle_cpu(url: str, n_vms: int, seconds: float) -> float:
+    """Observer CPU share with `n_vms` idle VM processes on the host."""
+    vms = [
+        subprocess.Popen(
+            [sys.executable, "-m", "observer.idlevm"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n_vms)
+    ]
+    try:
+        for v in vms:
+            v.stdout.readline()
+        obs = ObserverProcess(url)
+        share = obs.cpu_share(seconds)
+        obs.stop()
+        return share
+    finally:
+        for v in vms:
+            v.stdin.close()
+            v.wait(30)
+
+
+def cli_bench(
+    rounds: int = 30, writes: int = 200_000, idle_vms: int = 50, seconds: float = 20.0
+) -> int:
+    """Run all three measurements and print them with their targets."""
+    from contract.migrate import upgrade
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/observe-bench.db"
+        upgrade(url)
+        vm = BenchVm()
+        try:
+            cost: dict[str, list[int]] = {}
+            ratios = overhead(vm, rounds, writes, cost)
+            share_busy, rate = busy_cpu(vm, url, seconds)
+        finally:
+            vm.close()
+        share_idle = idle_cpu(url, idle_vms, seconds)
+    print(f"guest write rate with the observer's programs / without ({rounds} rounds x 3):")
+    for path, target in (("ioeventfd", 0.95), ("userspace", 0.98)):
+        by = ratios[path]
+        for i, clock in ((1, "vCPU CPU time"), (0, "wall clock")):
+            cells = []
+            for q in (0.1, 0.25, 0.5):
+                off = _pct([x[i] for x in by[False]], q)
+                on = _pct([x[i] for x in by[True]], q)
+                cells.append(f"p{int(q * 100)} {off:,.0f} -> {on:,.0f} ns ({off / on:.3f})")
+            print(f"  {path:9s} {clock:13s} " + "  ".join(cells) + f"   target >= {target}")
+    print("the programs' own time per event (kernel run-time statistics, every VM on the host):")
+    for event, (ns, runs) in cost.items():
+        print(f"  {event:20s} {ns / runs if runs else 0:6.0f} ns x {runs:,} runs")
+    print(f"observer CPU, guest writing {rate:,.0f}/s: {share_busy:.2%} of a core   target <= 5%")
+    print(f"observer CPU, {idle_vms} idle VMs: {share_idle:.2%} of a core   target <= 1%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_bench())

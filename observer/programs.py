@@ -1,0 +1,229 @@
+"""The counting programs: what each KVM tracepoint adds to the maps of observer.layout.
+
+kvm_pio / kvm_mmio (write)  counts[VM, space, addr, len].writes += count; the thread's pending
+                            write is armed with that key
+kvm_pio (in) / kvm_mmio     counts[...].reads += count; reads disarm the pending write, so do
+  (read, unsatisfied read)  an MMIO read about to exit and the guest entry below
+kvm_userspace_exit          reason KVM_EXIT_IO/MMIO, no error: the armed pending write of the
+                            same space exited to userspace: counts[its key].userspace += count
+kvm_entry                   the guest runs again: a write still armed was handled in the kernel
+kvm_fast_mmio (if present)  a len-0 MMIO ioeventfd took the write in the kernel: writes += 1
+
+Without kvm_entry a userspace PIO read (traced only when it completes) would be blamed on the
+write before it. Fields are read where each event's tracefs format says they are.
+"""
+
+from __future__ import annotations
+
+from observer.bpf import asm
+from observer.bpf.asm import FP, R0, R1, R2, R3, R4, R6, R7, R8, R9, Asm
+from observer.bpf.syscall import NOEXIST
+from observer.bpf.tracefs import EventFormat
+from observer.layout import SPACE_MMIO, SPACE_PIO, AccessCounts, AccessKey, PendingWrite, offset
+
+# Stack layout below the frame pointer.
+KEY_AT = -16  # AccessKey being counted
+ZERO_AT = KEY_AT - 24  # a zeroed AccessCounts, to insert a new key
+TID_AT = ZERO_AT - 4  # the thread id, key of `pending`
+DROP_AT = TID_AT - 4  # key of `drops` (0)
+PEND_AT = DROP_AT - 24  # a PendingWrite being inserted
+
+Source = dict[str, tuple[int, int]]  # field -> (offset in the context, size)
+
+
+class Maps:
+    """The fds of the three maps, as the programs need them."""
+
+    def __init__(self, counts: int, pending: int, drops: int) -> None:
+        self.counts, self.pending, self.drops = counts, pending, drops
+
+
+def fields_of(fmt: EventFormat, *names: str) -> Source:
+    """Offsets and sizes of `names` in a classic tracepoint record, from its format file."""
+    return {n: (fmt.field(n).offset, fmt.field(n).size) for n in names}
+
+
+def _lookup(a: Asm, map_fd: int, key_at: int) -> None:
+    a.load_map_fd(R1, map_fd)
+    a.mov_reg(R2, FP)
+    a.alu64("add", R2, key_at)
+    a.call(asm.MAP_LOOKUP_ELEM)
+
+
+def _whoami(a: Asm) -> None:
+    """One helper call per program: the thread id at TID_AT, the process id in the key."""
+    a.call(asm.GET_CURRENT_PID_TGID)
+    a.store(4, FP, TID_AT, R0)  # low half: the thread
+    a.alu64("rsh", R0, 32)
+    a.store(4, FP, KEY_AT + offset(AccessKey, "tgid"), R0)  # high half: the process (the VM)
+
+
+def _key_prologue(a: Asm, ctx: Source, space: int, addr: str, width: str) -> None:
+    """Complete the AccessKey at KEY_AT (tgid is there): `space`, ctx[addr], ctx[width]."""
+    a.store_imm(4, FP, KEY_AT + offset(AccessKey, "space"), space)  # space, len, pad = 0
+    a.load(ctx[width][1], R1, R6, ctx[width][0])
+    a.store(1, FP, KEY_AT + offset(AccessKey, "len"), R1)
+    a.load(ctx[addr][1], R1, R6, ctx[addr][0])
+    a.store(8, FP, KEY_AT + offset(AccessKey, "addr"), R1)
+
+
+def _bump(a: Asm, m: Maps, field: str, amount: int, tag: str) -> None:
+    """counts[key at KEY_AT].field += amount register (a key not yet there is inserted)."""
+    _lookup(a, m.counts, KEY_AT)
+    a.jump("jne", R0, 0, f"{tag}_add")
+    for i in range(0, 24, 8):
+        a.store_imm(8, FP, ZERO_AT + i, 0)
+    a.load_map_fd(R1, m.counts)
+    a.mov_reg(R2, FP)
+    a.alu64("add", R2, KEY_AT)
+    a.mov_reg(R3, FP)
+    a.alu64("add", R3, ZERO_AT)
+    a.mov(R4, NOEXIST)  # another CPU may have inserted it meanwhile: then just look it up
+    a.call(asm.MAP_UPDATE_ELEM)
+    _lookup(a, m.counts, KEY_AT)
+    a.jump("jne", R0, 0, f"{tag}_add")
+    a.store_imm(4, FP, DROP_AT, 0)  # the map is full: count the loss instead
+    _lookup(a, m.drops, DROP_AT)
+    a.jump("jeq", R0, 0, f"{tag}_end")
+    a.mov(R1, 1)
+    a.atomic_add(8, R0, 0, R1)
+    a.goto(f"{tag}_end")
+    a.label(f"{tag}_add")
+    a.atomic_add(8, R0, offset(AccessCounts, field), amount)
+    a.label(f"{tag}_end")
+
+
+def _pending(a: Asm, m: Maps) -> None:
+    """R0 = this thread's PendingWrite or 0 (the thread id is at TID_AT)."""
+    _lookup(a, m.pending, TID_AT)
+
+
+def _disarm(a: Asm, m: Maps, tag: str) -> None:
+    _pending(a, m)
+    a.jump("jeq", R0, 0, f"{tag}_none")
+    a.store_imm(4, R0, offset(PendingWrite, "armed"), 0)
+    a.label(f"{tag}_none")
+
+
+def _arm(a: Asm, m: Maps, count: int, tag: str) -> None:
+    """This thread's pending write = the key at KEY_AT, `count` register writes, armed."""
+    _pending(a, m)
+    a.jump("jne", R0, 0, f"{tag}_set")
+    for i in range(0, 24, 8):
+        a.store_imm(8, FP, PEND_AT + i, 0)
+    a.load_map_fd(R1, m.pending)
+    a.mov_reg(R2, FP)
+    a.alu64("add", R2, TID_AT)
+    a.mov_reg(R3, FP)
+    a.alu64("add", R3, PEND_AT)
+    a.mov(R4, 0)
+    a.call(asm.MAP_UPDATE_ELEM)
+    _lookup(a, m.pending, TID_AT)
+    a.jump("jeq", R0, 0, f"{tag}_end")
+    a.label(f"{tag}_set")
+    for i in (0, 8):
+        a.load(8, R1, FP, KEY_AT + i)
+        a.store(8, R0, offset(PendingWrite, "key") + i, R1)
+    a.store(4, R0, offset(PendingWrite, "count"), count)
+    a.store_imm(4, R0, offset(PendingWrite, "armed"), 1)
+    a.label(f"{tag}_end")
+
+
+def _done(a: Asm) -> bytes:
+    a.label("out")
+    a.mov(R0, 0)
+    a.exit()
+    return a.assemble()
+
+
+def pio_program(m: Maps, ctx: Source) -> bytes:
+    """kvm_pio: count a port write (arming it) or read, `count` times for string I/O."""
+    a = Asm()
+    a.mov_reg(R6, R1)
+    _whoami(a)
+    _key_prologue(a, ctx, SPACE_PIO, "port", "size")
+    a.load(ctx["count"][1], R7, R6, ctx["count"][0])
+    a.load(ctx["rw"][1], R8, R6, ctx["rw"][0])
+    a.jump("jeq", R8, 0, "read")  # the format prints rw ? "write" : "read"
+    _bump(a, m, "writes", R7, "w")
+    _arm(a, m, R7, "arm")
+    a.goto("out")
+    a.label("read")
+    _bump(a, m, "reads", R7, "r")
+    _disarm(a, m, "dis")
+    return _done(a)
+
+
+def mmio_program(m: Maps, ctx: Source, kinds: dict[str, int]) -> bytes:
+    """kvm_mmio: count a write (arming it) or a completed read; an unsatisfied read disarms."""
+    a = Asm()
+    a.mov_reg(R6, R1)
+    _whoami(a)
+    a.load(ctx["type"][1], R8, R6, ctx["type"][0])
+    a.jump("jeq", R8, kinds["write"], "write")
+    a.jump("jeq", R8, kinds["read"], "read")
+    _disarm(a, m, "unsat")  # an unsatisfied read: the exit that follows is the read's
+    a.goto("out")
+    a.label("write")
+    _key_prologue(a, ctx, SPACE_MMIO, "gpa", "len")
+    a.mov(R7, 1)
+    _bump(a, m, "writes", R7, "w")
+    a.mov(R9, 1)
+    _arm(a, m, R9, "arm")
+    a.goto("out")
+    a.label("read")
+    _key_prologue(a, ctx, SPACE_MMIO, "gpa", "len")
+    a.mov(R7, 1)
+    _bump(a, m, "reads", R7, "r")
+    _disarm(a, m, "dis")
+    return _done(a)
+
+
+def userspace_exit_program(m: Maps, ctx: Source, reasons: dict[str, int]) -> bytes:
+    """kvm_userspace_exit: an I/O exit is the armed pending write's; count it, disarm."""
+    a = Asm()
+    a.mov_reg(R6, R1)
+    a.load(ctx["errno"][1], R1, R6, ctx["errno"][0])
+    a.jump("jne", R1, 0, "out")  # KVM_RUN failed (e.g. EINTR): no access exited
+    a.load(ctx["reason"][1], R8, R6, ctx["reason"][0])
+    a.mov(R9, SPACE_PIO)
+    a.jump("jeq", R8, reasons["KVM_EXIT_IO"], "io")
+    a.mov(R9, SPACE_MMIO)
+    a.jump("jne", R8, reasons["KVM_EXIT_MMIO"], "out")
+    a.label("io")
+    _whoami(a)
+    _pending(a, m)
+    a.jump("jeq", R0, 0, "out")
+    a.load(4, R1, R0, offset(PendingWrite, "armed"))
+    a.jump("jeq", R1, 0, "out")
+    a.store_imm(4, R0, offset(PendingWrite, "armed"), 0)
+    a.load(1, R1, R0, offset(PendingWrite, "key") + offset(AccessKey, "space"))
+    a.jump("jne", R1, R9, "out", reg=True)  # a write of the other space: not this exit's
+    a.load(4, R7, R0, offset(PendingWrite, "count"))
+    for i in (0, 8):
+        a.load(8, R1, R0, offset(PendingWrite, "key") + i)
+        a.store(8, FP, KEY_AT + i, R1)
+    _bump(a, m, "userspace", R7, "u")
+    return _done(a)
+
+
+def entry_program(m: Maps) -> bytes:
+    """kvm_entry: the guest runs again, so a write still armed did not exit to userspace."""
+    a = Asm()
+    _whoami(a)
+    _disarm(a, m, "dis")
+    return _done(a)
+
+
+def fast_mmio_program(m: Maps, ctx: Source) -> bytes:
+    """kvm_fast_mmio: a len-0 ioeventfd took an MMIO write without decoding it (len 0)."""
+    a = Asm()
+    a.mov_reg(R6, R1)
+    _whoami(a)
+    a.store_imm(4, FP, KEY_AT + 4, SPACE_MMIO)
+    a.load(ctx["gpa"][1], R1, R6, ctx["gpa"][0])
+    a.store(8, FP, KEY_AT + 8, R1)
+    a.mov(R7, 1)
+    _bump(a, m, "writes", R7, "w")
+    _disarm(a, m, "dis")
+    return _done(a)

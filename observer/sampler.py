@@ -1,0 +1,121 @@
+"""One observer tick: which VMs live, which ended, and what each address of each VM counted.
+
+Discovery runs before the counts are read, so a VM that exited mid-tick is already known as
+ended while its last counts (all made before its threads died) are still attributed to it; only
+then are its counters deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from observer.counter import CountReader
+from observer.discovery import Discovery, VmKey, VmProcess
+from observer.kvmstats import KvmDebugfs
+
+log = logging.getLogger("iosignal.observer")
+
+
+class AddressSample(NamedTuple):
+    """One address of one VM in one tick."""
+
+    vm: VmKey
+    space: str
+    addr: int
+    len: int
+    writes: int
+    userspace: int
+    reads: int
+
+
+class Tick(NamedTuple):
+    """What one collect saw; the writer turns it into rows."""
+
+    taken_at: datetime
+    interval_s: float
+    live: dict[VmKey, VmProcess]
+    ended: list[VmKey]
+    samples: list[AddressSample]
+    vcpu_tids: dict[VmKey, list[int]]  # for VMs new this tick or whose vCPUs changed
+    kvm_stats: dict[VmKey, dict[str, int]]  # KVM's totals, where debugfs answers
+
+    # worker.writer.SampleWriter sizes its buffer by these two; a tick's rows are its samples
+    @property
+    def signals(self) -> tuple[()]:
+        """No eventfd samples: the observer owns no ioeventfd."""
+        return ()
+
+    @property
+    def exits(self) -> list[AddressSample]:
+        """The rows this tick adds."""
+        return self.samples
+
+
+class ObserverSampler:
+    """Collects ticks from discovery, the BPF counts and debugfs; `collect()` is one tick."""
+
+    def __init__(
+        self,
+        reader: CountReader,
+        discovery: Discovery,
+        debugfs: KvmDebugfs | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.reader, self.discovery, self.debugfs, self.clock = reader, discovery, debugfs, clock
+        self.known: dict[VmKey, VmProcess] = {}
+        self.unattributed = 0  # accesses of processes gone before discovery saw them
+        self._last = clock()
+
+    def _vcpu_tids(self, live: dict[VmKey, VmProcess]) -> dict[VmKey, list[int]]:
+        changed = [
+            vm
+            for key, vm in live.items()
+            if key not in self.known or self.known[key].vcpus != vm.vcpus
+        ]
+        if self.debugfs is None:
+            return {vm.key: [] for vm in changed}
+        return {vm.key: self.debugfs.vcpu_threads(vm) for vm in changed}
+
+    def _owner(self, tgid: int, by_pid: dict[int, VmProcess]) -> VmProcess | None:
+        vm = by_pid.get(tgid)
+        if vm is None:  # appeared and did I/O since the scan: look once more
+            vm = self.discovery.describe(tgid)
+            if vm is not None:
+                by_pid[tgid] = vm
+        return vm
+
+    def collect(self) -> Tick:
+        """Scan, read the counts' differences, attribute them, forget exited VMs' counters."""
+        live = self.discovery.scan()
+        deltas = self.reader.deltas()
+        now, taken_at = self.clock(), datetime.now(UTC)
+        interval, self._last = now - self._last, now
+        ended = [key for key in self.known if key not in live]
+        by_pid = {vm.pid: vm for vm in self.known.values() if vm.key in ended}
+        by_pid.update({vm.pid: vm for vm in live.values()})
+        samples = []
+        for (tgid, space, addr, length), c in deltas.items():
+            vm = self._owner(tgid, by_pid)
+            if vm is None:
+                self.unattributed += c.writes + c.reads
+                continue
+            if vm.key not in ended:
+                live.setdefault(vm.key, vm)
+            samples.append(AddressSample(vm.key, space, addr, length, *c))
+        live_pids = {vm.pid for vm in live.values()}
+        gone = {key.pid for key in ended if key.pid not in live_pids}
+        gone |= {tgid for (tgid, *_) in deltas if tgid not in by_pid}
+        self.reader.forget(gone)
+        tids = self._vcpu_tids(live)
+        stats = {}
+        if self.debugfs is not None and self.debugfs.unavailable is None:
+            for key, vm in live.items():
+                totals = self.debugfs.totals(vm)
+                if totals is not None:
+                    stats[key] = totals
+        self.known = live
+        return Tick(taken_at, interval, live, ended, samples, tids, stats)

@@ -1,0 +1,71 @@
+"""Persist observer ticks with the worker's writer: its buffer, outage handling and thread.
+
+`ObservedWriter` is worker.writer.SampleWriter with the observer's `_write`: per chunk of ticks,
+one transaction that makes or finds the VMs' rows, heartbeats the live ones, marks the ended
+ones and inserts their per-address samples. VM ids are cached only once their transaction
+committed, so ticks buffered through an outage are written exactly as they would have been.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from sqlalchemy import Engine
+
+from observer import store
+from observer.discovery import VmKey
+from observer.sampler import Tick
+from worker.writer import SampleWriter
+
+
+class ObservedWriter(SampleWriter):
+    """Buffers the observer's ticks and writes them (SampleWriter's run/put/flush)."""
+
+    def __init__(self, engine: Engine, host: str | None = None, **kw: Any) -> None:
+        super().__init__(engine, 0, **kw)
+        self.host = host or socket.gethostname()
+        self.ids: dict[VmKey, int] = {}  # committed rows of the VMs seen so far
+        self.reconciled = False  # rows an earlier observer left running are ended once
+
+    def _write(self, chunk: list[Any]) -> None:
+        ids = dict(self.ids)
+        newest = None
+        with self.engine.begin() as conn:
+            if not self.reconciled:
+                first = chunk[0]
+                store.end_missing(conn, self.host, first.live.values(), first.taken_at)
+            for tick in chunk:
+                self._write_tick(conn, tick, ids)
+                newest = tick.taken_at
+        self.ids, self.reconciled = ids, True
+        self.transactions += 1
+        if newest is not None and (self.newest is None or newest > self.newest):
+            self.newest = newest
+
+    def _write_tick(self, conn: Any, tick: Tick, ids: dict[VmKey, int]) -> None:
+        for key, vm in tick.live.items():
+            if key not in ids or key in tick.vcpu_tids:
+                ids[key] = store.ensure_vm(
+                    conn, self.host, vm, tick.vcpu_tids.get(key), tick.taken_at
+                )
+        store.heartbeat(conn, [ids[k] for k in tick.live], tick.taken_at)
+        rows = [
+            {
+                "vm_id": ids[s.vm],
+                "space": s.space,
+                "addr": s.addr,
+                "len": s.len,
+                "writes": s.writes,
+                "userspace": s.userspace,
+                "reads": s.reads,
+                "taken_at": tick.taken_at,
+                "interval_s": tick.interval_s,
+            }
+            for s in tick.samples
+            if s.vm in ids
+        ]
+        store.insert_samples(conn, rows)
+        for key, totals in tick.kvm_stats.items():
+            store.set_kvm_stats(conn, ids[key], totals, tick.taken_at)
+        store.mark_ended(conn, [ids.pop(k) for k in tick.ended if k in ids], tick.taken_at)

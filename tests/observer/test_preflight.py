@@ -1,0 +1,64 @@
+"""What `iosignal observe` says when it cannot run, and that it then leaves nothing attached."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from observer.bpf import loaded_programs
+from observer.preflight import ObserverUnavailable, open_probe
+from observer.probe import OPTIONAL, REQUIRED
+
+
+def _fake_tracefs(tmp_path, real: str, events=REQUIRED + OPTIONAL):
+    for event in events:
+        src = f"{real}/events/kvm/{event}/format"
+        dst = tmp_path / "events" / "kvm" / event
+        dst.mkdir(parents=True)
+        shutil.copy(src, dst / "format")
+    return tmp_path
+
+
+def _ours() -> list[str]:
+    return [name for _, name in loaded_programs() if name.startswith("iosig_")]
+
+
+def test_a_missing_tracepoint_is_named(tracefs: str, tmp_path) -> None:
+    root = _fake_tracefs(tmp_path, tracefs, ("kvm_pio", "kvm_mmio", "kvm_entry"))
+    with pytest.raises(ObserverUnavailable, match=r"no kvm:kvm_userspace_exit tracepoint"):
+        open_probe(str(root))
+
+
+def test_a_format_without_a_field_the_programs_read_is_refused(tracefs: str, tmp_path) -> None:
+    root = _fake_tracefs(tmp_path, tracefs)
+    fmt = root / "events" / "kvm" / "kvm_pio" / "format"
+    fmt.write_text("\n".join(x for x in fmt.read_text().splitlines() if " count;" not in x))
+    before = _ours()
+    with pytest.raises(ObserverUnavailable, match=r"do not fit.*no field 'count'"):
+        open_probe(str(root), mode="classic")  # raw tracepoints take their places from BTF
+    assert _ours() == before  # nothing half-started
+
+
+def test_a_format_without_a_needed_symbol_is_refused_in_either_mode(tracefs, tmp_path) -> None:
+    root = _fake_tracefs(tmp_path, tracefs)
+    fmt = root / "events" / "kvm" / "kvm_userspace_exit" / "format"
+    fmt.write_text(fmt.read_text().replace('"MMIO"', '"MMIO_RENAMED"'))
+    for mode in ("raw", "classic"):
+        with pytest.raises(ObserverUnavailable, match=r"names no 'KVM_EXIT_MMIO'"):
+            open_probe(str(root), mode=mode)
+    assert _ours() == []
+
+
+def test_without_privileges_observe_exits_1_with_one_sentence(tracefs: str) -> None:
+    # uid 0 with no capabilities at all: bpf(2) refuses, as for an unprivileged user.
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) drops the capabilities"
+    cmd = [setpriv, "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-m", "cli.main"]
+    done = subprocess.run([*cmd, "observe"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, done.stderr
+    assert "not permitted" in errors[0] and "CAP_BPF and CAP_PERFMON" in errors[0]
