@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from contract.benchpaths import BENCH_PATHS
 from contract.models import BenchState, RegState, VmState
 from contract.rules import (
     MAX_DOORBELL_RATE_HZ,
@@ -218,7 +219,9 @@ class BenchmarkIn(BaseModel):
     vm_id: int | None = Field(None, ge=1, le=2**31 - 1)
     writes: int = Field(200_000, ge=1, le=10_000_000)
     repeat: int = Field(5, ge=1, le=100)
-    paths: list[Text] | None = Field(None, max_length=8, description="default: every path")
+    paths: list[Text] | None = Field(
+        None, max_length=len(BENCH_PATHS), description="default: every path"
+    )
 
 
 class BenchmarkCreated(BaseModel):

@@ -120,3 +120,13 @@ def test_benchmark_rules_are_422(client):
         {"writes": 10, "repeat": 1, "paths": ["exit"]},
     ):
         assert client.post("/api/benchmarks", json=body).status_code == 422, body
+
+
+def test_a_benchmark_may_name_every_known_path(client, make_vm):
+    from contract.benchpaths import BENCH_PATHS
+
+    vm = make_vm()
+    body = {"vm_id": vm.id, "writes": 100, "repeat": 1, "paths": list(BENCH_PATHS)}
+    response = client.post("/api/benchmarks", json=body)
+    assert response.status_code == 202, response.text
+    assert client.get(response.headers["location"]).json()["paths"] == list(BENCH_PATHS)

@@ -10,11 +10,11 @@ from dashboard_harness import (
     CHROMIUM_ARGS,
     ConsoleWatch,
     Stack,
-    need,
     start_stack,
     stop,
     worker_ready,
 )
+from support import need
 
 
 @pytest.fixture(scope="module")
