@@ -210,6 +210,7 @@ class WorkloadOut(BaseModel):
         None, description="once handled: the worker's error if it refused the version"
     )
     created_at: datetime | None
+    demo: bool = Field(False, description="the demo workload (POST /api/demo) set it")
     limits: WorkloadLimits = WorkloadLimits()
 
 
