@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.api.benchtrends import read_bench
 from app.api.panelreads import (
     NEEDS_OBSERVER,
     Series,
     missing,
-    read_bench,
     read_exits,
     read_observed,
     read_signals,

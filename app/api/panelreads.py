@@ -1,8 +1,8 @@
 """The reads behind panel data: one metric's series for a set of refs over one window.
 
 Signals and exits are read with one tiered query per VM for all the refs of every panel (the
-tier and step of `app.api.series`); benchmarks with one query. A ref naming something that does
-not exist gives a series with `missing` saying so, never an error.
+tier and step of `app.api.series`); benchmarks in app/api/benchtrends.py. A ref naming something
+that does not exist gives a series with `missing` saying so, never an error.
 """
 
 from __future__ import annotations
@@ -17,11 +17,7 @@ from sqlalchemy.orm import Session
 from app.api.buckets import Buckets, Tier, add, bucket_sums
 from app.api.series import Window
 from app.schemas_dash import SeriesRef
-from contract.benchpaths import BENCH_PATHS
 from contract.models import (
-    BenchmarkResult,
-    BenchmarkRun,
-    BenchState,
     ExitRollup,
     ExitSample,
     Ioeventfd,
@@ -29,7 +25,6 @@ from contract.models import (
     SignalSample,
     Vm,
 )
-from contract.timeparse import epoch_ms
 
 Series = dict[str, Any]  # {"ref", "name", "t", "v"} and "missing" when there is nothing to read
 NEEDS_OBSERVER = "needs iosignal observe"
@@ -154,38 +149,3 @@ def read_exits(db: Session, window: Window, refs: Iterable[SeriesRef]) -> list[S
 def read_observed(refs: Iterable[SeriesRef]) -> list[Series]:
     """Observed writes and in-kernel share: not stored until the observer (issue 10) lands."""
     return [missing(ref, exit_name(f"VM {ref.vm_id}", ref), NEEDS_OBSERVER) for ref in refs]
-
-
-def read_bench(db: Session, window: Window, refs: Iterable[SeriesRef], rtt: bool) -> list[Series]:
-    """Benchmark writes/s (or rtt us) of paths across the runs done in the window."""
-    refs = list(refs)
-    value = BenchmarkResult.rtt_us if rtt else BenchmarkResult.iops
-    rows = db.execute(
-        select(BenchmarkRun.finished_at, BenchmarkRun.host, BenchmarkResult.path, value)
-        .join(BenchmarkRun, BenchmarkRun.id == BenchmarkResult.run_id)
-        .where(
-            BenchmarkRun.state == BenchState.DONE.value,
-            BenchmarkResult.path.in_({ref.path for ref in refs}),
-            BenchmarkRun.finished_at > window.since,
-            BenchmarkRun.finished_at <= window.until,
-        )
-        .order_by(BenchmarkRun.finished_at, BenchmarkRun.id)
-    ).all()
-    out = []
-    for ref in refs:
-        name = f"{ref.path} on {ref.host}" if ref.host else f"{ref.path} (every host)"
-        if ref.path not in BENCH_PATHS:
-            why = f"path {ref.path!r} does not exist: paths are {', '.join(BENCH_PATHS)}"
-            out.append(missing(ref, name, why))
-            continue
-        points = [r for r in rows if r.path == ref.path and ref.host in (None, r.host)]
-        if not points and ref.host and not _host_known(db, ref.host):
-            out.append(missing(ref, name, f"no benchmark ran on host {ref.host!r}"))
-            continue
-        t = [epoch_ms(r.finished_at) for r in points]
-        out.append({"ref": ref.key(), "name": name, "t": t, "v": [float(r[3]) for r in points]})
-    return out
-
-
-def _host_known(db: Session, host: str) -> bool:
-    return db.scalar(select(BenchmarkRun.id).where(BenchmarkRun.host == host).limit(1)) is not None

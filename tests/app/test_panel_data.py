@@ -198,18 +198,23 @@ def test_a_deleted_vm_makes_its_series_missing_not_an_error(client, db, two_vms)
 
 
 def test_saved_range_by_default_and_the_query_overrides_it(client, two_vms):
-    _now, (a, _b) = two_vms
+    now, (a, _b) = two_vms
+    since = (now - timedelta(seconds=5)).isoformat()
     board = {
         "name": "ranged",
-        "range": {"since": "-5s", "until": "now"},
+        "range": {"since": since, "until": now.isoformat()},
         "panels": [{"metric": "signals", "series": [{"ioeventfd_id": a.id}]}],
     }
     client.post("/api/dashboards", json=board)
     saved = client.get("/api/dashboards/ranged/data").json()
-    assert saved["until"] - saved["since"] == 5000
+    assert (saved["since"], saved["until"]) == (epoch_ms(now) - 5000, epoch_ms(now))
     assert len(saved["panels"][0]["series"][0]["v"]) == 4  # ticks at -4..-1 s (-5 s excluded)
-    wider = client.get("/api/dashboards/ranged/data", params={"since": "-1m"}).json()
+    earlier = (now - timedelta(seconds=30)).isoformat()
+    wider = client.get("/api/dashboards/ranged/data", params={"since": earlier}).json()
     assert len(wider["panels"][0]["series"][0]["v"]) == 10
+    assert wider["until"] == epoch_ms(now)  # each bound overrides on its own
+    live = client.get("/api/dashboards/ranged/data", params={"until": "now"}).json()
+    assert live["until"] > epoch_ms(now) and live["panels"][0]["series"][0]["v"][-1] == 101.0
     bad = client.get("/api/dashboards/ranged/data", params={"since": "later"})
     assert bad.status_code == 422 and "ISO 8601" in bad.json()["detail"]
     assert client.get("/api/dashboards/nope/data").status_code == 404
