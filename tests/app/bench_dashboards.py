@@ -4,9 +4,10 @@ the last minute stays raw), and a dashboard of 8 panels x 24 series. The ranges 
 newest sample, so "-1h" reads exactly the hour stored however long the filling took.
 
 Run: .venv/bin/python tests/app/bench_dashboards.py sqlite:////tmp/iosignal-dash.db
-     (or the URL of an empty PostgreSQL database). Prints the latency of one `/data` request
-     against the 300 ms target, and against the baseline of asking `/rates` once per series;
-     asserts only that the values are the ones stored, nothing about speed.
+     (or the URL of an empty PostgreSQL database); run it again on the same database to measure
+     without filling it again. Prints the latency of one `/data` request against the 300 ms
+     target, and against the baseline of asking `/rates` once per series; asserts only that
+     the values are the ones stored, nothing about speed.
 """
 
 from __future__ import annotations
@@ -74,13 +75,19 @@ def main(url: str) -> None:
     from app.main import create_app
     from contract.db import get_engine, get_sessionmaker
     from contract.migrate import upgrade
-    from contract.models import SignalSample
+    from contract.models import Ioeventfd, SignalSample, Vm
     from worker.retention import roll_up
 
     upgrade(url)
     started = time.perf_counter()
-    vm_id, ids = fill(get_sessionmaker(), REGS, TICKS, EXIT_ADDRS)
     with get_sessionmaker()() as db:
+        vm_id = db.scalar(select(Vm.id).where(Vm.name == "bench"))
+    if vm_id is None:  # a database filled by an earlier run is measured again as it is
+        vm_id, _ = fill(get_sessionmaker(), REGS, TICKS, EXIT_ADDRS)
+    with get_sessionmaker()() as db:
+        ids = list(
+            db.scalars(select(Ioeventfd.id).where(Ioeventfd.vm_id == vm_id).order_by(Ioeventfd.id))
+        )
         newest = db.scalar(select(func.max(SignalSample.taken_at)))
     roll_up(get_engine(), vm_id, newest)  # what the worker's writer does once a minute
     print(
@@ -88,6 +95,7 @@ def main(url: str) -> None:
         f"rolled up in {time.perf_counter() - started:.0f} s"
     )
     client = TestClient(create_app())
+    client.delete("/api/dashboards/bench")
     assert client.post("/api/dashboards", json=dashboard(vm_id, ids)).status_code == 201
     url_data = "/api/dashboards/bench/data"
 
