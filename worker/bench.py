@@ -24,7 +24,7 @@ from rich.table import Table
 
 from contract.benchpaths import BENCH_PATHS
 from contract.config import get_settings
-from worker import roundtripbench
+from worker import hostinfo, roundtripbench
 from worker.exits import ExitCounter, GuestFault, PassRunner
 from worker.guest.boot import GuestVm
 from worker.guest.table import Ring, read_times, write_table
@@ -183,7 +183,7 @@ def run_bench(
     finally:
         kvm.close()
     host, kernel = host_info()
-    return {"host": host, "kernel": kernel, "results": results}
+    return {"host": host, "kernel": kernel, **hostinfo.flavour(), "results": results}
 
 
 def render_table(report: dict) -> Table:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from contract.config import Settings, get_settings
 from contract.db import make_engine
 from contract.models import VmState, WorkerHealth
-from worker import retention, store
+from worker import hostinfo, retention, store
 from worker.control import Control, reason, until_db
 from worker.handle import MachineHandle
 from worker.ticker import Ticker
@@ -79,9 +79,8 @@ def worker_health(ticker: Ticker, writer: SampleWriter) -> WorkerHealth:
 
 def serve(settings: Settings, machine: MachineHandle, engine: Engine, stop: threading.Event) -> int:
     """Claim the VM row, apply everything, then run the threads until `stop`."""
-    claim = partial(
-        store.claim_vm, engine, settings.vm_name, machine.info(), settings.heartbeat_timeout_s
-    )
+    info = {**machine.info(), **hostinfo.flavour()}
+    claim = partial(store.claim_vm, engine, settings.vm_name, info, settings.heartbeat_timeout_s)
     try:
         vm_id = until_db(stop, "claim VM row", claim)
     except store.VmInUse as exc:
@@ -112,6 +111,7 @@ def serve(settings: Settings, machine: MachineHandle, engine: Engine, stop: thre
     control.jobs.join(0)
     try:
         store.heartbeat(engine, vm_id, VmState.STOPPED, health=health())
+        store.worker_event(engine, vm_id, "stop")
     except SQLAlchemyError as exc:
         log.error("could not mark the VM stopped: %s", reason(exc))
     log.info(
@@ -130,6 +130,7 @@ def _report_failed_start(settings: Settings, error: str) -> None:
     try:
         vm_id = store.claim_vm(engine, settings.vm_name, {}, settings.heartbeat_timeout_s)
         store.heartbeat(engine, vm_id, VmState.FAILED, error)
+        store.worker_event(engine, vm_id, "failed")
     except (SQLAlchemyError, store.VmInUse):
         pass  # unreachable, or the name belongs to a live worker: leave its row alone
     finally:

@@ -20,6 +20,7 @@ from contract.models import (
     RegState,
     Vm,
     VmState,
+    WorkerEvent,
     WorkerHealth,
     Workload,
     utcnow,
@@ -73,6 +74,9 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any], fresh_s: float = 0
             "mem_size": info.get("mem_size"),
             **info.get("capabilities", {}),
         },
+        "cpu_model": info.get("cpu_model", ""),
+        "kvm_module": info.get("kvm_module", ""),
+        "kvm_nested": info.get("kvm_nested"),
         "state": VmState.RUNNING.value,
         "error": None,
         "pid": os.getpid(),
@@ -94,6 +98,10 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any], fresh_s: float = 0
         for key, value in fields.items():
             setattr(vm, key, value)
         db.flush()
+        # The row keeps only this process; the event keeps it for charts (annotations).
+        db.add(
+            WorkerEvent(vm_id=vm.id, event="start", at=now, host=fields["host"], pid=os.getpid())
+        )
         # A benchmark this VM's previous process was running died with it.
         db.execute(
             update(BenchmarkRun)
@@ -105,6 +113,13 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any], fresh_s: float = 0
             )
         )
         return vm.id
+
+
+def worker_event(engine: Engine, vm_id: int, event: str) -> None:
+    """Record that this worker process left its VM: `stop` (cleanly) or `failed`."""
+    with Session(engine) as db, db.begin():
+        host = db.scalar(select(Vm.host).where(Vm.id == vm_id)) or ""
+        db.add(WorkerEvent(vm_id=vm_id, event=event, host=host, pid=os.getpid()))
 
 
 def heartbeat(
@@ -258,6 +273,9 @@ def finish_benchmark(engine: Engine, run_id: int, result: dict | None, error: st
             return
         run.state, run.progress = BenchState.DONE.value, 1.0
         run.host, run.kernel = result.get("host", ""), result.get("kernel", "")
+        run.cpu_model = result.get("cpu_model", "")
+        run.kvm_module = result.get("kvm_module", "")
+        run.kvm_nested = result.get("kvm_nested")
         for r in result["results"]:
             run.results.append(
                 BenchmarkResult(

@@ -12,8 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.api import queries
+from app.api.errors import ApiError
 from app.api.queries import ExitKey, rolled_up_until, tiered
-from contract.models import ExitSample, Ioeventfd, SignalRollup, SignalSample
+from contract.config import get_settings
+from contract.models import ExitSample, Ioeventfd, SignalRollup, SignalSample, utcnow
+from contract.timeparse import parse_range
 
 MAX_POINTS = 2000
 RAW_MAX_TICKS = 2000  # the raw tier is keyed time-first: read it for short ranges only
@@ -35,18 +38,36 @@ class Window:
         return (self.until - self.since).total_seconds()
 
 
-def plan(since: datetime, until: datetime, step_s: float | None, tick_s: float) -> Window:
+def plan(
+    since: datetime,
+    until: datetime,
+    step_s: float | None,
+    tick_s: float,
+    max_points: int = MAX_POINTS,
+) -> Window:
     """Pick tier and step: raw while the range is at most ~2,000 ticks and the step under a
-    minute, else minutes; never more than ~2,000 points."""
+    minute, else minutes; never more than `max_points` points."""
     span = (until - since).total_seconds()
-    step = max(step_s or 0.0, tick_s, span / MAX_POINTS)
+    step = max(step_s or 0.0, tick_s, span / max_points)
     if span <= RAW_MAX_TICKS * tick_s and step < MINUTE:
         return Window(since, until, step, "raw")
     return Window(since, until, math.ceil(step / MINUTE) * MINUTE, "minute")
 
 
-def _boundary(db: Session, vm_id: int, window: Window) -> datetime | None:
-    # The raw tier answers short ranges alone; long ones read rollups up to the boundary.
+def window_for(
+    since: str, until: str | None, step: float | None = None, max_points: int = MAX_POINTS
+) -> Window:
+    """Parse the range (422 naming the rule if bad) and plan tier and step."""
+    try:
+        start, end = parse_range(since, until, utcnow())
+    except (ValueError, OverflowError) as exc:
+        raise ApiError(422, str(exc), "EINVAL") from None
+    return plan(start, end, step, get_settings().sample_interval_s, max_points)
+
+
+def boundary(db: Session, vm_id: int, window: Window) -> datetime | None:
+    """Where `tiered` switches from rollups to raw samples for this VM: None on the raw tier
+    (short ranges read raw samples alone), the VM's rollup mark on the minute tier."""
     return rolled_up_until(db, vm_id) if window.tier == "minute" else None
 
 
@@ -65,7 +86,7 @@ def signal_rows(
         SignalSample.taken_at,
         rolled,
         SignalRollup.minute_at,
-        _boundary(db, vm_id, window),
+        boundary(db, vm_id, window),
         window.since,
         window.until,
     )
@@ -91,7 +112,7 @@ def bucket(rows: list[tuple[datetime, int, float]], step_s: float) -> list[dict]
 
 def exit_totals(db: Session, vm_id: int, window: Window) -> dict[ExitKey, int]:
     """Exits per (space, addr, len) of a VM in `window`."""
-    return queries.exit_totals(db, vm_id, _boundary(db, vm_id, window), window.since, window.until)
+    return queries.exit_totals(db, vm_id, boundary(db, vm_id, window), window.since, window.until)
 
 
 def sampled_seconds(db: Session, vm_id: int, window: Window) -> float:

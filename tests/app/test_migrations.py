@@ -99,3 +99,50 @@ def test_0002_adds_worker_health_to_vms_and_both_ways_keep_every_row(empty_url: 
     assert not set(HEALTH) & set(_vm_columns(empty_url))
     assert _sql(empty_url, "SELECT name FROM vms") == [("old",)]
     assert _sql(empty_url, "SELECT signals_total FROM ioeventfds") == [(5,)]
+
+
+FLAVOUR = ["cpu_model", "kvm_module", "kvm_nested"]
+ISSUE12_TABLES = {"dashboards", "notes", "worker_events", "demos"}
+
+
+def _columns(url: str, table: str) -> list[str]:
+    engine = make_engine(url)
+    try:
+        return [c["name"] for c in inspect(engine).get_columns(table)]
+    finally:
+        engine.dispose()
+
+
+def test_0005_adds_issue_12_tables_and_columns_and_both_ways_keep_every_row(
+    empty_url: str,
+) -> None:
+    """Existing VMs, runs and workloads read empty flavour and demo false; going down drops
+    only what 0005 added, every row of vms, its registrations and workloads kept."""
+    upgrade(empty_url, "0002")
+    _sql(
+        empty_url,
+        "INSERT INTO vms (name, host, kernel, capabilities, state, workload_version, created_at)"
+        " VALUES ('old', '', '', '{}', 'stopped', 0, CURRENT_TIMESTAMP)",
+    )
+    _sql(
+        empty_url,
+        "INSERT INTO workloads (vm_id, version, doorbells, created_at)"
+        " SELECT id, 1, '[]', CURRENT_TIMESTAMP FROM vms",
+    )
+    _sql(
+        empty_url,
+        "INSERT INTO benchmark_runs (state, progress, writes, repeat, paths, host, kernel,"
+        " created_at) VALUES ('done', 1, 10, 1, '[]', 'h', 'k', CURRENT_TIMESTAMP)",
+    )
+    upgrade(empty_url, "0005")
+    assert _tables(empty_url) >= ISSUE12_TABLES
+    for table in ("vms", "benchmark_runs"):
+        assert _sql(empty_url, f"SELECT {', '.join(FLAVOUR)} FROM {table}") == [("", "", None)]
+    assert [bool(d) for (d,) in _sql(empty_url, "SELECT demo FROM workloads")] == [False]
+    downgrade(empty_url, "0002")
+    assert not _tables(empty_url) & ISSUE12_TABLES
+    assert not set(FLAVOUR) & set(_vm_columns(empty_url))
+    assert "demo" not in _columns(empty_url, "workloads")
+    assert _sql(empty_url, "SELECT name FROM vms") == [("old",)]
+    assert _sql(empty_url, "SELECT version FROM workloads") == [(1,)]
+    assert _sql(empty_url, "SELECT host FROM benchmark_runs") == [("h",)]

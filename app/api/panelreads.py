@@ -1,0 +1,151 @@
+"""The reads behind panel data: one metric's series for a set of refs over one window.
+
+Signals and exits are read with one tiered query per VM for all the refs of every panel (the
+tier and step of `app.api.series`); benchmarks in app/api/benchtrends.py. A ref naming something
+that does not exist gives a series with `missing` saying so, never an error.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.api.buckets import Buckets, Tier, add, bucket_sums
+from app.api.series import Window
+from app.schemas_dash import SeriesRef
+from contract.models import (
+    ExitRollup,
+    ExitSample,
+    Ioeventfd,
+    SignalRollup,
+    SignalSample,
+    Vm,
+)
+
+Series = dict[str, Any]  # {"ref", "name", "t", "v"} and "missing" when there is nothing to read
+NEEDS_OBSERVER = "needs iosignal observe"
+
+
+def series(ref: SeriesRef, name: str, buckets: Buckets | None, per_step: float = 0.0) -> Series:
+    """A series from its buckets: count / measured seconds, or count / `per_step` if given."""
+    buckets = buckets or {}
+    t = sorted(buckets)
+    v = [
+        (c / per_step if per_step else c / s if s > 0 else 0.0)
+        for c, s in map(buckets.__getitem__, t)
+    ]
+    return {"ref": ref.key(), "name": name, "t": t, "v": v}
+
+
+def missing(ref: SeriesRef, name: str, why: str) -> Series:
+    """An empty series that says why it is empty."""
+    return {"ref": ref.key(), "name": name, "t": [], "v": [], "missing": why}
+
+
+def read_signals(db: Session, window: Window, refs: Iterable[SeriesRef]) -> list[Series]:
+    """Signals per second of registrations, one series per ref."""
+    refs = list(refs)
+    ids = sorted({ref.ioeventfd_id for ref in refs if ref.ioeventfd_id is not None})
+    regs = {
+        row.id: row
+        for row in db.execute(
+            select(Ioeventfd.id, Ioeventfd.vm_id, Ioeventfd.space, Ioeventfd.addr)
+            .add_columns(Ioeventfd.len, Ioeventfd.label, Vm.name.label("vm"))
+            .join(Vm, Vm.id == Ioeventfd.vm_id)
+            .where(Ioeventfd.id.in_(ids))
+        )
+    }
+    by_vm: dict[int, list[int]] = defaultdict(list)
+    for reg in regs.values():
+        by_vm[reg.vm_id].append(reg.id)
+    sums: dict[int, Buckets] = defaultdict(dict)
+    for vm_id, reg_ids in by_vm.items():
+        raw = Tier(
+            SignalSample.taken_at,
+            (SignalSample.ioeventfd_id,),
+            SignalSample.signals,
+            SignalSample.interval_s,
+            SignalSample.ioeventfd_id.in_(reg_ids),
+        )
+        rolled = Tier(
+            SignalRollup.minute_at,
+            (SignalRollup.ioeventfd_id,),
+            SignalRollup.signals,
+            SignalRollup.interval_s,
+            SignalRollup.ioeventfd_id.in_(reg_ids),
+        )
+        for reg_id, bucket, count, seconds in bucket_sums(db, window, vm_id, raw, rolled):
+            add(sums[reg_id], bucket, count, seconds)
+    out = []
+    for ref in refs:
+        found = regs.get(ref.ioeventfd_id or 0)
+        if found is None:
+            why = f"registration {ref.ioeventfd_id} does not exist"
+            out.append(missing(ref, f"registration {ref.ioeventfd_id}", why))
+            continue
+        what = found.label or address(found.space, found.addr, found.len)
+        out.append(series(ref, f"{found.vm}: {what} (#{found.id})", sums.get(found.id)))
+    return out
+
+
+def address(space: str | None, addr: int | None, len_: int | None) -> str:
+    """`pio 0x6000 len 2`: how a person names an address."""
+    return f"{space} 0x{addr or 0:x} len {len_}"
+
+
+def exit_name(vm: str, ref: SeriesRef) -> str:
+    """`vm0: pio 0x6000 len 2`."""
+    return f"{vm}: {address(ref.space, ref.addr, ref.len)}"
+
+
+def read_exits(db: Session, window: Window, refs: Iterable[SeriesRef]) -> list[Series]:
+    """Userspace exits per second of addresses, one series per ref."""
+    refs = list(refs)
+    vm_ids = sorted({ref.vm_id for ref in refs if ref.vm_id is not None})
+    names = {
+        vm_id: name for vm_id, name in db.execute(select(Vm.id, Vm.name).where(Vm.id.in_(vm_ids)))
+    }
+    sums: dict[tuple[Any, ...], Buckets] = defaultdict(dict)
+    for vm_id in names:
+        wanted = {(r.space, r.addr, r.len) for r in refs if r.vm_id == vm_id}
+        addrs = sorted({r.addr or 0 for r in refs if r.vm_id == vm_id})
+        raw = Tier(
+            ExitSample.taken_at,
+            (ExitSample.space, ExitSample.addr, ExitSample.len),
+            ExitSample.exits,
+            ExitSample.interval_s,
+            (ExitSample.vm_id == vm_id) & ExitSample.addr.in_(addrs),
+        )
+        rolled = Tier(
+            ExitRollup.minute_at,
+            (ExitRollup.space, ExitRollup.addr, ExitRollup.len),
+            ExitRollup.exits,
+            ExitRollup.interval_s,
+            (ExitRollup.vm_id == vm_id) & ExitRollup.addr.in_(addrs),
+        )
+        for space, addr, len_, bucket, count, seconds in bucket_sums(
+            db, window, vm_id, raw, rolled
+        ):
+            if (space, addr, len_) in wanted:
+                add(sums[(vm_id, space, addr, len_)], bucket, count, seconds)
+    # Only ticks with exits are stored: a rollup's seconds cover those ticks, not its minute.
+    per_step = window.step_s if window.tier == "minute" else 0.0
+    out = []
+    for ref in refs:
+        vm = names.get(ref.vm_id or 0)
+        if vm is None:
+            name = exit_name(f"VM {ref.vm_id}", ref)
+            out.append(missing(ref, name, f"VM {ref.vm_id} does not exist"))
+            continue
+        key = (ref.vm_id or 0, ref.space or "", ref.addr or 0, ref.len or 0)
+        out.append(series(ref, exit_name(vm, ref), sums.get(key), per_step))
+    return out
+
+
+def read_observed(refs: Iterable[SeriesRef]) -> list[Series]:
+    """Observed writes and in-kernel share: not stored until the observer (issue 10) lands."""
+    return [missing(ref, exit_name(f"VM {ref.vm_id}", ref), NEEDS_OBSERVER) for ref in refs]
