@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     REAL,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -198,6 +200,10 @@ class Vm(Base):
     missed_ticks: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     dropped_samples: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     lock_errors: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The host's flavour (worker/hostinfo.py): benchmark trends group and compare by it.
+    cpu_model: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    kvm_module: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    kvm_nested: Mapped[bool | None] = mapped_column(Boolean, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     ioeventfds: Mapped[list[Ioeventfd]] = relationship(back_populates="vm")
@@ -239,6 +245,7 @@ class Workload(Base):
     version: Mapped[int] = mapped_column(Integer)
     # [{"space": "pio", "addr": int, "len": int, "value": int, "rate_hz": float}, ...]
     doorbells: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -331,6 +338,9 @@ class BenchmarkRun(Base):
     paths: Mapped[list[str]] = mapped_column(JSON, default=list)
     host: Mapped[str] = mapped_column(String(255), default="")
     kernel: Mapped[str] = mapped_column(String(255), default="")
+    cpu_model: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    kvm_module: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    kvm_nested: Mapped[bool | None] = mapped_column(Boolean, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -357,6 +367,66 @@ class BenchmarkResult(Base):
     guest_rtt_us: Mapped[float | None] = mapped_column(Float, default=None)
 
     run: Mapped[BenchmarkRun] = relationship(back_populates="results")
+
+
+class Dashboard(Base):
+    """A saved, shared dashboard: a name, a stable slug, and its range, refresh and panels."""
+
+    __tablename__ = "dashboards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    # {"range": {"since", "until"}, "refresh_s", "panels": [...]}: app/schemas_dash.py checks it
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Note(Base):
+    """An annotation a person added: text at a time or over a span, for a VM or global."""
+
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vm_id: Mapped[int | None] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    time_end: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    text: Mapped[str] = mapped_column(String(500))
+    author: Mapped[str | None] = mapped_column(String(64), default=None)  # the token's name
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WorkerEvent(Base):
+    """A worker process claiming its VM (`start`) or leaving it (`stop`, `failed`).
+
+    `vms` keeps only the newest process; this keeps each one, so charts can mark restarts.
+    """
+
+    __tablename__ = "worker_events"
+    __table_args__ = (Index("ix_worker_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(16))  # start | stop | failed
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    pid: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class Demo(Base):
+    """The demo workload while it runs: what it added, so removing it undoes exactly that."""
+
+    __tablename__ = "demos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    ioeventfd_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ioeventfds.id", ondelete="SET NULL"), default=None
+    )
+    workload_version: Mapped[int] = mapped_column(Integer)  # the demo's version
+    previous_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ApiToken(Base):

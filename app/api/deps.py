@@ -68,7 +68,23 @@ def authorize_stream(
         check_role(db, bearer_token(request) or token, "viewer")
 
 
+def authorize_read(request: Request, db: SessionDep) -> None:
+    """A viewer or editor token, whatever the method: for a POST that only reads."""
+    check_role(db, bearer_token(request), "viewer")
+
+
+def author_name(request: Request, db: SessionDep) -> str | None:
+    """The name of the caller's token (None while no token exists): who wrote a note."""
+    token = bearer_token(request)
+    if token is None or not tokens_required(db):
+        return None
+    row = authenticate(db, token)
+    return row.name if row else None
+
+
 Authorized = Depends(authorize)
+ReadAuthorized = Depends(authorize_read)
+AuthorDep = Annotated[str | None, Depends(author_name)]
 
 # Ids are 32-bit in the schema; bounding them here turns a huge id into a 422, not a DB error.
 INT32_MAX = 2**31 - 1

@@ -12,8 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.api import queries
+from app.api.errors import ApiError
 from app.api.queries import ExitKey, rolled_up_until, tiered
-from contract.models import ExitSample, Ioeventfd, SignalRollup, SignalSample
+from contract.config import get_settings
+from contract.models import ExitSample, Ioeventfd, SignalRollup, SignalSample, utcnow
+from contract.timeparse import parse_range
 
 MAX_POINTS = 2000
 RAW_MAX_TICKS = 2000  # the raw tier is keyed time-first: read it for short ranges only
@@ -45,8 +48,18 @@ def plan(since: datetime, until: datetime, step_s: float | None, tick_s: float) 
     return Window(since, until, math.ceil(step / MINUTE) * MINUTE, "minute")
 
 
-def _boundary(db: Session, vm_id: int, window: Window) -> datetime | None:
-    # The raw tier answers short ranges alone; long ones read rollups up to the boundary.
+def window_for(since: str, until: str | None, step: float | None = None) -> Window:
+    """Parse the range (422 naming the rule if bad) and plan tier and step."""
+    try:
+        start, end = parse_range(since, until, utcnow())
+    except (ValueError, OverflowError) as exc:
+        raise ApiError(422, str(exc), "EINVAL") from None
+    return plan(start, end, step, get_settings().sample_interval_s)
+
+
+def boundary(db: Session, vm_id: int, window: Window) -> datetime | None:
+    """Where `tiered` switches from rollups to raw samples for this VM: None on the raw tier
+    (short ranges read raw samples alone), the VM's rollup mark on the minute tier."""
     return rolled_up_until(db, vm_id) if window.tier == "minute" else None
 
 
@@ -65,7 +78,7 @@ def signal_rows(
         SignalSample.taken_at,
         rolled,
         SignalRollup.minute_at,
-        _boundary(db, vm_id, window),
+        boundary(db, vm_id, window),
         window.since,
         window.until,
     )
@@ -91,7 +104,7 @@ def bucket(rows: list[tuple[datetime, int, float]], step_s: float) -> list[dict]
 
 def exit_totals(db: Session, vm_id: int, window: Window) -> dict[ExitKey, int]:
     """Exits per (space, addr, len) of a VM in `window`."""
-    return queries.exit_totals(db, vm_id, _boundary(db, vm_id, window), window.since, window.until)
+    return queries.exit_totals(db, vm_id, boundary(db, vm_id, window), window.since, window.until)
 
 
 def sampled_seconds(db: Session, vm_id: int, window: Window) -> float:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -11,12 +9,10 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from app.api.deps import AUTH_RESPONSES, Authorized, KnownVmId, RegDep, Responses, SessionDep
-from app.api.errors import ApiError
-from app.api.series import Window, bucket, exit_totals, plan, sampled_seconds, signal_rows
+from app.api.exports import csv_response
+from app.api.series import bucket, exit_totals, sampled_seconds, signal_rows, window_for
 from app.schemas import ErrorOut, ExitRow, RatesOut
-from contract.config import get_settings
-from contract.models import Ioeventfd, RegState, utcnow
-from contract.timeparse import parse_range
+from contract.models import Ioeventfd, RegState
 
 router = APIRouter(
     prefix="/vms/{vm_id}", tags=["rates"], dependencies=[Authorized], responses=AUTH_RESPONSES
@@ -29,28 +25,6 @@ CSV_DOC: Responses = {
     200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"},
     404: {"model": ErrorOut},
 }
-
-
-def window_for(since: str, until: str | None, step: float | None = None) -> Window:
-    """Parse the range (422 naming the rule if bad) and plan tier and step."""
-    try:
-        start, end = parse_range(since, until, utcnow())
-    except (ValueError, OverflowError) as exc:
-        raise ApiError(422, str(exc), "EINVAL") from None
-    return plan(start, end, step, get_settings().sample_interval_s)
-
-
-def csv_response(rows: list[dict], columns: list[str], name: str) -> Response:
-    """Rows as a CSV attachment."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
-        )
-    headers = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
-    return Response(out.getvalue(), media_type="text/csv", headers=headers)
 
 
 @router.get("/ioeventfds/{reg_id}/rates", response_model=RatesOut, responses=CSV_DOC)

@@ -1,0 +1,34 @@
+"""Downloads: rows as a CSV attachment, a body as a JSON attachment."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from fastapi.responses import Response
+
+
+def attachment(name: str) -> dict[str, str]:
+    """The header that makes a browser save the answer as `name`."""
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
+
+
+def csv_response(rows: list[dict], columns: list[str], name: str) -> Response:
+    """Rows as a CSV attachment `name`.csv; datetimes as ISO 8601."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+        )
+    return Response(out.getvalue(), media_type="text/csv", headers=attachment(f"{name}.csv"))
+
+
+def json_download(body: Any, name: str) -> Response:
+    """`body` (JSON-ready) as an attachment `name`.json."""
+    return Response(
+        json.dumps(body), media_type="application/json", headers=attachment(f"{name}.json")
+    )

@@ -1,0 +1,209 @@
+"""The reads behind panel data: one metric's series for a set of refs over one window.
+
+Signals and exits are read with one tiered query per VM for all the refs of every panel (the
+tier and step of `app.api.series`); benchmarks with one query. A ref naming something that does
+not exist gives a series with `missing` saying so, never an error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.api.queries import tiered
+from app.api.series import Window, boundary
+from app.schemas_dash import SeriesRef
+from contract.benchpaths import BENCH_PATHS
+from contract.models import (
+    BenchmarkResult,
+    BenchmarkRun,
+    BenchState,
+    ExitRollup,
+    ExitSample,
+    Ioeventfd,
+    SignalRollup,
+    SignalSample,
+    Vm,
+)
+from contract.timeparse import epoch_ms
+
+Series = dict[str, Any]  # {"ref", "name", "t", "v"} and "missing" when there is nothing to read
+Buckets = dict[int, list[float]]  # bucket start (ms) -> [count, measured seconds]
+NEEDS_OBSERVER = "needs iosignal observe"
+
+
+def series(ref: SeriesRef, name: str, buckets: Buckets | None, per_step: float = 0.0) -> Series:
+    """A series from its buckets: count / measured seconds, or count / `per_step` if given."""
+    buckets = buckets or {}
+    t = sorted(buckets)
+    v = [
+        (c / per_step if per_step else c / s if s > 0 else 0.0)
+        for c, s in map(buckets.__getitem__, t)
+    ]
+    return {"ref": ref.key(), "name": name, "t": t, "v": v}
+
+
+def missing(ref: SeriesRef, name: str, why: str) -> Series:
+    """An empty series that says why it is empty."""
+    return {"ref": ref.key(), "name": name, "t": [], "v": [], "missing": why}
+
+
+def add(buckets: Buckets, at: datetime, count: float, seconds: float, step_s: float) -> None:
+    """Add one sample to the bucket of `step_s` (aligned to the epoch) that holds `at`."""
+    key = round(math.floor(at.timestamp() / step_s) * step_s * 1000)
+    slot = buckets.get(key)
+    if slot is None:
+        buckets[key] = [count, seconds or 0.0]
+    else:
+        slot[0] += count
+        slot[1] += seconds or 0.0
+
+
+def read_signals(db: Session, window: Window, refs: Iterable[SeriesRef]) -> list[Series]:
+    """Signals per second of registrations, one series per ref."""
+    refs = list(refs)
+    ids = sorted({ref.ioeventfd_id for ref in refs if ref.ioeventfd_id is not None})
+    regs = {
+        row.id: row
+        for row in db.execute(
+            select(Ioeventfd.id, Ioeventfd.vm_id, Ioeventfd.space, Ioeventfd.addr)
+            .add_columns(Ioeventfd.len, Ioeventfd.label, Vm.name.label("vm"))
+            .join(Vm, Vm.id == Ioeventfd.vm_id)
+            .where(Ioeventfd.id.in_(ids))
+        )
+    }
+    by_vm: dict[int, list[int]] = defaultdict(list)
+    for reg in regs.values():
+        by_vm[reg.vm_id].append(reg.id)
+    sums: dict[int, Buckets] = defaultdict(dict)
+    for vm_id, reg_ids in by_vm.items():
+        raw = select(
+            SignalSample.ioeventfd_id,
+            SignalSample.taken_at,
+            SignalSample.signals,
+            SignalSample.interval_s,
+        ).where(SignalSample.ioeventfd_id.in_(reg_ids))
+        rolled = select(
+            SignalRollup.ioeventfd_id,
+            SignalRollup.minute_at,
+            SignalRollup.signals,
+            SignalRollup.interval_s,
+        ).where(SignalRollup.ioeventfd_id.in_(reg_ids))
+        mark = boundary(db, vm_id, window)
+        for query in tiered(
+            raw,
+            SignalSample.taken_at,
+            rolled,
+            SignalRollup.minute_at,
+            mark,
+            window.since,
+            window.until,
+        ):
+            for reg_id, at, count, seconds in db.execute(query):
+                add(sums[reg_id], at, count, seconds, window.step_s)
+    out = []
+    for ref in refs:
+        found = regs.get(ref.ioeventfd_id or 0)
+        if found is None:
+            why = f"registration {ref.ioeventfd_id} does not exist"
+            out.append(missing(ref, f"registration {ref.ioeventfd_id}", why))
+            continue
+        what = found.label or address(found.space, found.addr, found.len)
+        out.append(series(ref, f"{found.vm}: {what} (#{found.id})", sums.get(found.id)))
+    return out
+
+
+def address(space: str | None, addr: int | None, len_: int | None) -> str:
+    """`pio 0x6000 len 2`: how a person names an address."""
+    return f"{space} 0x{addr or 0:x} len {len_}"
+
+
+def exit_name(vm: str, ref: SeriesRef) -> str:
+    """`vm0: pio 0x6000 len 2`."""
+    return f"{vm}: {address(ref.space, ref.addr, ref.len)}"
+
+
+def read_exits(db: Session, window: Window, refs: Iterable[SeriesRef]) -> list[Series]:
+    """Userspace exits per second of addresses, one series per ref."""
+    refs = list(refs)
+    vm_ids = sorted({ref.vm_id for ref in refs if ref.vm_id is not None})
+    names = {
+        vm_id: name for vm_id, name in db.execute(select(Vm.id, Vm.name).where(Vm.id.in_(vm_ids)))
+    }
+    sums: dict[tuple[Any, ...], Buckets] = defaultdict(dict)
+    for vm_id in names:
+        wanted = {(r.space, r.addr, r.len) for r in refs if r.vm_id == vm_id}
+        addrs = sorted({r.addr or 0 for r in refs if r.vm_id == vm_id})
+        columns = (ExitSample.space, ExitSample.addr, ExitSample.len, ExitSample.taken_at)
+        raw = select(*columns, ExitSample.exits, ExitSample.interval_s).where(
+            ExitSample.vm_id == vm_id, ExitSample.addr.in_(addrs)
+        )
+        rolled = select(
+            ExitRollup.space, ExitRollup.addr, ExitRollup.len, ExitRollup.minute_at
+        ).add_columns(ExitRollup.exits, ExitRollup.interval_s)
+        rolled = rolled.where(ExitRollup.vm_id == vm_id, ExitRollup.addr.in_(addrs))
+        mark = boundary(db, vm_id, window)
+        for query in tiered(
+            raw, ExitSample.taken_at, rolled, ExitRollup.minute_at, mark, window.since, window.until
+        ):
+            for space, addr, len_, at, count, seconds in db.execute(query):
+                if (space, addr, len_) in wanted:
+                    add(sums[(vm_id, space, addr, len_)], at, count, seconds, window.step_s)
+    # Only ticks with exits are stored: a rollup's seconds cover those ticks, not its minute.
+    per_step = window.step_s if window.tier == "minute" else 0.0
+    out = []
+    for ref in refs:
+        vm = names.get(ref.vm_id or 0)
+        if vm is None:
+            name = exit_name(f"VM {ref.vm_id}", ref)
+            out.append(missing(ref, name, f"VM {ref.vm_id} does not exist"))
+            continue
+        key = (ref.vm_id or 0, ref.space or "", ref.addr or 0, ref.len or 0)
+        out.append(series(ref, exit_name(vm, ref), sums.get(key), per_step))
+    return out
+
+
+def read_observed(refs: Iterable[SeriesRef]) -> list[Series]:
+    """Observed writes and in-kernel share: not stored until the observer (issue 10) lands."""
+    return [missing(ref, exit_name(f"VM {ref.vm_id}", ref), NEEDS_OBSERVER) for ref in refs]
+
+
+def read_bench(db: Session, window: Window, refs: Iterable[SeriesRef], rtt: bool) -> list[Series]:
+    """Benchmark writes/s (or rtt us) of paths across the runs done in the window."""
+    refs = list(refs)
+    value = BenchmarkResult.rtt_us if rtt else BenchmarkResult.iops
+    rows = db.execute(
+        select(BenchmarkRun.finished_at, BenchmarkRun.host, BenchmarkResult.path, value)
+        .join(BenchmarkRun, BenchmarkRun.id == BenchmarkResult.run_id)
+        .where(
+            BenchmarkRun.state == BenchState.DONE.value,
+            BenchmarkResult.path.in_({ref.path for ref in refs}),
+            BenchmarkRun.finished_at > window.since,
+            BenchmarkRun.finished_at <= window.until,
+        )
+        .order_by(BenchmarkRun.finished_at, BenchmarkRun.id)
+    ).all()
+    out = []
+    for ref in refs:
+        name = f"{ref.path} on {ref.host}" if ref.host else f"{ref.path} (every host)"
+        if ref.path not in BENCH_PATHS:
+            why = f"path {ref.path!r} does not exist: paths are {', '.join(BENCH_PATHS)}"
+            out.append(missing(ref, name, why))
+            continue
+        points = [r for r in rows if r.path == ref.path and ref.host in (None, r.host)]
+        if not points and ref.host and not _host_known(db, ref.host):
+            out.append(missing(ref, name, f"no benchmark ran on host {ref.host!r}"))
+            continue
+        t = [epoch_ms(r.finished_at) for r in points]
+        out.append({"ref": ref.key(), "name": name, "t": t, "v": [float(r[3]) for r in points]})
+    return out
+
+
+def _host_known(db: Session, host: str) -> bool:
+    return db.scalar(select(BenchmarkRun.id).where(BenchmarkRun.host == host).limit(1)) is not None
