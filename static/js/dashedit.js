@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import { h } from "./format.js";
 import { openPanelDialog } from "./paneleditor.js";
-import { METRICS } from "./seriespicker.js";
+import { cleanRef, METRICS } from "./seriespicker.js";
 import { RANGES } from "./timerange.js";
 
 const REFRESH = [["", "off"], ["5", "5 s"], ["10", "10 s"], ["30", "30 s"], ["60", "1 min"], ["300", "5 min"]];
@@ -12,7 +12,8 @@ const REFRESH = [["", "off"], ["5", "5 s"], ["10", "10 s"], ["30", "30 s"], ["60
 export class DashEditor {
   /** `onDraft(panels)` redraws the page from the draft; `onDone(saved|null)` ends editing. */
   constructor(ctx, dash, { onDraft, onDone }) {
-    Object.assign(this, { ctx, dash, onDraft, onDone, panels: structuredClone(dash.panels) });
+    const panels = dash.panels.map((p) => ({ ...p, series: p.series.map(cleanRef) }));
+    Object.assign(this, { ctx, dash, onDraft, onDone, panels });
     const option = (value, text, current) => h("option", { value, selected: String(current ?? "") === value }, text);
     this.name = h("input", { name: "name", value: dash.name, maxlength: 120, required: true });
     this.slug = h("input", { name: "slug", value: dash.slug, maxlength: 64, class: "mono", pattern: "[a-z0-9][a-z0-9\\-]*" });

@@ -7,7 +7,7 @@ import { hex } from "./format.js";
 import { refKey } from "./seriespicker.js";
 import { appendPoints } from "./timechart.js";
 
-const MAX_STEP_S = 5;
+export const MAX_STREAM_STEP_S = 5;
 const MAX_STREAMS = 4; // each stream holds a connection; browsers allow six per server
 const MAX_POINTS = 20_000;
 const AGGREGATE = { sum: (vs) => vs.reduce((a, b) => a + b, 0), max: (vs) => Math.max(...vs) };
@@ -30,7 +30,7 @@ export class DashLive {
     this.offs.forEach((off) => off());
     this.offs = [];
     this.latest.clear();
-    if (!data || data.step_s > MAX_STEP_S) return;
+    if (!data || data.step_s > MAX_STREAM_STEP_S) return;
     // The saved panels name the series an aggregate is over (none: every series of its metric).
     this.panels = data.panels.map((p, i) => {
       const spec = this.view.specs?.[i] ?? {};

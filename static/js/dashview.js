@@ -3,7 +3,7 @@
 // and reload every refresh_s.
 
 import { fetchAnnotations } from "./annotations.js";
-import { DashLive } from "./dashlive.js";
+import { DashLive, MAX_STREAM_STEP_S } from "./dashlive.js";
 import { h } from "./format.js";
 import { PanelCard } from "./panelcard.js";
 import { isLive, spanOf } from "./timerange.js";
@@ -45,7 +45,9 @@ export class DashView {
     this.status.textContent = `${data.panels.length} panel(s), one point per ${data.step_s} s` +
       (isLive(range) ? ", live" : ", zoomed: double-click a panel to go back");
     this.live.follow(isLive(range) ? data : null);
-    if (isLive(range) && refreshS) this.timer = setInterval(() => this.show(this.range, refreshS), refreshS * 1000);
+    // Coarse steps get no stream points: they reload once a step unless refresh_s says otherwise.
+    const every = refreshS || (data.step_s > MAX_STREAM_STEP_S ? Math.max(data.step_s, 10) : null);
+    if (isLive(range) && every) this.timer = setInterval(() => this.show(this.range, refreshS), every * 1000);
   }
 
   async draw(data) {

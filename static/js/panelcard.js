@@ -27,13 +27,14 @@ export class PanelCard {
     this.series = panel.series;
     if (!points) return this.empty(panel, missing);
     if (!this.drawn) this.body.replaceChildren(this.chart);
-    await drawTimeChart(this.chart, panel.series, span, { yTitle: panel.unit, unit: panel.unit, annotations });
+    await drawTimeChart(this.chart, panel.series, span, { yTitle: panel.unit, unit: panel.unit, annotations, legend: true });
     if (!this.drawn) onUserZoom(this.chart, this.onZoom);
     this.drawn = true;
   }
 
   empty(panel, missing) {
     this.purge();
+    this.note.textContent = ""; // the empty box says it
     const why = missing.length ? missing.join("; ")
       : panel.series.length ? "No samples in this range." : "No series: nothing of this metric exists yet.";
     this.body.replaceChildren(emptyState("Nothing to draw", why));

@@ -8,8 +8,8 @@ const MAX_SERIES = 48;
 
 /** A name for a saved ref before its data names it. */
 export function refName(ctx, ref) {
-  if (ref.ioeventfd_id !== undefined) return `registration #${ref.ioeventfd_id}`;
-  if (ref.path !== undefined) return `${ref.path}${ref.host ? ` on ${ref.host}` : " (any host)"}`;
+  if (ref.ioeventfd_id != null) return `registration #${ref.ioeventfd_id}`;
+  if (ref.path != null) return `${ref.path}${ref.host ? ` on ${ref.host}` : " (any host)"}`;
   return `${ctx.vmName(ref.vm_id)}: ${addrText(ref.space, ref.addr, ref.len)}`;
 }
 

@@ -17,9 +17,14 @@ export const METRICS = {
 
 /** A stable text for a series ref: its colour, its URL form and its identity in a list. */
 export function refKey(ref) {
-  if (ref.ioeventfd_id !== undefined) return `r${ref.ioeventfd_id}`;
-  if (ref.path !== undefined) return `p.${ref.path}${ref.host ? `.${ref.host}` : ""}`;
+  if (ref.ioeventfd_id != null) return `r${ref.ioeventfd_id}`;
+  if (ref.path != null) return `p.${ref.path}${ref.host ? `.${ref.host}` : ""}`;
   return `a${ref.vm_id}.${ref.space}.${hex(ref.addr)}.${ref.len}`;
+}
+
+/** A ref without the null fields a stored panel carries. */
+export function cleanRef(ref) {
+  return Object.fromEntries(Object.entries(ref).filter(([, v]) => v !== null && v !== undefined));
 }
 
 /** The ref a refKey() names, or null. */

@@ -8,7 +8,7 @@ import { refKey } from "./seriespicker.js";
 /** The key of a series of panel data: its ref's key, or the aggregate's name. */
 export function seriesKey(s) {
   const r = s.ref || {};
-  const named = r.ioeventfd_id !== undefined || r.path !== undefined || r.vm_id !== undefined;
+  const named = r.ioeventfd_id != null || r.path != null || r.vm_id != null;
   return named ? refKey(r) : `agg:${s.name}`;
 }
 
@@ -56,5 +56,5 @@ export function appendPoints(div, t, values, maxPoints) {
 
 /** What a panel's series say they lack: "registration 12 does not exist", ... */
 export function missingText(series) {
-  return series.filter((s) => s.missing).map((s) => `${s.name}: ${s.missing}`);
+  return series.filter((s) => s.missing).map((s) => (s.missing.includes(s.name) ? s.missing : `${s.name}: ${s.missing}`));
 }

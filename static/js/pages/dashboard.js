@@ -53,7 +53,7 @@ export function mount(root, ctx) {
       }
     };
     tools.replaceChildren(h("label", { class: "inline" }, "Range", rangeSelect(range, setRange, { id: "dash-range" })),
-      isLive(range) ? null : h("button", { type: "button", onclick: () => setRange(null) }, "Back to live"),
+      isLive(range) ? "" : h("button", { type: "button", onclick: () => setRange(null) }, "Back to live"),
       h("button", { type: "button", onclick: () => download(`${path}?download=1`, `${dash.slug}.json`)
         .catch((err) => ctx.toast(err.message, "error")) }, "Export JSON"),
       h("button", { type: "button", class: "write", id: "dash-edit", disabled: Boolean(draft), onclick: edit }, "Edit"),
