@@ -58,12 +58,11 @@ export class DashView {
     await Promise.all(data.panels.map((p, i) => this.cards[i].render(p, this.span, this.annotations)));
   }
 
-  /** Slides every drawn panel to the window ending at `now` (live ranges only). */
-  slide(now) {
+  /** Moves the shared window to end at `now`; returns it (the live panels redraw with it). */
+  slideTo(now) {
     const [start, end] = this.span;
     this.span = [start + (now - end), now];
-    const range = { "xaxis.range": this.span.map((ms) => new Date(ms)) };
-    this.cards.filter((c) => c.drawn).forEach((c) => Plotly.relayout(c.chart, range));
+    return this.span;
   }
 
   stop() {

@@ -40,18 +40,23 @@ export function drawTimeChart(div, series, span, opts = {}) {
   return Plotly.react(div, [markerTrace(opts.annotations), ...traces], layout, PLOT_CONFIG);
 }
 
-/** Appends one point per series (keyed as seriesKey) to a chart drawn by drawTimeChart. */
-export function appendPoints(div, t, values, maxPoints) {
-  const update = { x: [], y: [] };
-  const indices = [];
+/**
+ * Adds `points` (series key -> [[t, v], ...]) to a chart drawn by drawTimeChart and slides its x
+ * axis to `span`, dropping points that fell off its start: one redraw, however many points.
+ */
+export function extendChart(div, points, span) {
+  const start = new Date(span[0]);
   div.data.forEach((trace, i) => {
-    if (i === 0 || !values.has(trace.meta)) return;
-    indices.push(i);
-    update.x.push([new Date(t)]);
-    update.y.push([values.get(trace.meta)]);
+    const add = i === 0 ? null : points.get(trace.meta);
+    if (add) for (const [t, v] of add) (trace.x.push(new Date(t)), trace.y.push(v));
+    let drop = 0;
+    while (i > 0 && drop < trace.x.length - 1 && trace.x[drop] < start) drop++;
+    if (drop) (trace.x.splice(0, drop), trace.y.splice(0, drop));
   });
-  if (indices.length) Plotly.extendTraces(div, update, indices, maxPoints);
-  return indices.length;
+  const old = div.layout;
+  const layout = { ...old, xaxis: { ...old.xaxis, range: span.map((ms) => new Date(ms)) },
+    datarevision: (old.datarevision || 0) + 1 };
+  return Plotly.react(div, div.data, layout, PLOT_CONFIG);
 }
 
 /** What a panel's series say they lack: "registration 12 does not exist", ... */

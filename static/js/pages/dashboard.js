@@ -71,9 +71,9 @@ export function mount(root, ctx) {
       onDone(saved) {
         draft = null;
         editSlot.replaceChildren();
-        ctx.setParams({ edit: null });
         if (saved && saved.slug !== dash.slug) return redirect(routeUrl("dashboard", {}, saved.slug));
-        if (saved) dash = saved;
+        if (saved) [dash, range] = [saved, { ...saved.range }]; // its new range, not a zoom of the old
+        ctx.setParams({ edit: null, ...(saved ? { since: null, until: null } : {}) });
         show();
       },
     });

@@ -90,7 +90,9 @@ export function mount(root, ctx) {
       const series = res.panels.flatMap((p) => p.series);
       series.forEach((s, i) => chosen[i] && (chosen[i].name = s.name));
       chips.replaceChildren(seriesChips(chosen, (i) => (chosen.splice(i, 1), update())));
-      shown = request;
+      // A range ending "now" moves on: the exports ask for the very range drawn.
+      const drawnRange = { since: new Date(res.since).toISOString(), until: new Date(res.until).toISOString() };
+      shown = { ...request, ...drawnRange };
       const points = series.reduce((n, s) => n + s.t.length, 0);
       note.replaceChildren(`${points} point(s), one per ${res.step_s} s` +
         (res.tier === "minute" ? " (per-minute rollups)" : " (raw samples)"),
