@@ -72,13 +72,13 @@ def add_panel(page, title: str, metric: str, picks: list[tuple[str, str]]) -> No
 
 
 def drag_zoom(page, chart: str) -> None:
-    """Drags across the middle of a chart's plot area, as a person zooms."""
+    """Drags across the newest part of a chart's plot area (where the data is), as a person zooms."""
     box = page.locator(f"#{chart} .nsewdrag").first.bounding_box()
     y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * 0.55, y)
+    page.mouse.move(box["x"] + box["width"] * 0.85, y)
     page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.75, y, steps=5)
-    page.mouse.move(box["x"] + box["width"] * 0.9, y, steps=5)
+    page.mouse.move(box["x"] + box["width"] * 0.92, y, steps=5)
+    page.mouse.move(box["x"] + box["width"] * 0.99, y, steps=5)
     page.mouse.up()
 
 
@@ -148,3 +148,93 @@ def test_a_zoom_re_ranges_every_panel_and_lives_in_the_link(stack, vms, page, br
         expect(fresh).not_to_have_url(re.compile("until="))
     finally:
         other.close()
+
+
+def test_a_copied_history_link_restores_its_series_and_range(stack, vms, page, browser):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.url)
+    page.goto(stack.url + "/#/history")
+    chips = page.locator("#page .chip")
+    expect(chips).to_have_count(1)  # the newest registration, as the page opens
+    chips.get_by_role("button").click()
+    expect(chips).to_have_count(0)
+    page.locator("#history-vm").select_option(label="e2e")
+    page.locator("#history-reg").select_option(label="bell 0x6504 (pio 0x6504/2)")
+    page.locator("#history-vm").select_option(label="e2e-b")
+    page.locator("#history-reg").select_option(label="pio 0x6600/2")
+    page.locator("#history-range").select_option("-5m")
+    drawn = wait_series(page, "chart-history", 2)
+    assert [s["name"] for s in drawn] == ["e2e: bell 0x6504 (#1)", "e2e-b: pio 0x6600 len 2"]
+    drag_zoom(page, "chart-history")
+    expect(page).to_have_url(re.compile(r"[?&]until=\d{4}-"))
+    expect(page.locator("#history-range")).to_have_value("")  # "zoomed"
+    expect(page.locator("#history-note")).to_contain_text("zoomed")
+    zoomed = wait_series(page, "chart-history", 2)
+    x_range = "() => document.getElementById('chart-history')._fullLayout.xaxis.range"
+    shown_range = page.evaluate(x_range)
+
+    # What is shown is what downloads: one CSV row per point drawn.
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download CSV").click()
+    rows = open(info.value.path()).read().splitlines()
+    assert rows[0] == "panel,metric,unit,series,time,t,v"
+    assert len(rows) - 1 == sum(s["n"] for s in zoomed)
+
+    page.get_by_role("button", name="Copy link").click()
+    expect(page.locator(".toast").filter(has_text="Link copied")).to_be_visible()
+    link = page.evaluate("navigator.clipboard.readText()")
+    assert link == page.url
+    other = browser.new_context(viewport={"width": 1366, "height": 900})
+    try:
+        fresh = other.new_page()
+        fresh.set_default_timeout(15_000)
+        fresh.goto(link)
+        again = wait_series(fresh, "chart-history", 2)
+        assert again == zoomed
+        assert fresh.evaluate(x_range) == shown_range
+        expect(fresh.locator("#page .chip > span")).to_have_text([s["name"] for s in drawn])
+        expect(fresh.locator("#history-range")).to_have_value("")
+    finally:
+        other.close()
+    screenshot(page, "history-compare")
+
+
+def test_an_annotation_added_through_rest_shows_on_the_live_chart(stack, vms, page):
+    text = "<b>deploy</b> v2 & friends"
+    status, note = stack.call("POST", "/api/annotations", {"text": text, "vm_id": vms["e2e"]})
+    assert status == 201, note
+    page.goto(stack.url + f"/#/live?vm={vms['e2e']}")
+    marker = page.wait_for_function(
+        """([id, needle]) => {
+          const t = document.getElementById(id)?.data?.[0]?.text || [];
+          const i = t.findIndex((s) => s.includes(needle));
+          return i >= 0 ? i : null;
+        }""",
+        arg=["chart-signals", "deploy"],
+    ).json_value()
+    shapes = page.evaluate("() => document.getElementById('chart-exits').layout.shapes.length")
+    assert shapes >= 1  # the line across the chart, on both charts
+    # Its hover label reads as the text, not as markup: no bold, the tags shown as typed.
+    label = page.evaluate(
+        """([id, i]) => {
+          const div = document.getElementById(id);
+          Plotly.Fx.hover(div, [{ curveNumber: 0, pointNumber: i }]);
+          const layer = div.querySelector('.hoverlayer');
+          return { text: layer.textContent, bold: layer.querySelectorAll('[style*="bold"]').length };
+        }""",
+        ["chart-signals", marker],
+    )
+    assert f"note: {text}" in label["text"]
+    assert label["bold"] == 0
+
+    # A note added from the page shows at once, as text.
+    page.get_by_role("button", name="Add note").click()
+    dialog = page.locator("dialog.note-dialog")
+    dialog.locator("[name=text]").fill("restarted <script>x</script>")
+    dialog.get_by_role("button", name="Add note").click()
+    expect(dialog).to_be_hidden()
+    page.wait_for_function(
+        "() => document.getElementById('chart-signals').data[0].text.some((s) => s.includes('restarted'))"
+    )
+    _, listed = stack.call("GET", f"/api/annotations?since=-5m&vm_id={vms['e2e']}")
+    assert any(a["text"] == "restarted <script>x</script>" for a in listed)
+    screenshot(page, "live-annotations")

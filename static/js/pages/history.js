@@ -95,7 +95,8 @@ export function mount(root, ctx) {
       shown = { ...request, ...drawnRange };
       const points = series.reduce((n, s) => n + s.t.length, 0);
       note.replaceChildren(`${points} point(s), one per ${res.step_s} s` +
-        (res.tier === "minute" ? " (per-minute rollups)" : " (raw samples)"),
+        (res.tier === "minute" ? " (per-minute rollups)" : " (raw samples)") +
+        (isLive(range) ? "" : " · zoomed: double-click the chart to go back"),
       ...missingText(series).map((m) => h("span", { class: "missing" }, ` · ${m}`)));
       if (!drawn) body.replaceChildren(chart);
       await drawTimeChart(chart, series, spanOf(range), { yTitle: yTitle(chosen), unit: "/s", legend: true,
