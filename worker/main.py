@@ -109,6 +109,7 @@ def serve(settings: Settings, machine: Any, engine: Engine, stop: threading.Even
     control.jobs.join(0)
     try:
         store.heartbeat(engine, vm_id, "stopped", health=health())
+        store.worker_event(engine, vm_id, "stop")
     except SQLAlchemyError as exc:
         log.error("could not mark the VM stopped: %s", reason(exc))
     log.info(
@@ -127,6 +128,7 @@ def _report_failed_start(settings: Settings, error: str) -> None:
     try:
         vm_id = store.claim_vm(engine, settings.vm_name, {}, settings.heartbeat_timeout_s)
         store.heartbeat(engine, vm_id, "failed", error)
+        store.worker_event(engine, vm_id, "failed")
     except (SQLAlchemyError, store.VmInUse):
         pass  # unreachable, or the name belongs to a live worker: leave its row alone
     finally:

@@ -18,6 +18,7 @@ from contract.models import (
     Ioeventfd,
     RegState,
     Vm,
+    WorkerEvent,
     WorkerHealth,
     Workload,
     utcnow,
@@ -92,6 +93,10 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any], fresh_s: float = 0
         for key, value in fields.items():
             setattr(vm, key, value)
         db.flush()
+        # The row keeps only this process; the event keeps it for charts (annotations).
+        db.add(
+            WorkerEvent(vm_id=vm.id, event="start", at=now, host=fields["host"], pid=os.getpid())
+        )
         # A benchmark this VM's previous process was running died with it.
         db.execute(
             update(BenchmarkRun)
@@ -99,6 +104,13 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any], fresh_s: float = 0
             .values(state="failed", error="the worker stopped during the run", finished_at=now)
         )
         return vm.id
+
+
+def worker_event(engine: Engine, vm_id: int, event: str) -> None:
+    """Record that this worker process left its VM: `stop` (cleanly) or `failed`."""
+    with Session(engine) as db, db.begin():
+        host = db.scalar(select(Vm.host).where(Vm.id == vm_id)) or ""
+        db.add(WorkerEvent(vm_id=vm_id, event=event, host=host, pid=os.getpid()))
 
 
 def heartbeat(

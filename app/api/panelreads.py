@@ -7,17 +7,15 @@ not exist gives a series with `missing` saying so, never an error.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.queries import tiered
-from app.api.series import Window, boundary
+from app.api.buckets import Buckets, Tier, add, bucket_sums
+from app.api.series import Window
 from app.schemas_dash import SeriesRef
 from contract.benchpaths import BENCH_PATHS
 from contract.models import (
@@ -34,7 +32,6 @@ from contract.models import (
 from contract.timeparse import epoch_ms
 
 Series = dict[str, Any]  # {"ref", "name", "t", "v"} and "missing" when there is nothing to read
-Buckets = dict[int, list[float]]  # bucket start (ms) -> [count, measured seconds]
 NEEDS_OBSERVER = "needs iosignal observe"
 
 
@@ -52,17 +49,6 @@ def series(ref: SeriesRef, name: str, buckets: Buckets | None, per_step: float =
 def missing(ref: SeriesRef, name: str, why: str) -> Series:
     """An empty series that says why it is empty."""
     return {"ref": ref.key(), "name": name, "t": [], "v": [], "missing": why}
-
-
-def add(buckets: Buckets, at: datetime, count: float, seconds: float, step_s: float) -> None:
-    """Add one sample to the bucket of `step_s` (aligned to the epoch) that holds `at`."""
-    key = round(math.floor(at.timestamp() / step_s) * step_s * 1000)
-    slot = buckets.get(key)
-    if slot is None:
-        buckets[key] = [count, seconds or 0.0]
-    else:
-        slot[0] += count
-        slot[1] += seconds or 0.0
 
 
 def read_signals(db: Session, window: Window, refs: Iterable[SeriesRef]) -> list[Series]:
@@ -83,30 +69,22 @@ def read_signals(db: Session, window: Window, refs: Iterable[SeriesRef]) -> list
         by_vm[reg.vm_id].append(reg.id)
     sums: dict[int, Buckets] = defaultdict(dict)
     for vm_id, reg_ids in by_vm.items():
-        raw = select(
-            SignalSample.ioeventfd_id,
+        raw = Tier(
             SignalSample.taken_at,
+            (SignalSample.ioeventfd_id,),
             SignalSample.signals,
             SignalSample.interval_s,
-        ).where(SignalSample.ioeventfd_id.in_(reg_ids))
-        rolled = select(
-            SignalRollup.ioeventfd_id,
+            SignalSample.ioeventfd_id.in_(reg_ids),
+        )
+        rolled = Tier(
             SignalRollup.minute_at,
+            (SignalRollup.ioeventfd_id,),
             SignalRollup.signals,
             SignalRollup.interval_s,
-        ).where(SignalRollup.ioeventfd_id.in_(reg_ids))
-        mark = boundary(db, vm_id, window)
-        for query in tiered(
-            raw,
-            SignalSample.taken_at,
-            rolled,
-            SignalRollup.minute_at,
-            mark,
-            window.since,
-            window.until,
-        ):
-            for reg_id, at, count, seconds in db.execute(query):
-                add(sums[reg_id], at, count, seconds, window.step_s)
+            SignalRollup.ioeventfd_id.in_(reg_ids),
+        )
+        for reg_id, bucket, count, seconds in bucket_sums(db, window, vm_id, raw, rolled):
+            add(sums[reg_id], bucket, count, seconds)
     out = []
     for ref in refs:
         found = regs.get(ref.ioeventfd_id or 0)
@@ -140,21 +118,25 @@ def read_exits(db: Session, window: Window, refs: Iterable[SeriesRef]) -> list[S
     for vm_id in names:
         wanted = {(r.space, r.addr, r.len) for r in refs if r.vm_id == vm_id}
         addrs = sorted({r.addr or 0 for r in refs if r.vm_id == vm_id})
-        columns = (ExitSample.space, ExitSample.addr, ExitSample.len, ExitSample.taken_at)
-        raw = select(*columns, ExitSample.exits, ExitSample.interval_s).where(
-            ExitSample.vm_id == vm_id, ExitSample.addr.in_(addrs)
+        raw = Tier(
+            ExitSample.taken_at,
+            (ExitSample.space, ExitSample.addr, ExitSample.len),
+            ExitSample.exits,
+            ExitSample.interval_s,
+            (ExitSample.vm_id == vm_id) & ExitSample.addr.in_(addrs),
         )
-        rolled = select(
-            ExitRollup.space, ExitRollup.addr, ExitRollup.len, ExitRollup.minute_at
-        ).add_columns(ExitRollup.exits, ExitRollup.interval_s)
-        rolled = rolled.where(ExitRollup.vm_id == vm_id, ExitRollup.addr.in_(addrs))
-        mark = boundary(db, vm_id, window)
-        for query in tiered(
-            raw, ExitSample.taken_at, rolled, ExitRollup.minute_at, mark, window.since, window.until
+        rolled = Tier(
+            ExitRollup.minute_at,
+            (ExitRollup.space, ExitRollup.addr, ExitRollup.len),
+            ExitRollup.exits,
+            ExitRollup.interval_s,
+            (ExitRollup.vm_id == vm_id) & ExitRollup.addr.in_(addrs),
+        )
+        for space, addr, len_, bucket, count, seconds in bucket_sums(
+            db, window, vm_id, raw, rolled
         ):
-            for space, addr, len_, at, count, seconds in db.execute(query):
-                if (space, addr, len_) in wanted:
-                    add(sums[(vm_id, space, addr, len_)], at, count, seconds, window.step_s)
+            if (space, addr, len_) in wanted:
+                add(sums[(vm_id, space, addr, len_)], bucket, count, seconds)
     # Only ticks with exits are stored: a rollup's seconds cover those ticks, not its minute.
     per_step = window.step_s if window.tier == "minute" else 0.0
     out = []

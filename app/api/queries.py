@@ -68,15 +68,20 @@ def tiered(
 ) -> list[Select[*Columns]]:
     """`rolled` and `raw` narrowed so that together they read (since, until] once: rolled-up
     minutes before `boundary`, raw samples from it on; only `raw` without a boundary."""
-    if since is not None:
-        raw = raw.where(raw_at > since)
-        rolled = rolled.where(minute_at >= since.replace(second=0, microsecond=0))
     if until is not None:
         raw = raw.where(raw_at <= until)
+    if boundary is not None and (since is None or boundary > since):
+        # One lower bound on the raw tier: SQLite's time-first key range uses only one, and
+        # with `> since` beside it, it would scan the whole range back to `since`.
+        raw = raw.where(raw_at >= boundary)
+    elif since is not None:
+        raw = raw.where(raw_at > since)
     if boundary is None:
         return [raw]
+    if since is not None:
+        rolled = rolled.where(minute_at >= since.replace(second=0, microsecond=0))
     rolled = rolled.where(minute_at < (boundary if until is None else min(until, boundary)))
-    return [rolled, raw.where(raw_at >= boundary)]
+    return [rolled, raw]
 
 
 def exit_totals(

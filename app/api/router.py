@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from app.api.routes import (
+    annotations,
     auth,
     benchmarks,
     dashboards,
@@ -27,5 +28,6 @@ for module in (
     stream,
     dashboards,
     panels,
+    annotations,
 ):
     api_router.include_router(module.router)

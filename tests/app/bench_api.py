@@ -14,8 +14,11 @@ from datetime import timedelta
 REGS, TICKS = 1000, 2000
 
 
-def fill(session_factory) -> tuple[int, list[int]]:
-    """One VM, REGS active registrations, TICKS one-second ticks of samples."""
+def fill(
+    session_factory, regs: int = REGS, ticks: int = TICKS, exit_addrs: int = 5
+) -> tuple[int, list[int]]:
+    """One VM, `regs` active registrations, `ticks` one-second ticks of samples (signals of
+    every registration, exits of `exit_addrs` PIO ports from 0x7000)."""
     from sqlalchemy import insert
 
     from contract.models import ExitSample, Ioeventfd, SignalSample, Vm, utcnow
@@ -24,16 +27,16 @@ def fill(session_factory) -> tuple[int, list[int]]:
         vm = Vm(name="bench", state="running", heartbeat_at=utcnow())
         db.add(vm)
         db.commit()
-        regs = [
+        rows = [
             Ioeventfd(vm_id=vm.id, space="mmio", addr=0xD0000000 + 8 * i, len=4, state="active")
-            for i in range(REGS)
+            for i in range(regs)
         ]
-        db.add_all(regs)
+        db.add_all(rows)
         db.commit()
-        ids = [r.id for r in regs]
+        ids = [r.id for r in rows]
         now = utcnow().replace(microsecond=0)
-        for k in range(TICKS):
-            t = now - timedelta(seconds=TICKS - k)
+        for k in range(ticks):
+            t = now - timedelta(seconds=ticks - k)
             db.execute(
                 insert(SignalSample),
                 [{"ioeventfd_id": i, "taken_at": t, "signals": 5, "interval_s": 1.0} for i in ids],
@@ -50,7 +53,7 @@ def fill(session_factory) -> tuple[int, list[int]]:
                         "exits": 3,
                         "interval_s": 1.0,
                     }
-                    for j in range(5)
+                    for j in range(exit_addrs)
                 ],
             )
             if k % 200 == 199:
