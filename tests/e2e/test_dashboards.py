@@ -214,15 +214,18 @@ def test_an_annotation_added_through_rest_shows_on_the_live_chart(stack, vms, pa
     shapes = page.evaluate("() => document.getElementById('chart-exits').layout.shapes.length")
     assert shapes >= 1  # the line across the chart, on both charts
     # Its hover label reads as the text, not as markup: no bold, the tags shown as typed.
-    label = page.evaluate(
+    # (Retried: a hover on a chart still drawing its markers finds nothing.)
+    label = page.wait_for_function(
         """([id, i]) => {
           const div = document.getElementById(id);
-          Plotly.Fx.hover(div, [{ curveNumber: 0, pointNumber: i }]);
+          Plotly.Fx.hover(div, [{ curveNumber: 0, pointNumber: i }], ["xy", "xy2"]);
           const layer = div.querySelector('.hoverlayer');
-          return { text: layer.textContent, bold: layer.querySelectorAll('[style*="bold"]').length };
+          const bold = layer.querySelectorAll('[style*="bold"]').length;
+          return layer.textContent ? { text: layer.textContent, bold } : null;
         }""",
-        ["chart-signals", marker],
-    )
+        arg=["chart-signals", marker],
+        polling=250,
+    ).json_value()
     assert f"note: {text}" in label["text"]
     assert label["bold"] == 0
 
