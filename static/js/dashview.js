@@ -20,14 +20,20 @@ export class DashView {
     this.live = new DashLive(ctx, this);
   }
 
-  /** Draws the panels for `range`, refreshing every `refreshS` seconds while it ends at now. */
-  async show(range, refreshS) {
+  /**
+   * Draws the panels for `range`, refreshing every `refreshS` seconds while it ends at now;
+   * `early` is the data already asked for (the page asks before it knows the dashboard's range).
+   */
+  async show(range, refreshS, early = null) {
     this.range = range;
     clearInterval(this.timer);
     const mine = ++this.seq;
     let data;
+    let annotations;
     try {
-      data = await this.fetchData(range);
+      // The markers are asked for alongside the data: one round trip before the first paint.
+      const marks = fetchAnnotations(...spanOf(range)).catch(() => this.annotations);
+      [data, annotations] = await Promise.all([early ?? this.fetchData(range), marks]);
     } catch (err) {
       if (mine === this.seq) this.status.textContent = `Could not load the panels: ${err.message}`;
       return;
@@ -40,7 +46,7 @@ export class DashView {
       return;
     }
     this.span = isLive(range) ? spanOf(range) : [data.since, data.until];
-    this.annotations = await fetchAnnotations(...this.span).catch(() => this.annotations);
+    this.annotations = annotations;
     await this.draw(data);
     this.status.textContent = `${data.panels.length} panel(s), one point per ${data.step_s} s` +
       (isLive(range) ? ", live" : ", zoomed: double-click a panel to go back");

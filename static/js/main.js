@@ -68,8 +68,8 @@ async function pollHealth() {
 }
 
 async function loadVms(remount = false) {
-  ctx.rules ??= await api.get("/api/rules"); // once: the forms check with the server's rules
-  ctx.vms = await api.get("/api/vms");
+  // Rules once (the forms check with the server's rules), VMs every time: asked together.
+  [ctx.rules, ctx.vms] = await Promise.all([ctx.rules ?? api.get("/api/rules"), api.get("/api/vms")]);
   const known = (id) => ctx.vms.some((v) => v.id === id);
   const candidates = [Number(currentRoute().params.get("vm")), ctx.vmId, Number(localStorage.getItem("iosignal.vm"))];
   const previous = ctx.vmId;

@@ -13,7 +13,8 @@ export class PanelCard {
     this.heading = h("h2", {});
     this.note = h("p", { class: "hint panel-note" });
     this.chart = h("div", { class: "chart panel-chart", id: `panel-${index}` });
-    this.body = h("div", {}, this.chart);
+    this.legend = h("ul", { class: "legend-html", "aria-label": "Series" });
+    this.body = h("div", {}, this.chart, this.legend);
     this.element = h("section", { class: "card panel", dataset: { panel: index } }, this.heading, this.note, this.body);
     this.drawn = false;
   }
@@ -26,8 +27,8 @@ export class PanelCard {
     this.note.textContent = missing.join(" · ");
     this.series = panel.series;
     if (!points) return this.empty(panel, missing);
-    if (!this.drawn) this.body.replaceChildren(this.chart);
-    await drawTimeChart(this.chart, panel.series, span, { yTitle: panel.unit, unit: panel.unit, annotations, legend: true });
+    if (!this.drawn) this.body.replaceChildren(this.chart, this.legend);
+    await drawTimeChart(this.chart, panel.series, span, { yTitle: panel.unit, unit: panel.unit, annotations, legend: this.legend });
     if (!this.drawn) onUserZoom(this.chart, this.onZoom);
     this.drawn = true;
   }

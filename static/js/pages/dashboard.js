@@ -81,15 +81,20 @@ export function mount(root, ctx) {
     renderTools();
   }
 
-  function show() {
+  function show(early = null) {
     heading.replaceChildren(dash.name, h("span", { class: "muted slug" }, ` /d/${dash.slug}`));
     document.title = `${dash.name} · iosignal`;
     view.specs = dash.panels;
     renderTools();
-    view.show(range, dash.refresh_s);
+    view.show(range, dash.refresh_s, early);
   }
 
   async function load() {
+    // The data is asked for with the dashboard itself: without a range in the URL, the API
+    // answers for the dashboard's own, so the first paint waits for one round trip, not two.
+    const urlRange = rangeFromParams(ctx.params, {}).since ? rangeFromParams(ctx.params, {}) : null;
+    const early = urlRange ? fetchData(urlRange) : api.get(`${path}/data`);
+    early.catch(() => {}); // a missing dashboard is said once, below
     try {
       dash = await api.get(path);
     } catch (err) {
@@ -98,8 +103,8 @@ export function mount(root, ctx) {
         err.status === 404 ? "It was deleted, renamed, or never existed. The Dashboards page lists them all." : err.message));
       return;
     }
-    range = rangeFromParams(ctx.params, dash.range);
-    show();
+    range = urlRange ?? { ...dash.range };
+    show(early);
     if (ctx.params.get("edit") && ctx.canWrite) edit();
   }
   load();

@@ -42,6 +42,7 @@ export function mount(root, ctx) {
   let chosen = chosenFromParams(ctx.params);
   let shown = null; // the body of what the chart shows: the exports send it again
   const chart = h("div", { class: "chart tall", id: "chart-history" });
+  const legend = h("ul", { class: "legend-html", "aria-label": "Series" });
   const note = h("p", { class: "hint", id: "history-note" });
   const body = h("div");
   const chips = h("div");
@@ -98,8 +99,8 @@ export function mount(root, ctx) {
         (res.tier === "minute" ? " (per-minute rollups)" : " (raw samples)") +
         (isLive(range) ? "" : " · zoomed: double-click the chart to go back"),
       ...missingText(series).map((m) => h("span", { class: "missing" }, ` · ${m}`)));
-      if (!drawn) body.replaceChildren(chart);
-      await drawTimeChart(chart, series, spanOf(range), { yTitle: yTitle(chosen), unit: "/s", legend: true,
+      if (!drawn) body.replaceChildren(chart, legend);
+      await drawTimeChart(chart, series, spanOf(range), { yTitle: yTitle(chosen), unit: "/s", legend,
         title: chosen.length === 1 ? chosen[0].name : `${chosen.length} series`, annotations: marksList });
       if (!drawn) onUserZoom(chart, setRange);
       drawn = true;
