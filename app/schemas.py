@@ -63,6 +63,9 @@ class VmOut(BaseModel):
     heartbeat_at: datetime | None
     heartbeat_age_s: float | None = None
     alive: bool = False
+    cpu_model: str = ""
+    kvm_module: str = Field("", description="kvm_intel, kvm_amd, kvm_pvm, ...")
+    kvm_nested: bool | None = Field(None, description="this KVM runs inside a VM")
 
 
 class IoeventfdIn(BaseModel):
@@ -207,6 +210,7 @@ class WorkloadOut(BaseModel):
         None, description="once handled: the worker's error if it refused the version"
     )
     created_at: datetime | None
+    demo: bool = Field(False, description="the demo workload (POST /api/demo) set it")
     limits: WorkloadLimits = WorkloadLimits()
 
 
@@ -227,6 +231,15 @@ class BenchmarkCreated(BaseModel):
     id: int
 
 
+class Regression(BaseModel):
+    """A path's writes/s fell more than the asked share below the previous done run of the
+    same path on the same host."""
+
+    previous_run_id: int
+    previous_iops: float
+    drop_share: float = Field(description="(previous - this) / previous")
+
+
 class BenchmarkResultOut(BaseModel):
     """One path's figures (the shape of `iosignal bench --json`)."""
 
@@ -239,6 +252,7 @@ class BenchmarkResultOut(BaseModel):
     rtt_us_min: float
     rtt_us_max: float
     guest_rtt_us: float | None
+    regression: Regression | None = None
 
 
 class BenchmarkOut(BaseModel):
@@ -255,11 +269,36 @@ class BenchmarkOut(BaseModel):
     paths: list[str]
     host: str
     kernel: str
+    cpu_model: str = ""
+    kvm_module: str = ""
+    kvm_nested: bool | None = None
     error: str | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     results: list[BenchmarkResultOut]
+
+
+class TrendPoint(BaseModel):
+    """One done run of a path: when it finished (ms since the epoch) and its figures."""
+
+    run_id: int
+    t: int
+    iops: float
+    rtt_us: float
+    regression: Regression | None = None
+
+
+class Trend(BaseModel):
+    """A path's runs on one host, kernel and KVM module, oldest first."""
+
+    path: str
+    host: str
+    kernel: str
+    kvm_module: str
+    kvm_nested: bool | None = Field(description="as of the newest run")
+    cpu_model: str = Field(description="as of the newest run")
+    points: list[TrendPoint]
 
 
 class AuthOut(BaseModel):

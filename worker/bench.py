@@ -23,6 +23,7 @@ from rich.table import Table
 
 from contract.benchpaths import BENCH_PATHS
 from contract.config import get_settings
+from worker import hostinfo
 from worker.guest.boot import GuestVm
 from worker.guest.passes import ExitCounter, PassRunner
 from worker.guest.table import Ring, read_times, write_table
@@ -164,7 +165,7 @@ def run_bench(
     finally:
         kvm.close()
     host, kernel = host_info()
-    return {"host": host, "kernel": kernel, "results": results}
+    return {"host": host, "kernel": kernel, **hostinfo.flavour(), "results": results}
 
 
 def render_table(report: dict) -> Table:

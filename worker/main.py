@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from contract.config import Settings, get_settings
 from contract.db import make_engine
 from contract.models import WorkerHealth
-from worker import retention, store
+from worker import hostinfo, retention, store
 from worker.control import Control, reason, until_db
 from worker.ticker import Ticker
 from worker.writer import SampleWriter
@@ -76,9 +76,8 @@ def worker_health(ticker: Ticker, writer: SampleWriter) -> WorkerHealth:
 
 def serve(settings: Settings, machine: Any, engine: Engine, stop: threading.Event) -> int:
     """Claim the VM row, apply everything, then run the threads until `stop`."""
-    claim = partial(
-        store.claim_vm, engine, settings.vm_name, machine.info(), settings.heartbeat_timeout_s
-    )
+    info = {**machine.info(), **hostinfo.flavour()}
+    claim = partial(store.claim_vm, engine, settings.vm_name, info, settings.heartbeat_timeout_s)
     try:
         vm_id = until_db(stop, "claim VM row", claim)
     except store.VmInUse as exc:

@@ -72,6 +72,9 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any], fresh_s: float = 0
             "mem_size": info.get("mem_size"),
             **info.get("capabilities", {}),
         },
+        "cpu_model": info.get("cpu_model", ""),
+        "kvm_module": info.get("kvm_module", ""),
+        "kvm_nested": info.get("kvm_nested"),
         "state": "running",
         "error": None,
         "pid": os.getpid(),
@@ -253,12 +256,16 @@ def finish_benchmark(engine: Engine, run_id: int, result: dict | None, error: st
     """Store a benchmark's results (one row per path), or why it failed."""
     with Session(engine) as db, db.begin():
         run = db.get(BenchmarkRun, run_id)
+        assert run is not None, f"benchmark {run_id} vanished while running"  # never deleted
         run.finished_at = utcnow()
         if result is None:
             run.state, run.error = "failed", error
             return
         run.state, run.progress = "done", 1.0
         run.host, run.kernel = result.get("host", ""), result.get("kernel", "")
+        run.cpu_model = result.get("cpu_model", "")
+        run.kvm_module = result.get("kvm_module", "")
+        run.kvm_nested = result.get("kvm_nested")
         for r in result["results"]:
             run.results.append(
                 BenchmarkResult(

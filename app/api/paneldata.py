@@ -21,7 +21,7 @@ from app.api.panelreads import (
     read_observed,
     read_signals,
 )
-from app.api.series import Window, exit_totals
+from app.api.series import Window, exit_totals, window_for
 from app.schemas_dash import MAX_SERIES, PanelIn, SeriesRef
 from contract.models import BenchmarkResult, BenchmarkRun, BenchState, Ioeventfd, RegState, Vm
 from contract.timeparse import epoch_ms
@@ -35,6 +35,9 @@ UNITS = {
     "bench_rtt": "us",
 }
 BUSIEST = 24  # addresses an exits panel without refs shows
+# Points per series: a chart is at most ~1,000 px wide, and 8 panels of 24 series at one
+# point per 1 s tick over 30 min would be 345,600 points to send and draw.
+PANEL_POINTS = 600
 Reader = Callable[[Session, Window, Iterable[SeriesRef]], list[Series]]
 READERS: dict[str, Reader] = {
     "signals": read_signals,
@@ -103,6 +106,11 @@ def aggregate(how: str, parts: list[Series]) -> Series:
     elif gone:
         out["name"] = f"{how} (without: {'; '.join(gone)})"
     return out
+
+
+def panel_window(since: str, until: str | None) -> Window:
+    """The window of panel data: tier and step for at most PANEL_POINTS points per series."""
+    return window_for(since, until, max_points=PANEL_POINTS)
 
 
 def panels_data(db: Session, window: Window, panels: list[PanelIn]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from app.api.routes import (
     auth,
     benchmarks,
     dashboards,
+    demo,
     ioeventfds,
     panels,
     rates,
@@ -29,5 +30,6 @@ for module in (
     dashboards,
     panels,
     annotations,
+    demo,
 ):
     api_router.include_router(module.router)

@@ -38,23 +38,31 @@ class Window:
         return (self.until - self.since).total_seconds()
 
 
-def plan(since: datetime, until: datetime, step_s: float | None, tick_s: float) -> Window:
+def plan(
+    since: datetime,
+    until: datetime,
+    step_s: float | None,
+    tick_s: float,
+    max_points: int = MAX_POINTS,
+) -> Window:
     """Pick tier and step: raw while the range is at most ~2,000 ticks and the step under a
-    minute, else minutes; never more than ~2,000 points."""
+    minute, else minutes; never more than `max_points` points."""
     span = (until - since).total_seconds()
-    step = max(step_s or 0.0, tick_s, span / MAX_POINTS)
+    step = max(step_s or 0.0, tick_s, span / max_points)
     if span <= RAW_MAX_TICKS * tick_s and step < MINUTE:
         return Window(since, until, step, "raw")
     return Window(since, until, math.ceil(step / MINUTE) * MINUTE, "minute")
 
 
-def window_for(since: str, until: str | None, step: float | None = None) -> Window:
+def window_for(
+    since: str, until: str | None, step: float | None = None, max_points: int = MAX_POINTS
+) -> Window:
     """Parse the range (422 naming the rule if bad) and plan tier and step."""
     try:
         start, end = parse_range(since, until, utcnow())
     except (ValueError, OverflowError) as exc:
         raise ApiError(422, str(exc), "EINVAL") from None
-    return plan(start, end, step, get_settings().sample_interval_s)
+    return plan(start, end, step, get_settings().sample_interval_s, max_points)
 
 
 def boundary(db: Session, vm_id: int, window: Window) -> datetime | None:

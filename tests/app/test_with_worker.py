@@ -188,3 +188,47 @@ def test_stream_of_a_real_worker_resumes_without_gaps(worker_api, live_server, s
     )
     expected = [t for t in ticks if ids[-1] < t <= resumed[-1]]
     assert resumed == expected and len(resumed) == 8
+
+
+def test_demo_moves_the_overview_then_goes_and_every_change_is_annotated(worker_api, start_worker):
+    """A first run: the Overview dashboard, one click of demo, charts that move in seconds;
+    the demo removed; the worker's start, the registration and the workload marked (its stop:
+    tests/worker/test_worker_main.py)."""
+    api = worker_api
+    start_worker()
+    vm = wait_for("the worker's VM", lambda: running_vm(api))
+    assert api.get("/api/demo").json()["active"] is False
+    demo = api.post("/api/demo", json={"vm_id": vm["id"]}).json()
+    reg_url = f"/api/vms/{vm['id']}/ioeventfds/{demo['ioeventfd_id']}"
+    wait_for("the demo doorbell active", lambda: api.get(reg_url).json()["state"] == "active")
+
+    def overview() -> dict:
+        body = api.get("/api/dashboards/overview/data", params={"since": "-30s"}).json()
+        return {p["title"]: p["series"] for p in body["panels"]}
+
+    def moving() -> dict | None:
+        panels = overview()
+        signals = {
+            s["ref"].get("ioeventfd_id"): s for s in panels["Signals/s of every registration"]
+        }
+        ours = signals.get(demo["ioeventfd_id"])
+        return panels if ours and sum(v or 0 for v in ours["v"]) > 0 else None
+
+    panels = wait_for("the Overview's signals moving", moving, timeout=30)
+    exits = {
+        (s["ref"]["space"], s["ref"]["addr"], s["ref"]["len"])
+        for s in panels["Userspace exits/s, busiest addresses"]
+    }
+    assert {("pio", 0x6004, 4), ("mmio", 0xD0000000, 4)} <= exits
+    [total] = panels["All signals/s together"]
+    assert total["name"] == "sum" and max(total["v"]) > 0
+    assert api.delete("/api/demo").status_code == 204
+    wait_for("the demo doorbell removed", lambda: api.get(reg_url).json()["state"] == "removed")
+    workload = api.get(f"/api/vms/{vm['id']}/workload").json()
+    assert workload["doorbells"] == [] and workload["demo"] is False
+    marks = api.get("/api/annotations", params={"since": "-5m", "vm_id": vm["id"]}).json()
+    texts = [m["text"] for m in marks]
+    assert any(t.startswith("worker started") for t in texts), texts
+    reg_id = demo["ioeventfd_id"]
+    assert {f"reg:{reg_id}:applied", f"reg:{reg_id}:removed"} <= {m["id"] for m in marks}
+    assert any(m["kind"] == "workload" and "(demo)" in m["text"] for m in marks)

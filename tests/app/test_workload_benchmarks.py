@@ -101,7 +101,9 @@ def test_benchmark_queue_and_results(client, make_vm, db):
         "rtt_us_min",
         "rtt_us_max",
         "guest_rtt_us",
+        "regression",  # null: no earlier run on h1 to fall below
     }
+    assert done["results"][0]["regression"] is None
     client.post("/api/benchmarks", json={"writes": 10, "repeat": 1, "paths": ["ioeventfd-pio"]})
     assert len(client.get("/api/benchmarks").json()) == 2
     assert [r["id"] for r in client.get("/api/benchmarks", params={"host": "h1"}).json()] == [

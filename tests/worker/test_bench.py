@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from cli.main import cli
 from contract.benchpaths import BENCH_PATHS
 from worker.bench import PATHS, run_bench
+from worker.hostinfo import flavour
 
 SMALL = ["bench", "--writes", "200", "--repeat", "1"]
 KEYS = {"path", "writes", "iops", "rtt_us", "rtt_us_min", "rtt_us_max", "guest_rtt_us"}
@@ -25,7 +26,8 @@ NAMES = [
 def test_run_bench_returns_every_path_with_consistent_figures(kvm_path: str) -> None:
     seen: list[float] = []
     report = run_bench(writes=300, repeat=2, progress=seen.append, kvm_path=kvm_path)
-    assert set(report) == {"host", "kernel", "results"}
+    assert set(report) == {"host", "kernel", "cpu_model", "kvm_module", "kvm_nested", "results"}
+    assert {k: report[k] for k in ("cpu_model", "kvm_module", "kvm_nested")} == flavour()
     assert [r["path"] for r in report["results"]] == NAMES == list(PATHS) == list(BENCH_PATHS)
     for r in report["results"]:
         assert set(r) == KEYS

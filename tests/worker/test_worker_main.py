@@ -19,8 +19,18 @@ from support import wait_for
 from test_store_writer import _admin, database_unavailable  # same folder, on sys.path
 
 from contract.db import make_engine
-from contract.models import BenchmarkRun, ExitSample, Ioeventfd, SignalSample, Vm, Workload, utcnow
+from contract.models import (
+    BenchmarkRun,
+    ExitSample,
+    Ioeventfd,
+    SignalSample,
+    Vm,
+    WorkerEvent,
+    Workload,
+    utcnow,
+)
 from contract.notify import notify_desired
+from worker.hostinfo import flavour
 
 REPO = Path(__file__).resolve().parents[2]
 TICK_S = 0.2
@@ -99,6 +109,8 @@ def test_worker_applies_registrations_writes_verdicts_and_stops_cleanly(
     proc = spawn(db_url, "vm-a")
     vm = wait_for("the VM row", lambda: _running(engine, "vm-a", proc.pid))
     assert vm.kernel and vm.host and vm.capabilities.get("api_version") == 12
+    host = flavour()
+    assert (vm.cpu_model, vm.kvm_module, vm.kvm_nested) == tuple(host.values())
     t0 = time.monotonic()
     ok, clash = _desire(
         engine,
@@ -119,6 +131,11 @@ def test_worker_applies_registrations_writes_verdicts_and_stops_cleanly(
     wait_for("a newer heartbeat", lambda: _vm(engine, "vm-a").heartbeat_at > beat)
     assert _stop(proc) == 0
     assert _vm(engine, "vm-a").state == "stopped"
+    with Session(engine) as db:
+        events = db.execute(
+            select(WorkerEvent.event, WorkerEvent.pid).where(WorkerEvent.vm_id == vm.id)
+        ).all()
+    assert [tuple(e) for e in events] == [("start", proc.pid), ("stop", proc.pid)]
 
 
 def test_a_second_worker_for_a_live_vm_name_refuses_to_start(db_url, engine, spawn) -> None:
@@ -236,6 +253,7 @@ def test_a_queued_benchmark_runs_and_stores_one_result_per_path(empty_sqlite_url
         )
         assert run.state == "done", run.error
         assert run.progress == 1.0 and run.vm_id is not None and run.kernel
+        assert run.kvm_module == flavour()["kvm_module"] and run.cpu_model
         assert [r.path for r in run.results] == ["userspace-pio", "ioeventfd-pio"]
         assert all(r.writes == 2000 and r.iops > 0 for r in run.results)
     assert _stop(proc) == 0

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
+from app.api.benchtrends import trends, with_regressions
 from app.api.deps import AUTH_RESPONSES, INT32_MAX, Authorized, SessionDep
 from app.api.errors import ApiError, not_found
-from app.schemas import BenchmarkCreated, BenchmarkIn, BenchmarkOut, ErrorOut, Text
+from app.schemas import BenchmarkCreated, BenchmarkIn, BenchmarkOut, ErrorOut, Text, Trend
 from contract.benchpaths import BENCH_PATHS
 from contract.models import BenchmarkRun, Vm
 from contract.notify import notify_desired
@@ -51,6 +52,12 @@ def queue_benchmark(body: BenchmarkIn, db: SessionDep) -> JSONResponse:
     )
 
 
+Share = Annotated[
+    float,
+    Query(gt=0, lt=1, description="flag a result whose writes/s fell more than this share"),
+]
+
+
 @router.get("", response_model=list[BenchmarkOut])
 def list_benchmarks(
     db: SessionDep,
@@ -58,8 +65,10 @@ def list_benchmarks(
     kernel: Text | None = None,
     state: Text | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> list[BenchmarkRun]:
-    """Benchmark history, newest first, optionally for one host/kernel/state."""
+    regression_share: Share = 0.1,
+) -> list[BenchmarkOut]:
+    """Benchmark history, newest first, optionally for one host/kernel/state; each result
+    says whether it is a regression against the previous done run on the same host."""
     query = select(BenchmarkRun).order_by(BenchmarkRun.id.desc()).limit(limit)
     for column, value in (
         (BenchmarkRun.host, host),
@@ -68,15 +77,29 @@ def list_benchmarks(
     ):
         if value is not None:
             query = query.where(column == value)
-    return list(db.scalars(query))
+    return with_regressions(db, list(db.scalars(query)), regression_share)
+
+
+@router.get("/trends", response_model=list[Trend])
+def benchmark_trends(
+    db: SessionDep,
+    path: Annotated[Text | None, Query(max_length=32)] = None,
+    host: Annotated[Text | None, Query(max_length=255)] = None,
+    regression_share: Share = 0.1,
+) -> list[Trend]:
+    """Each path's writes/s and rtt across done runs, oldest first, one trend per host,
+    kernel and KVM module; regressions flagged as in the list."""
+    return trends(db, path, host, regression_share)
 
 
 @router.get("/{run_id}", response_model=BenchmarkOut, responses={404: {"model": ErrorOut}})
 def read_benchmark(
-    run_id: Annotated[int, Path(ge=1, le=INT32_MAX)], db: SessionDep
-) -> BenchmarkRun:
+    run_id: Annotated[int, Path(ge=1, le=INT32_MAX)],
+    db: SessionDep,
+    regression_share: Share = 0.1,
+) -> BenchmarkOut:
     """One benchmark: state, progress 0..1, and results once done."""
     run = db.get(BenchmarkRun, run_id)
     if run is None:
         raise not_found("benchmark", run_id)
-    return run
+    return with_regressions(db, [run], regression_share)[0]

@@ -12,8 +12,7 @@ from sqlalchemy import select
 from app.api.dashboards import dashboard_out, ensure_overview, get_dashboard, save
 from app.api.deps import AUTH_RESPONSES, Authorized, Responses, SessionDep
 from app.api.exports import json_download
-from app.api.paneldata import panels_data
-from app.api.series import window_for
+from app.api.paneldata import panel_window, panels_data
 from app.schemas import ErrorOut
 from app.schemas_dash import DashboardIn, DashboardOut, DashboardSummary, PanelsDataOut
 from contract.models import Dashboard
@@ -96,6 +95,6 @@ def dashboard_data(
     """Every panel's series over the range; a series whose VM, registration or path does not
     exist says so in `missing`."""
     spec = dashboard_out(get_dashboard(db, slug))
-    window = window_for(since or spec.range.since, until or spec.range.until)
+    window = panel_window(since or spec.range.since, until or spec.range.until)
     # Plain JSON: hundreds of thousands of numbers need no second validation on the way out.
     return JSONResponse(panels_data(db, window, spec.panels))

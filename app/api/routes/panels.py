@@ -10,8 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.api.deps import AUTH_RESPONSES, ReadAuthorized, Responses, SessionDep
 from app.api.exports import csv_response, json_download
-from app.api.paneldata import panels_data
-from app.api.series import window_for
+from app.api.paneldata import panel_window, panels_data
 from app.schemas import ErrorOut
 from app.schemas_dash import PanelsDataIn, PanelsDataOut
 from contract.timeparse import EPOCH
@@ -47,7 +46,7 @@ def panels_adhoc(
     ] = None,
 ) -> Response:
     """The panels' series over the range, as a dashboard's `/data` answers them."""
-    data = panels_data(db, window_for(body.since, body.until), body.panels)
+    data = panels_data(db, panel_window(body.since, body.until), body.panels)
     if format == "csv":
         return csv_response(csv_rows(data), CSV_COLUMNS, "panels")
     if format == "json":

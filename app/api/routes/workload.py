@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from app.api.deps import AUTH_RESPONSES, Authorized, Responses, SessionDep, VmDep
 from app.api.errors import ApiError
+from app.api.workloads import add_version, newest
 from app.schemas import ErrorOut, WorkloadIn, WorkloadOut
 from contract.guest import DEFAULT_MEM_SIZE
 from contract.models import Vm, Workload
-from contract.notify import notify_desired
 from contract.rules import doorbell_problem
 
 router = APIRouter(
@@ -33,6 +31,7 @@ def _out(vm: Vm, workload: Workload | None) -> WorkloadOut:
         applied=applied,
         error=vm.error if applied and version else None,
         created_at=workload.created_at if workload else None,
+        demo=bool(workload and workload.demo),
     )
 
 
@@ -45,12 +44,6 @@ def check_guest_can_ring(vm: Vm, body: WorkloadIn) -> None:
             raise ApiError(422, f"doorbells[{i}]: {problem}", "EINVAL")
 
 
-def newest(db: Session, vm_id: int) -> Workload | None:
-    """The VM's newest workload version (the desired one), if any."""
-    query = select(Workload).where(Workload.vm_id == vm_id).order_by(Workload.version.desc())
-    return db.scalars(query.limit(1)).first()
-
-
 @router.get("", response_model=WorkloadOut, responses=RESPONSES)
 def read_workload(vm: VmDep, db: SessionDep) -> WorkloadOut:
     """The newest workload, whether the worker applied it, and the rate limits."""
@@ -61,9 +54,6 @@ def read_workload(vm: VmDep, db: SessionDep) -> WorkloadOut:
 def put_workload(vm: VmDep, body: WorkloadIn, db: SessionDep) -> WorkloadOut:
     """Replace the doorbells (a new version); the worker applies it on its next poll."""
     check_guest_can_ring(vm, body)
-    version = (
-        db.scalar(select(func.max(Workload.version)).where(Workload.vm_id == vm.id)) or 0
-    ) + 1
     doorbells = [
         {
             "space": d.space,
@@ -74,8 +64,4 @@ def put_workload(vm: VmDep, body: WorkloadIn, db: SessionDep) -> WorkloadOut:
         }
         for d in body.doorbells
     ]
-    workload = Workload(vm_id=vm.id, version=version, doorbells=doorbells)
-    db.add(workload)
-    db.commit()
-    notify_desired(db, vm.id)
-    return _out(vm, workload)
+    return _out(vm, add_version(db, vm.id, doorbells))
