@@ -25,7 +25,8 @@ TARGET_MS = 1500.0
 PAINTED = """(count) => new Promise((resolve) => {
   const done = () => document.querySelectorAll('.panel .js-plotly-plot').length === count &&
     /panel\\(s\\)|No panels/.test(document.getElementById('dash-status')?.textContent || '');
-  const poll = () => (done() ? requestAnimationFrame(() => resolve(performance.now())) : setTimeout(poll, 5));
+  const painted = () => requestAnimationFrame(() => resolve(performance.now()));
+  const poll = () => (done() ? painted() : setTimeout(poll, 5));
   poll();
 })"""
 
@@ -48,7 +49,8 @@ def seed(url: str, regs: int, ticks: int) -> None:
     started = time.perf_counter()
     vm_id, ids = fill(get_sessionmaker(), regs, ticks, EXIT_ADDRS)
     roll_up(get_engine(), vm_id, utcnow())
-    print(f"{regs:,} registrations x {ticks:,} ticks stored in {time.perf_counter() - started:.0f} s")
+    took = time.perf_counter() - started
+    print(f"{regs:,} registrations x {ticks:,} ticks stored in {took:.0f} s")
     client = TestClient(create_app())
     assert client.post("/api/dashboards", json=dashboard(vm_id, ids)).status_code == 201
     empty = {"name": "empty", "slug": "empty", "range": {"since": "-1h"}, "panels": []}

@@ -154,15 +154,12 @@ def add_worker(stack: Stack, vm_name: str) -> int:
         stderr=subprocess.STDOUT,
     )
     stack.procs.append(proc)
-    vm = wait_for(
-        f"the worker of {vm_name} to report alive",
-        lambda: next(
-            (v for v in (stack.health() or {}).get("vms", []) if v["name"] == vm_name and v["alive"]),
-            None,
-        ),
-        60,
-    )
-    return vm["id"]
+
+    def alive() -> dict | None:
+        vms = (stack.health() or {}).get("vms", [])
+        return next((v for v in vms if v["name"] == vm_name and v["alive"]), None)
+
+    return wait_for(f"the worker of {vm_name} to report alive", alive, 60)["id"]
 
 
 def insert(stack: Stack, model, **values) -> int:

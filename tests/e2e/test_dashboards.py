@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from dashboard_harness import add_worker, screenshot
@@ -72,7 +73,7 @@ def add_panel(page, title: str, metric: str, picks: list[tuple[str, str]]) -> No
 
 
 def drag_zoom(page, chart: str) -> None:
-    """Drags across the newest part of a chart's plot area (where the data is), as a person zooms."""
+    """Drags across the newest part of a chart's plot area (the data is there), as people zoom."""
     box = page.locator(f"#{chart} .nsewdrag").first.bounding_box()
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + box["width"] * 0.85, y)
@@ -132,7 +133,9 @@ def test_a_zoom_re_ranges_every_panel_and_lives_in_the_link(stack, vms, page, br
     drag_zoom(page, "panel-0")
     expect(page).to_have_url(re.compile(r"[?&]until=\d{4}-"))
     expect(page.locator("#dash-status")).to_contain_text("zoomed")
-    ranges = "() => [0, 1].map((i) => document.getElementById('panel-' + i)._fullLayout.xaxis.range)"
+    ranges = (
+        "() => [0, 1].map((i) => document.getElementById(`panel-${i}`)._fullLayout.xaxis.range)"
+    )
     zoomed = page.evaluate(ranges)
     assert zoomed[0] == zoomed[1]  # one zoom re-ranged both panels
     link = page.url
@@ -175,7 +178,7 @@ def test_a_copied_history_link_restores_its_series_and_range(stack, vms, page, b
     # What is shown is what downloads: one CSV row per point drawn.
     with page.expect_download() as info:
         page.get_by_role("button", name="Download CSV").click()
-    rows = open(info.value.path()).read().splitlines()
+    rows = Path(info.value.path()).read_text().splitlines()
     assert rows[0] == "panel,metric,unit,series,time,t,v"
     assert len(rows) - 1 == sum(s["n"] for s in zoomed)
 
@@ -236,8 +239,34 @@ def test_an_annotation_added_through_rest_shows_on_the_live_chart(stack, vms, pa
     dialog.get_by_role("button", name="Add note").click()
     expect(dialog).to_be_hidden()
     page.wait_for_function(
-        "() => document.getElementById('chart-signals').data[0].text.some((s) => s.includes('restarted'))"
+        "() => document.getElementById('chart-signals').data[0].text"
+        ".some((s) => s.includes('restarted'))"
     )
     _, listed = stack.call("GET", f"/api/annotations?since=-5m&vm_id={vms['e2e']}")
     assert any(a["text"] == "restarted <script>x</script>" for a in listed)
     screenshot(page, "live-annotations")
+
+
+def test_the_demo_starts_with_one_click_moves_the_overview_and_goes_with_one(stack, vms, page):
+    assert stack.call("GET", "/api/demo")[1]["active"] is False  # never started by itself
+    page.goto(stack.url + "/")
+    expect(page).to_have_url(re.compile(r"/d/overview\?vm=\d+$"))
+    card = page.locator("#demo-card")
+    card.get_by_role("button", name="Start demo workload").click()
+    clicked = time.monotonic()
+    badge = page.locator("#demo-badge")
+    expect(badge).to_contain_text("Demo workload on e2e")
+    expect(card).to_contain_text("Demo workload running")
+    assert stack.call("GET", "/api/demo")[1]["active"] is True
+    # The Overview's first panel (every registration) draws the demo's doorbell within a minute.
+    page.wait_for_function(
+        """() => (document.getElementById('panel-0')?.data || [])
+          .some((t) => t.name.includes('demo: registered doorbell') && t.y.some((v) => v > 0))""",
+        timeout=60_000,
+    )
+    print(f"demo click -> Overview line: {time.monotonic() - clicked:.1f} s")
+    screenshot(page, "overview-demo")
+    badge.get_by_role("button", name="Remove demo").click()
+    expect(badge).to_be_hidden()
+    expect(card.get_by_role("button", name="Start demo workload")).to_be_visible()
+    assert stack.call("GET", "/api/demo")[1]["active"] is False
