@@ -91,11 +91,13 @@ export class SeriesPicker {
 
   async load() {
     const vmId = Number(this.vm.value);
+    const mine = (this.loads = (this.loads || 0) + 1);
     this.vm.closest("label").hidden = this.metrics.every((m) => METRICS[m].kind === "path");
     const groups = await Promise.all(this.metrics.map(async (metric) => {
       const list = await candidates(this.ctx, METRICS[metric].kind, vmId).catch(() => []);
       return { metric, list };
     }));
+    if (mine !== this.loads) return; // another VM or metric was chosen meanwhile
     this.options.clear();
     this.series.replaceChildren(h("option", { value: "", selected: true }, "choose…"),
       ...groups.map(({ metric, list }) => h("optgroup", { label: METRICS[metric].label },
