@@ -43,14 +43,15 @@ function regressionTable(groups, share) {
 }
 
 export class TrendsCard {
-  /** `share()` is the regression share chosen on the page. */
-  constructor(ctx, share) {
+  /** `share()` is the regression share chosen on the page with `shareControl` (shown here). */
+  constructor(ctx, share, shareControl) {
     Object.assign(this, { ctx, share });
     this.chart = h("div", { class: "chart tall", id: "chart-trends" });
     this.table = h("div", { class: "table-wrap", id: "regressions-wrap" });
     this.body = h("div", {}, this.chart);
     this.section = h("section", { class: "card", id: "trends" }, h("h2", {}, "Trends: writes/s per path across runs"),
-      h("p", { class: "hint" }, "One line per path, host, kernel and KVM flavour; ✕ marks a regression."), this.body, this.table);
+      h("p", { class: "hint" }, "One line per path, host, kernel and KVM flavour; ✕ marks a regression."),
+      shareControl, this.body, this.table);
     this.drawn = false;
   }
 

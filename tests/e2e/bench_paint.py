@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -88,6 +89,7 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=3600)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so `finally` stops the app
     from dashboard_harness import CHROMIUM_ARGS, Stack, _env, start_app, stop
     from playwright.sync_api import sync_playwright
     from support import free_port

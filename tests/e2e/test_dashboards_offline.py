@@ -162,5 +162,5 @@ def test_a_benchmark_regression_is_flagged(app_only, page):
     page.locator("#regression-share").fill("25")
     page.locator("#regression-share").dispatch_event("change")
     expect(page.locator("#regressions-wrap")).to_contain_text("No regression above 25.0%")
-    expect(page).to_have_url(f"{app_only.url}/#/benchmarks?vm=1&share=25")
+    expect(page).to_have_url(f"{app_only.url}/#/benchmarks?share=25")
     expect(page.locator(f'#runs-table tr[data-id="{slower}"] .regressed')).to_have_text("")

@@ -86,14 +86,14 @@ export function mount(root, ctx) {
   const details = h("div", { class: "table-wrap" });
   const runs = new RunsTable(ctx, compare, () => (ctx.setParams({ run: [...compare] }), redraw()));
   const share = shareInput(ctx, () => (loadRuns(), trends.load()));
-  const trends = new TrendsCard(ctx, () => share.valueAsNumber / 100);
+  const trends = new TrendsCard(ctx, () => share.valueAsNumber / 100, h("p", { class: "row" }, h("label", { class: "inline" },
+    "Flag a regression when writes/s fall more than", share, "% below the run before on the same host")));
   const form = new BenchForm(ctx, Object.keys(benchPaths), (run) => {
     if (run.state === "done") compare.add(run.id);
     loadRuns();
     trends.load();
   });
   root.append(h("h1", {}, "Benchmarks"), form.section, h("section", { class: "card" }, chart, details),
-    h("p", { class: "row" }, h("label", { class: "inline" }, "Flag a regression when writes/s fall more than", share, "% below the run before")),
     trends.section, runs.section);
   let alive = true;
 
