@@ -34,6 +34,11 @@ def create_app() -> FastAPI:
     def plotly_js() -> FileResponse:
         return FileResponse(PLOTLY_JS, media_type="text/javascript")
 
+    @app.get("/d/{slug}", include_in_schema=False)
+    def dashboard_page(slug: str) -> FileResponse:
+        # A dashboard's link: the page itself routes by its path (static/js/nav.js).
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
     return app

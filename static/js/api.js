@@ -75,12 +75,17 @@ export const api = {
   del: (path) => request("DELETE", path),
 };
 
-/** Downloads `path` (with the token header) as a file; links can't carry a bearer token. */
-export async function download(path, filename) {
+/**
+ * Downloads `path` (with the token header) as a file; links can't carry a bearer token. With a
+ * `body` it is a POST of that JSON (the ad-hoc panel data export).
+ */
+export async function download(path, filename, body) {
   const headers = {};
   const token = getToken();
   if (token) headers.Authorization = `Bearer ${token}`;
-  const resp = await fetch(path, { headers });
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const init = body === undefined ? { headers } : { method: "POST", headers, body: JSON.stringify(body) };
+  const resp = await fetch(path, init);
   if (!resp.ok) throw new ApiError(resp.status, await readBody(resp));
   const url = URL.createObjectURL(await resp.blob());
   const a = Object.assign(document.createElement("a"), { href: url, download: filename });

@@ -98,3 +98,11 @@ export const PLOT_CONFIG = { responsive: true, displaylogo: false };
 export function emptyState(title, hint) {
   return h("div", { class: "empty" }, h("strong", {}, title), hint ? h("p", {}, hint) : null);
 }
+
+/**
+ * `text` for a Plotly title, legend or hover label: Plotly reads a few HTML tags in its strings,
+ * so <, > and & are escaped and names always show as the text they are.
+ */
+export function plotText(text) {
+  return String(text ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}

@@ -1,7 +1,8 @@
 // A Plotly line chart fed one tick at a time: new series are added as they appear, existing
 // ones extended (Plotly.extendTraces with maxPoints), and the x axis slides over the last minute.
 
-import { baseLayout, colourFor, PLOT_CONFIG } from "./format.js";
+import { MARKER_AXIS, markerTrace, showAnnotations } from "./annotations.js";
+import { baseLayout, colourFor, plotText, PLOT_CONFIG } from "./format.js";
 
 const WINDOW_MS = 60_000;
 const MAX_POINTS = 1200; // a minute at 50 ms ticks; older points are dropped by Plotly itself
@@ -12,15 +13,16 @@ export class LiveChart {
   /** Draws an empty chart in `div` titled `title`, y axis `yTitle`. */
   constructor(div, title, yTitle) {
     this.div = div;
-    this.index = new Map(); // series key -> trace index
+    this.index = new Map(); // series key -> trace index (after the annotation markers at 0)
     const now = Date.now();
     const layout = baseLayout({
       title: { text: title, x: 0, xanchor: "left", font: { size: 15 } },
       xaxis: { type: "date", range: [new Date(now - WINDOW_MS), new Date(now)] },
       yaxis: { title: { text: yTitle }, rangemode: "tozero", tickformat: "~s" },
+      yaxis2: MARKER_AXIS,
       showlegend: true,
     });
-    Plotly.newPlot(div, [], layout, PLOT_CONFIG);
+    Plotly.newPlot(div, [markerTrace()], layout, PLOT_CONFIG);
   }
 
   /**
@@ -35,9 +37,9 @@ export class LiveChart {
       if (!this.index.has(p.key) && this.index.size >= MAX_SERIES) continue;
       seen.add(p.key);
       if (!this.index.has(p.key)) {
-        this.index.set(p.key, this.index.size);
+        this.index.set(p.key, this.index.size + 1);
         Plotly.addTraces(this.div, {
-          x: [t], y: [p.y], name: p.name, type: "scatter", mode: "lines",
+          x: [t], y: [p.y], name: plotText(p.name), type: "scatter", mode: "lines",
           line: { color: colourFor(p.key), width: 2 },
           hovertemplate: "%{y:.4~s}/s",
         });
@@ -65,7 +67,12 @@ export class LiveChart {
   /** Renames a series (a label learned after its first point). */
   rename(key, name) {
     const i = this.index.get(key);
-    if (i !== undefined && this.div.data[i].name !== name) Plotly.restyle(this.div, { name: [name] }, [i]);
+    if (i !== undefined && this.div.data[i].name !== plotText(name)) Plotly.restyle(this.div, { name: [plotText(name)] }, [i]);
+  }
+
+  /** Draws markers for these annotations (GET /api/annotations). */
+  annotate(list) {
+    showAnnotations(this.div, list);
   }
 
   destroy() {

@@ -1,16 +1,23 @@
-// The dashboard shell: token prompt, VM picker, status badges, hash routing (#/live, ...), and
-// the one shared event stream. Each page module exports {title, mount(root, ctx) -> cleanup}.
+// The dashboard shell: VM picker, routing (nav.js: every view is a link), the shared event
+// streams, and the header's buttons. Each page module exports {title, mount(root, ctx) -> cleanup}
+// and reads its state from ctx.params, writing changes back with ctx.setParams.
 
-import { api, getToken, onAuthProblem, setToken, whoami } from "./api.js";
+import { api, onAuthProblem } from "./api.js";
+import { DemoBadge } from "./demo.js";
 import { h } from "./format.js";
+import { copyLink, currentRoute, redirect, reroute, routeUrl, setParams, startRouting } from "./nav.js";
+import { openNoteDialog } from "./notes.js";
+import { applyAuth, onAuthError, setBadge, streamStatus, toast, wireTokenDialog } from "./shell.js";
 import { Stream } from "./stream.js";
+import * as dashboards from "./pages/dashboards.js";
+import * as dashboard from "./pages/dashboard.js";
 import * as live from "./pages/live.js";
 import * as registrations from "./pages/registrations.js";
 import * as history from "./pages/history.js";
 import * as workload from "./pages/workload.js";
 import * as benchmarks from "./pages/benchmarks.js";
 
-const PAGES = { live, registrations, history, workload, benchmarks };
+const PAGES = { dashboards, dashboard, live, registrations, history, workload, benchmarks };
 const $ = (sel) => document.querySelector(sel);
 
 const ctx = {
@@ -19,36 +26,30 @@ const ctx = {
   rules: null, // GET /api/rules: every rule's numbers and the benchmark paths
   role: null,
   stream: null,
+  params: new URLSearchParams(), // the mounted page's state, from the URL
+  slug: null,
+  extraStreams: new Map(), // vm id -> Stream, for pages that chart several VMs
   get canWrite() {
     return this.role === "editor";
   },
   toast,
+  setParams,
   vm() {
     return this.vms.find((v) => v.id === this.vmId) || null;
+  },
+  vmName(id) {
+    return this.vms.find((v) => v.id === id)?.name ?? `vm ${id}`;
+  },
+  /** The event stream of `vmId`: the shared one, or one opened until the page unmounts. */
+  streamFor(vmId) {
+    if (vmId === this.vmId) return this.stream;
+    if (!this.extraStreams.has(vmId)) this.extraStreams.set(vmId, new Stream(vmId, () => {}));
+    return this.extraStreams.get(vmId);
   },
 };
 
 let unmount = null;
-
-/** Shows a short message at the bottom right; errors stay until clicked. */
-function toast(message, kind = "info") {
-  const el = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status" }, message);
-  el.addEventListener("click", () => el.remove());
-  $("#toasts").append(el);
-  if (kind !== "error") setTimeout(() => el.remove(), 4000);
-}
-
-function setBadge(id, text, kind) {
-  const el = $(id);
-  el.textContent = text;
-  el.className = `badge ${kind}`;
-}
-
-function streamStatus(state) {
-  const map = { live: ["stream live", "ok"], connecting: ["connecting…", "warn"] };
-  const [text, kind] = map[state] || ["stream reconnecting…", "bad"];
-  setBadge("#stream-badge", text, kind);
-}
+const demo = new DemoBadge(ctx);
 
 /** Polls /api/health: worker liveness for the badge, and new VMs appearing. */
 async function pollHealth() {
@@ -60,99 +61,87 @@ async function pollHealth() {
     else setBadge("#worker-badge", "worker not alive", "bad");
     const known = new Set(ctx.vms.map((v) => v.id));
     if (health.vms.some((v) => !known.has(v.id))) await loadVms(true);
+    await demo.refresh();
   } catch (err) {
     if (err.status !== 401) setBadge("#worker-badge", "API unreachable", "bad");
   }
 }
 
 async function loadVms(remount = false) {
-  ctx.rules ??= await api.get("/api/rules"); // once: the forms check with the server's rules
-  ctx.vms = await api.get("/api/vms");
-  const select = $("#vm-select");
-  const wanted = Number(localStorage.getItem("iosignal.vm")) || ctx.vmId;
+  // Rules once (the forms check with the server's rules), VMs every time: asked together.
+  [ctx.rules, ctx.vms] = await Promise.all([ctx.rules ?? api.get("/api/rules"), api.get("/api/vms")]);
+  const known = (id) => ctx.vms.some((v) => v.id === id);
+  const candidates = [Number(currentRoute().params.get("vm")), ctx.vmId, Number(localStorage.getItem("iosignal.vm"))];
   const previous = ctx.vmId;
-  ctx.vmId = ctx.vms.some((v) => v.id === wanted) ? wanted : ctx.vms[0]?.id ?? null;
-  select.replaceChildren(
+  ctx.vmId = candidates.find(known) ?? ctx.vms[0]?.id ?? null;
+  $("#vm-select").replaceChildren(
     ...ctx.vms.map((v) => h("option", { value: v.id, selected: v.id === ctx.vmId }, v.name)),
   );
-  select.disabled = ctx.vms.length < 2;
-  select.closest("label").hidden = ctx.vms.length === 0;
+  $("#vm-select").disabled = ctx.vms.length < 2;
+  $("#vm-select").closest("label").hidden = ctx.vms.length === 0;
   if (ctx.vmId !== previous || remount) selectVm(ctx.vmId);
 }
 
 function selectVm(vmId) {
   ctx.vmId = vmId;
   if (vmId !== null) localStorage.setItem("iosignal.vm", String(vmId));
+  $("#vm-select").value = String(vmId);
   if (ctx.stream) ctx.stream.close();
   ctx.stream = vmId === null ? null : new Stream(vmId, streamStatus);
   if (vmId === null) setBadge("#stream-badge", "no VM", "warn");
-  route();
+  if (currentRoute().page) setParams({ vm: vmId });
+  reroute();
 }
 
-function route() {
-  const name = (location.hash.match(/^#\/(\w+)/) || [])[1];
-  const page = PAGES[name] ? name : "live";
+/** A bare "/" opens the Overview dashboard while there is one, else the dashboards list. */
+async function home() {
+  try {
+    const list = await api.get("/api/dashboards");
+    if (list.some((d) => d.slug === "overview")) return routeUrl("dashboard", {}, "overview");
+    return routeUrl("dashboards");
+  } catch {
+    return routeUrl("live");
+  }
+}
+
+function mountPage(route) {
+  if (!route.page) return void home().then(redirect);
+  const vm = Number(route.params.get("vm"));
+  if (vm && vm !== ctx.vmId && ctx.vms.some((v) => v.id === vm)) return void selectVm(vm);
+  const page = PAGES[route.page] ? route.page : "live";
+  const navPage = page === "dashboard" ? "dashboards" : page;
   document.querySelectorAll("nav a").forEach((a) => {
-    a.setAttribute("aria-current", a.dataset.page === page ? "page" : "false");
+    a.setAttribute("aria-current", a.dataset.page === navPage ? "page" : "false");
   });
   if (unmount) unmount();
+  ctx.extraStreams.forEach((s) => s.close());
+  ctx.extraStreams.clear();
+  Object.assign(ctx, { params: route.params, slug: route.slug });
+  if (ctx.vmId !== null && route.params.get("vm") !== String(ctx.vmId)) setParams({ vm: ctx.vmId });
   const root = $("#page");
   root.replaceChildren();
   document.title = `${PAGES[page].title} · iosignal`;
   unmount = PAGES[page].mount(root, ctx) || null;
 }
 
-function askToken(reason) {
-  const dialog = $("#token-dialog");
-  $("#token-reason").textContent = reason;
-  $("#token-input").value = getToken();
-  if (!dialog.open) dialog.showModal();
-}
-
-async function applyAuth() {
-  const me = await whoami();
-  ctx.role = me.role;
-  document.body.classList.toggle("can-write", ctx.role === "editor");
-  $("#role-badge").textContent = me.tokensRequired ? `token: ${ctx.role || "none"}` : "no tokens";
-  $("#role-badge").hidden = !me.tokensRequired;
-  if (me.tokensRequired && !ctx.role) {
-    askToken(getToken() ? "The stored token was not accepted (unknown or revoked). Paste a valid token."
-      : "This server requires an API token. Paste a viewer or editor token.");
-    return false;
-  }
-  return true;
-}
-
 async function start() {
-  if (!(await applyAuth())) return;
+  if (!(await applyAuth(ctx))) return;
   await loadVms(true);
   await pollHealth();
 }
 
-$("#token-form").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  setToken($("#token-input").value.trim());
-  $("#token-dialog").close();
+function startOrShow() {
   start().catch((err) => {
-    toast(err.message, "error");
-    route();
+    toast(`Could not load: ${err.message}`, "error");
+    reroute(); // still show the page, with its own empty state
   });
-});
-$("#token-button").addEventListener("click", () => askToken("Change or forget the stored token."));
-$("#vm-select").addEventListener("change", (ev) => selectVm(Number(ev.target.value)));
-window.addEventListener("hashchange", route);
-onAuthProblem((err) => {
-  if (err.status === 401) askToken("The server refused the token (401). Paste a valid token.");
-  else if (ctx.role === "editor") {
-    // A 403 on a write: this token is a viewer's. Hide the write buttons from now on.
-    ctx.role = "viewer";
-    document.body.classList.remove("can-write");
-    toast("This token may only read (viewer): write buttons hidden.", "error");
-  }
-});
+}
 
+wireTokenDialog(startOrShow);
+$("#vm-select").addEventListener("change", (ev) => selectVm(Number(ev.target.value)));
+$("#copy-link").addEventListener("click", () => copyLink(toast));
+$("#note-button").addEventListener("click", () => openNoteDialog(ctx));
+onAuthProblem((err) => onAuthError(ctx, err));
 setInterval(pollHealth, 2000);
-start().catch((err) => {
-  toast(`Could not load: ${err.message}`, "error");
-  route(); // still show the page, with its own empty state
-});
+startRouting(mountPage);
+startOrShow();

@@ -133,6 +133,25 @@ def start_stack(tmp: Path, *, kvm_path: str | None) -> Stack:
     return stack
 
 
+def add_worker(stack: Stack, vm_name: str) -> int:
+    """Starts one more worker, for a second VM on the same database; returns its VM's id."""
+    env = {**stack.env, "IOSIGNAL_VM_NAME": vm_name}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=(stack.tmp / f"worker-{vm_name}.log").open("a"),
+        stderr=subprocess.STDOUT,
+    )
+    stack.procs.append(proc)
+
+    def alive() -> dict | None:
+        vms = (stack.health() or {}).get("vms", [])
+        return next((v for v in vms if v["name"] == vm_name and v["alive"]), None)
+
+    return wait_for(f"the worker of {vm_name} to report alive", alive, 60)["id"]
+
+
 def insert(stack: Stack, model, **values) -> int:
     """Writes one row as the worker would (the database is the contract); returns its id."""
     from contract.db import make_engine

@@ -1,12 +1,32 @@
 // Benchmarks: start one (progress bar while the worker runs it on a scratch VM), compare runs
-// across hosts and kernels as grouped bars, the 2009 figures alongside.
+// across hosts and kernels as grouped bars, the 2009 figures alongside; trends across runs with
+// regressions flagged at the chosen share. Compared runs and the share live in the URL.
 
 import { api } from "../api.js";
 import { BenchForm } from "../benchform.js";
 import { drawBench, resultTable, runName } from "../benchchart.js";
+import { TrendsCard } from "../benchtrends.js";
 import { emptyState, h, when } from "../format.js";
 
 export const title = "Benchmarks";
+
+/** "ioeventfd-pio −23%": the paths of a run that regressed (GET /api/benchmarks?regression_share). */
+function regressions(run) {
+  return run.results.filter((x) => x.regression)
+    .map((x) => `${x.path} −${(x.regression.drop_share * 100).toFixed(1)}%`).join(", ");
+}
+
+/** The regression share input, in percent; the URL keeps it (?share=10). */
+function shareInput(ctx, onChange) {
+  const start = Number(ctx.params.get("share")) || 10;
+  const input = h("input", { type: "number", id: "regression-share", class: "narrow", min: 1, max: 90, step: 1, value: start,
+    onchange: () => {
+      if (!(input.valueAsNumber >= 1 && input.valueAsNumber <= 90)) input.value = start;
+      ctx.setParams({ share: input.value === "10" ? null : input.value });
+      onChange();
+    } });
+  return input;
+}
 
 /** The Runs card: every run, filtered by host and kernel, each with a "compare" checkbox. */
 class RunsTable {
@@ -16,7 +36,7 @@ class RunsTable {
     this.kernel = h("select", { "aria-label": "Kernel", onchange: () => this.render() });
     this.body = h("tbody");
     this.table = h("table", { id: "runs-table" }, h("thead", {}, h("tr", {},
-      ["Compare", "#", "State", "Host", "Kernel", "Writes × passes", "Finished"].map((t) => h("th", {}, t)))), this.body);
+      ["Compare", "#", "State", "Host", "Kernel", "Writes × passes", "Finished", "Regression"].map((t) => h("th", {}, t)))), this.body);
     this.empty = h("div", { id: "runs-empty" });
     this.section = h("section", { class: "card" }, h("div", { class: "row" }, h("h2", {}, "Runs"),
       h("label", { class: "inline" }, "Host", this.host), h("label", { class: "inline" }, "Kernel", this.kernel)),
@@ -42,7 +62,7 @@ class RunsTable {
       h("td", {}, r.id), h("td", { class: `state ${r.state === "done" ? "active" : r.state}` },
         r.state === "failed" && r.error ? `failed: ${r.error}` : r.state),
       h("td", {}, r.host || "–"), h("td", {}, r.kernel || "–"), h("td", {}, `${r.writes} × ${r.repeat}`),
-      h("td", {}, when(r.finished_at)));
+      h("td", {}, when(r.finished_at)), h("td", { class: "regressed" }, regressions(r)));
   }
 
   render() {
@@ -61,15 +81,20 @@ class RunsTable {
 /** Mounts the page; returns its cleanup. */
 export function mount(root, ctx) {
   const benchPaths = ctx.rules?.bench_paths ?? {}; // no rules only while the API is unreachable
-  const compare = new Set(); // run ids drawn side by side
+  const compare = new Set(ctx.params.getAll("run").map(Number)); // run ids drawn side by side
   const chart = h("div", { class: "chart tall", id: "chart-bench" });
   const details = h("div", { class: "table-wrap" });
-  const runs = new RunsTable(ctx, compare, redraw);
+  const runs = new RunsTable(ctx, compare, () => (ctx.setParams({ run: [...compare] }), redraw()));
+  const share = shareInput(ctx, () => (loadRuns(), trends.load()));
+  const trends = new TrendsCard(ctx, () => share.valueAsNumber / 100, h("p", { class: "row" }, h("label", { class: "inline" },
+    "Flag a regression when writes/s fall more than", share, "% below the run before on the same host")));
   const form = new BenchForm(ctx, Object.keys(benchPaths), (run) => {
     if (run.state === "done") compare.add(run.id);
     loadRuns();
+    trends.load();
   });
-  root.append(h("h1", {}, "Benchmarks"), form.section, h("section", { class: "card" }, chart, details), runs.section);
+  root.append(h("h1", {}, "Benchmarks"), form.section, h("section", { class: "card" }, chart, details),
+    trends.section, runs.section);
   let alive = true;
 
   function redraw() {
@@ -80,7 +105,8 @@ export function mount(root, ctx) {
 
   async function loadRuns() {
     try {
-      runs.runs = await api.get("/api/benchmarks"); // newest first, each with its results
+      // Newest first, each with its results, flagged against the run before at the chosen share.
+      runs.runs = await api.get(`/api/benchmarks?regression_share=${share.valueAsNumber / 100}`);
       const latest = runs.runs.find((r) => r.state === "done");
       if (!compare.size && latest) compare.add(latest.id);
       if (alive) (runs.render(), redraw());
@@ -91,9 +117,11 @@ export function mount(root, ctx) {
 
   drawBench(chart, [], benchPaths); // the 2009 reference alone until a run is chosen
   loadRuns();
+  trends.load();
   return () => {
     alive = false;
     form.stop();
+    trends.stop();
     Plotly.purge(chart);
   };
 }

@@ -1,6 +1,7 @@
 // Live view of one VM: signals/s per registration and userspace exits/s per address, fed by the
 // `rates` events of /api/stream, and the Hot doorbells table (busiest unregistered addresses).
 
+import { keepAnnotated } from "../annotations.js";
 import { api } from "../api.js";
 import { addrKey, addrText, emptyState, h, regName } from "../format.js";
 import { HotDoorbells } from "../hotdoorbells.js";
@@ -70,16 +71,21 @@ export function mount(root, ctx) {
     hot.tick(t, tick.exits);
   }
 
+  // Markers over the last minute (a little more, so one just left of the edge still shows).
+  const marks = keepAnnotated(() => [signals, exits], () => [Date.now() - 120_000, Date.now() + 5_000], ctx.vmId);
+
   function onRegistration(reg) {
     // A removed registration's line stops; its legend entry says why.
     if (reg.state === "removed") signals.rename(`reg:${reg.id}`, `${regName(reg)} — removed`);
     loadRegs();
+    marks.refresh(); // applied/removed/failed are annotations too
   }
 
   loadRegs();
   hot.prefill();
   const offs = [ctx.stream.on("rates", onRates), ctx.stream.on("registration", onRegistration)];
   return () => {
+    marks.stop();
     offs.forEach((off) => off());
     signals.destroy();
     exits.destroy();

@@ -29,7 +29,7 @@ export function mount(root, ctx) {
     return null;
   }
   let regs = [];
-  let filter = "current";
+  let filter = FILTERS.includes(ctx.params.get("show")) ? ctx.params.get("show") : "current";
   const tbody = h("tbody");
   const empty = h("div");
   const table = h("table", { id: "reg-table" },
@@ -39,8 +39,9 @@ export function mount(root, ctx) {
     tbody);
   const filterSelect = h("select", { "aria-label": "Show", onchange: (ev) => {
     filter = ev.target.value;
+    ctx.setParams({ show: filter === "current" ? null : filter });
     render();
-  } }, FILTERS.map((f) => h("option", { value: f }, f === "current" ? "pending, active, failed, removing" : f)));
+  } }, FILTERS.map((f) => h("option", { value: f, selected: f === filter }, f === "current" ? "pending, active, failed, removing" : f)));
 
   async function remove(reg) {
     const what = reg.label ? `"${reg.label}" (${reg.space} ${hex(reg.addr)})` : `#${reg.id}`;
