@@ -113,7 +113,8 @@ def test_history_charts_a_registrations_rates(stack, page):
     assert status == 201, reg
     time.sleep(2)  # a few sampling ticks of signals to chart
     page.goto(stack.url + "/#/history")
-    page.locator("#history-reg").select_option(str(reg["id"]))
+    # History compares several series now: choosing one adds it to the chart.
+    page.locator("#history-reg").select_option(f"signals:r{reg['id']}")
     wait_trace(page, "chart-history", "history mmio", lambda t: max(t["y"]) > 50, "history")
     page.locator("#history-range").select_option("-5m")  # raw samples at this tick rate
     expect(page.locator("#history-note")).to_contain_text("raw samples")
