@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
@@ -15,6 +16,7 @@ from app.schemas import IoeventfdIn
 from app.schemas_events import DemoOut
 from contract.guest import DEFAULT_MEM_SIZE
 from contract.models import Demo, Ioeventfd, RegState, Vm, Workload
+from contract.notify import notify_desired
 from contract.rules import doorbell_problem
 
 DEMO_DOORBELLS: list[dict[str, Any]] = [
@@ -23,6 +25,9 @@ DEMO_DOORBELLS: list[dict[str, Any]] = [
     {"space": "mmio", "addr": 0xD0000000, "len": 4, "value": 1, "rate_hz": 5000.0},
 ]
 DEMO_REGISTRATION = IoeventfdIn(space="pio", addr=0x6000, len=2, label="demo: registered doorbell")
+# The one demo row's key: two starts racing past `current` both insert it, and the database
+# refuses the second, so "at most one demo" holds without a lock.
+DEMO_ID = 1
 
 
 def current(db: Session) -> Demo | None:
@@ -49,11 +54,7 @@ def start(db: Session, vm_id: int) -> Demo:
     vm = db.get(Vm, vm_id)
     if vm is None:
         raise ApiError(422, f"vm_id {vm_id} does not exist", "EINVAL")
-    running = current(db)
-    if running is not None:
-        raise ApiError(
-            409, f"a demo already runs on VM {running.vm_id}: DELETE /api/demo first", "EBUSY"
-        )
+    refuse_if_running(db)
     mem_size = int(vm.capabilities.get("mem_size") or DEFAULT_MEM_SIZE)
     for bell in DEMO_DOORBELLS:
         problem = doorbell_problem(bell["space"], bell["addr"], bell["len"], 1, mem_size)
@@ -61,17 +62,35 @@ def start(db: Session, vm_id: int) -> Demo:
             raise ApiError(422, f"the demo cannot ring on VM {vm_id}: {problem}", "EINVAL")
     check_collision(db, vm_id, DEMO_REGISTRATION)
     before = newest(db, vm_id)
-    workload = add_version(db, vm_id, [dict(bell) for bell in DEMO_DOORBELLS], demo=True)
-    reg = insert_pending(db, vm_id, DEMO_REGISTRATION)
+    # One transaction: a start that loses the race below leaves nothing behind.
+    bells = [dict(bell) for bell in DEMO_DOORBELLS]
+    workload = add_version(db, vm_id, bells, demo=True, commit=False)
+    reg = insert_pending(db, vm_id, DEMO_REGISTRATION, commit=False)
     demo = Demo(
+        id=DEMO_ID,
         vm_id=vm_id,
         ioeventfd_id=reg.id,
         workload_version=workload.version,
         previous_version=before.version if before else None,
     )
     db.add(demo)
-    db.commit()
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()  # the workload version and registration go with it
+        refuse_if_running(db)  # another start won the race
+        raise
+    notify_desired(db, vm_id)
     return demo
+
+
+def refuse_if_running(db: Session) -> None:
+    """409 EBUSY while a demo runs."""
+    running = current(db)
+    if running is not None:
+        raise ApiError(
+            409, f"a demo already runs on VM {running.vm_id}: DELETE /api/demo first", "EBUSY"
+        )
 
 
 def stop(db: Session, demo: Demo) -> None:

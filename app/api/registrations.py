@@ -38,8 +38,9 @@ def check_collision(db: Session, vm_id: int, body: IoeventfdIn) -> None:
         )
 
 
-def insert_pending(db: Session, vm_id: int, body: IoeventfdIn) -> Ioeventfd:
-    """Store the desired registration as `pending` and wake the worker."""
+def insert_pending(db: Session, vm_id: int, body: IoeventfdIn, commit: bool = True) -> Ioeventfd:
+    """Store the desired registration as `pending` and wake the worker; with `commit=False` only
+    stage it in the caller's transaction (the caller commits and wakes)."""
     reg = Ioeventfd(
         vm_id=vm_id,
         space=body.space,
@@ -50,6 +51,9 @@ def insert_pending(db: Session, vm_id: int, body: IoeventfdIn) -> Ioeventfd:
         state=RegState.PENDING.value,
     )
     db.add(reg)
+    if not commit:
+        db.flush()
+        return reg
     db.commit()
     notify_desired(db, vm_id)
     return reg

@@ -18,14 +18,22 @@ def newest(db: Session, vm_id: int) -> Workload | None:
 
 
 def add_version(
-    db: Session, vm_id: int, doorbells: list[dict[str, Any]], demo: bool = False
+    db: Session,
+    vm_id: int,
+    doorbells: list[dict[str, Any]],
+    demo: bool = False,
+    commit: bool = True,
 ) -> Workload:
-    """Store `doorbells` as the VM's next version and wake its worker."""
+    """Store `doorbells` as the VM's next version and wake its worker; with `commit=False` only
+    stage it in the caller's transaction (the caller commits and wakes)."""
     version = (
         db.scalar(select(func.max(Workload.version)).where(Workload.vm_id == vm_id)) or 0
     ) + 1
     workload = Workload(vm_id=vm_id, version=version, doorbells=doorbells, demo=demo)
     db.add(workload)
+    if not commit:
+        db.flush()
+        return workload
     db.commit()
     notify_desired(db, vm_id)
     return workload

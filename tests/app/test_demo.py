@@ -105,3 +105,21 @@ def test_viewers_see_the_demo_but_cannot_start_or_stop_it(client, db, make_vm):
     assert client.get("/api/demo", headers=viewer).json()["active"] is True
     assert client.delete("/api/demo", headers=viewer).status_code == 403
     assert client.get("/api/demo", headers=viewer).json()["active"] is True
+
+
+def test_two_starts_racing_leave_one_demo(client, db, make_vm, monkeypatch):
+    import app.api.demo as demo_module
+
+    first, second = make_vm("first"), make_vm("second")
+    assert client.post("/api/demo", json={"vm_id": first.id}).status_code == 201
+    # The race: the second start's check read "no demo" before the first one committed.
+    real_current, checks = demo_module.current, iter([None])
+    monkeypatch.setattr(demo_module, "current", lambda s: next(checks, real_current(s)))
+    raced = client.post("/api/demo", json={"vm_id": second.id})
+    assert raced.status_code == 409 and raced.json()["errno"] == "EBUSY", raced.text
+    assert f"a demo already runs on VM {first.id}" in raced.json()["detail"]
+    db.expire_all()
+    # nothing of the losing start is left: no workload version, no registration on `second`
+    assert db.scalar(select(Workload.id).where(Workload.vm_id == second.id)) is None
+    assert db.scalar(select(Ioeventfd.id).where(Ioeventfd.vm_id == second.id)) is None
+    assert client.get("/api/demo").json()["vm_id"] == first.id
