@@ -13,14 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.benchtrends import read_bench
-from app.api.panelreads import (
-    NEEDS_OBSERVER,
-    Series,
-    missing,
-    read_exits,
-    read_observed,
-    read_signals,
-)
+from app.api.observedpanels import busiest, read_share, read_writes
+from app.api.panelreads import Series, read_exits, read_signals
 from app.api.series import Window, exit_totals, window_for
 from app.schemas_dash import MAX_SERIES, PanelIn, SeriesRef
 from contract.models import BenchmarkResult, BenchmarkRun, BenchState, Ioeventfd, RegState, Vm
@@ -42,8 +36,8 @@ Reader = Callable[[Session, Window, Iterable[SeriesRef]], list[Series]]
 READERS: dict[str, Reader] = {
     "signals": read_signals,
     "exits": read_exits,
-    "writes": lambda _db, _window, refs: read_observed(refs),
-    "in_kernel_share": lambda _db, _window, refs: read_observed(refs),
+    "writes": read_writes,
+    "in_kernel_share": read_share,
     "bench_iops": lambda db, window, refs: read_bench(db, window, refs, rtt=False),
     "bench_rtt": lambda db, window, refs: read_bench(db, window, refs, rtt=True),
 }
@@ -56,7 +50,8 @@ def ref_key(ref: dict[str, Any]) -> tuple:
 
 def every_series(db: Session, window: Window, metric: str) -> list[SeriesRef]:
     """The refs of a panel that names none: every registration not removed, the busiest
-    addresses in the window, every (path, host) benchmarked in it."""
+    addresses in the window (by exits, or by observed writes), every (path, host) benchmarked
+    in it."""
     if metric == "signals":
         ids = db.scalars(
             select(Ioeventfd.id)
@@ -73,6 +68,8 @@ def every_series(db: Session, window: Window, metric: str) -> list[SeriesRef]:
         ]
         counts.sort(key=lambda pair: -pair[0])
         return [ref for _count, ref in counts[:BUSIEST]]
+    if metric in ("writes", "in_kernel_share"):
+        return busiest(db, window)
     if metric in ("bench_iops", "bench_rtt"):
         pairs = db.execute(
             select(BenchmarkResult.path, BenchmarkRun.host)
@@ -127,8 +124,6 @@ def panels_data(db: Session, window: Window, panels: list[PanelIn]) -> dict[str,
     out = []
     for panel, panel_refs in zip(panels, refs, strict=True):
         parts = [read[(panel.metric, ref_key(ref.key()))] for ref in panel_refs]
-        if not parts and panel.metric in ("writes", "in_kernel_share"):
-            parts = [missing(SeriesRef(), "every address", NEEDS_OBSERVER)]
         if panel.aggregate != "none":
             parts = [aggregate(panel.aggregate, parts)]
         out.append(

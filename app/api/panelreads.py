@@ -144,8 +144,3 @@ def read_exits(db: Session, window: Window, refs: Iterable[SeriesRef]) -> list[S
         key = (ref.vm_id or 0, ref.space or "", ref.addr or 0, ref.len or 0)
         out.append(series(ref, exit_name(vm, ref), sums.get(key), per_step))
     return out
-
-
-def read_observed(refs: Iterable[SeriesRef]) -> list[Series]:
-    """Observed writes and in-kernel share: not stored until the observer (issue 10) lands."""
-    return [missing(ref, exit_name(f"VM {ref.vm_id}", ref), NEEDS_OBSERVER) for ref in refs]

@@ -158,14 +158,6 @@ def test_benchmark_paths_across_runs_by_host_and_an_unknown_path(client, db):
     assert rtt["unit"] == "us" and rtt["series"][0]["v"] == [2.0, pytest.approx(1e6 / 450e3)]
 
 
-def test_observed_metrics_say_they_need_the_observer(client):
-    ref = {"vm_id": 1, "space": "pio", "addr": 0x6000, "len": 2}
-    panels = [{"metric": "writes", "series": [ref]}, {"metric": "in_kernel_share"}]
-    writes, share = adhoc(client, panels).json()["panels"]
-    assert writes["series"][0]["missing"] == "needs iosignal observe"
-    assert share["series"][0]["missing"] == "needs iosignal observe"
-
-
 def test_panels_without_refs_show_every_registration_and_the_busiest_addresses(client, db, two_vms):
     now, (a, b) = two_vms
     db.add(Ioeventfd(vm_id=a.vm_id, space="pio", addr=0x7000, len=1, state="removed"))
