@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import plotly
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -13,8 +12,6 @@ from app.api.routes import health, metrics
 from app.core.security import redact_tokens_in_access_log
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
-# plotly's Python package ships the browser bundle: served from here, no CDN and no copy.
-PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
 
 def create_app() -> FastAPI:
@@ -29,10 +26,6 @@ def create_app() -> FastAPI:
     app.include_router(health.router, prefix="/api")
     app.include_router(api_router, prefix="/api")
     app.include_router(metrics.router)
-
-    @app.get("/vendor/plotly.min.js", include_in_schema=False)
-    def plotly_js() -> FileResponse:
-        return FileResponse(PLOTLY_JS, media_type="text/javascript")
 
     @app.get("/d/{slug}", include_in_schema=False)
     def dashboard_page(slug: str) -> FileResponse:
