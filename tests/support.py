@@ -47,11 +47,12 @@ def put_sample(db, vm_id: int, feed, when, key, *counts: int, interval_s=None, r
     registration id or (space, addr, len); the interval defaults to 1 s (60 s for a rollup)."""
     from sqlalchemy import insert, select, update
 
-    from contract.models import Feed, Rollup, Sample
+    from contract.models import Feed, Rollup, Sample, Series
     from contract.packed import pack, unpack
     from contract.samples import SeriesIndex
 
     feed = Feed(feed)
+    db.flush()  # rows the test added through the ORM (its VM, its registrations) come first
     conn = db.connection()
     idx = SeriesIndex().indexes(conn, vm_id, feed, [key])[key]
     table, at = (Rollup, Rollup.minute_at) if rollup else (Sample, Sample.taken_at)
@@ -66,6 +67,12 @@ def put_sample(db, vm_id: int, feed, when, key, *counts: int, interval_s=None, r
         conn.execute(insert(table).values(**row, counts=value))
     else:
         conn.execute(update(table).where(*where).values(counts=value, interval_us=interval_us))
+    if rollup:  # as the rollup pass does: the series' lifetime total grows with its minutes
+        conn.execute(
+            update(Series)
+            .where(Series.vm_id == vm_id, Series.feed == int(feed), Series.idx == idx)
+            .values(rolled_total=Series.rolled_total + counts[0])
+        )
 
 
 def add_exit(db, vm_id: int, when, exits: int, *, space="pio", addr=0x6000, length=4, **kw):
@@ -73,6 +80,49 @@ def add_exit(db, vm_id: int, when, exits: int, *, space="pio", addr=0x6000, leng
     from contract.models import Feed
 
     put_sample(db, vm_id, Feed.EXITS, when, (space, addr, length), exits, **kw)
+
+
+def add_signal(db, ioeventfd_id, taken_at=None, signals=0, interval_s=None, minute_at=None):
+    """A registration's signal sample (or, with `minute_at`, its rollup), as the worker writes."""
+    from contract.models import Feed, Ioeventfd
+
+    db.flush()
+    vm_id = db.get(Ioeventfd, ioeventfd_id).vm_id
+    when, rollup = (minute_at, True) if minute_at is not None else (taken_at, False)
+    put_sample(
+        db, vm_id, Feed.SIGNALS, when, ioeventfd_id, signals, interval_s=interval_s, rollup=rollup
+    )
+
+
+def add_observed(
+    db,
+    vm_id,
+    space,
+    addr,
+    len,
+    writes=0,
+    userspace=0,
+    reads=0,
+    taken_at=None,
+    minute_at=None,
+    interval_s=None,
+):
+    """What the observer counted at one address in one tick (or, `minute_at`, a rollup)."""
+    from contract.models import Feed
+
+    when, rollup = (minute_at, True) if minute_at is not None else (taken_at, False)
+    put_sample(
+        db,
+        vm_id,
+        Feed.OBSERVED,
+        when,
+        (space, addr, len),
+        writes,
+        userspace,
+        reads,
+        interval_s=interval_s,
+        rollup=rollup,
+    )
 
 
 def stored(conn, vm_id: int, feed, *, rollups: bool = False) -> dict:
