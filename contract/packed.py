@@ -105,6 +105,11 @@ class Packed:
         k = self.fields
         return tuple(self.counts[pos * k : pos * k + k])
 
+    def firsts(self) -> Iterable[tuple[int, int]]:
+        """(index, first count) of every busy series: the cheap walk when one count matters."""
+        k = self.fields
+        return zip(self.idx, self.counts if k == 1 else self.counts[::k], strict=True)
+
     def items(self) -> Iterable[tuple[int, tuple[int, ...]]]:
         """(index, counts) of every busy series, in index order."""
         k, counts = self.fields, self.counts

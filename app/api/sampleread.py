@@ -175,7 +175,7 @@ def busiest(
         keys = series_keys(db, vm_id, feed)
         # a minute window: rollups before `until` (and a raw tick exactly at it)
         for tick in ticks(db, vm_id, feed, until if minute else None, since, until):
-            for i, counts in tick.counts.items():
-                sums[(vm_id, keys[i])] = sums.get((vm_id, keys[i]), 0) + counts[0]
+            for i, n in tick.counts.firsts():
+                sums[(vm_id, keys[i])] = sums.get((vm_id, keys[i]), 0) + n
     ranked = sorted(sums.items(), key=lambda kv: -kv[1])
     return [key for key, total in ranked[:limit] if total]

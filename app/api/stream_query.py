@@ -40,30 +40,27 @@ def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> l
         t: {"vm_id": vm_id, "t": t, "interval_s": 0.0, "registrations": [], "exits": []}
         for t in times
     }
-    live = [r for r in regs.values() if r.state in _SAMPLED]
+    # Plain dicts made once, copied per tick: a replay page can hold half a million rows.
+    base = {
+        r.id: {"id": r.id, "space": r.space, "addr": r.addr, "len": r.len, "label": r.label}
+        for r in regs.values()
+    }
+    live = {r.id: r.created_at for r in regs.values() if r.state in _SAMPLED}
     signal_keys = sampleread.series_keys(db, vm_id, Feed.SIGNALS)
     for tick in sampleread.ticks(db, vm_id, Feed.SIGNALS, None, after, upto):
         payload = ticks.get(tick.at)
         if payload is None:
             continue
-        payload["interval_s"] = max(payload["interval_s"], tick.interval_s)
-        counted = {signal_keys[i]: c[0] for i, c in tick.counts.items()}
-        idle = (r.id for r in live if r.id not in counted and r.created_at <= tick.at)
-        for reg_id, signals in [*counted.items(), *((r, 0) for r in idle)]:
-            reg = regs.get(reg_id)
-            if reg is None:
-                continue
-            payload["registrations"].append(
-                {
-                    "id": reg_id,
-                    "space": reg.space,
-                    "addr": reg.addr,
-                    "len": reg.len,
-                    "label": reg.label,
-                    "signals": signals,
-                    "rate_hz": signals / tick.interval_s if tick.interval_s else 0.0,
-                }
-            )
+        interval = tick.interval_s
+        payload["interval_s"] = max(payload["interval_s"], interval)
+        counted = {signal_keys[i]: n for i, n in tick.counts.firsts()}
+        idle = [rid for rid in live.keys() - counted.keys() if live[rid] <= tick.at]
+        rows = payload["registrations"]
+        for reg_id, signals in [*counted.items(), *((rid, 0) for rid in idle)]:
+            reg = base.get(reg_id)
+            if reg is not None:
+                rate = signals / interval if interval else 0.0
+                rows.append(reg | {"signals": signals, "rate_hz": rate})
     # A write is covered by an active registration of the same width or of width 0.
     covered = {(r.space, r.addr, r.len) for r in regs.values() if r.state == RegState.ACTIVE.value}
     exits: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
@@ -71,7 +68,7 @@ def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> l
     for tick in sampleread.ticks(db, vm_id, Feed.EXITS, None, after, upto):
         if tick.at not in ticks:
             continue
-        for i, (count,) in tick.counts.items():
+        for i, count in tick.counts.firsts():
             space, addr, len_ = exit_keys[i]
             exits[tick.at].append(
                 {

@@ -25,6 +25,7 @@ def test_every_busy_series_round_trips_exactly(series: dict[int, tuple[int, int,
     got = unpack(pack(series.items(), 3), 3)
     busy = {i: c for i, c in series.items() if any(c)}
     assert dict(got.items()) == busy
+    assert dict(got.firsts()) == {i: c[0] for i, c in busy.items()}
     for i, c in series.items():
         assert got.get(i) == (c if any(c) else None)
 
