@@ -3,16 +3,19 @@
 A value holds, for every series with a non-zero count in the tick, its small per-VM index
 (`series.idx`) and its `fields` counts (1 for signals and exits, 3 for observed: writes,
 userspace, reads). Idle series are left out, so they cost nothing. Exact counts: integers of
-the narrowest width (1, 2, 4 or 8 bytes) that holds the tick's largest count, deflated when
-that is smaller, and a CRC-32 over the whole value, so a corrupt or truncated value is refused
-on read (`CorruptPacked`) instead of becoming a wrong rate.
+the narrowest width (1, 2, 4 or 8 bytes) that holds the tick's largest count, split into byte
+planes (the low bytes of every count, then the next bytes...), each plane deflated only when
+that saves a quarter: the high planes of counts are mostly zeros and shrink to little, the low
+plane of varied counts does not shrink and is kept as it is, so reading it costs no inflate.
+A CRC-32 over the whole value refuses a corrupt or truncated one (`CorruptPacked`) instead of
+turning it into a wrong rate.
 
-Layout (little-endian): version u8, flags u8, fields u8, n u32, body, crc32 u32. flags: bit 0
-body deflated; bits 1-2 width of the index gaps (0 = dense: the indexes are 0..n-1 and not
-stored; 1, 2, 3 = u8, u16, u32); bits 3-4 count width (0..3 = u8, u16, u32, u64). Body: n index
-gaps (each index minus the one before, the first minus 0; absent when dense), then n * fields
-counts, series-major. Stdlib only (`array`, `zlib`), so worker, observer and app share it
-without a new dependency.
+Layout (little-endian): version u8, flags u8, fields u8, n u32, blocks, crc32 u32. flags: bits
+1-2 width of the index gaps (0 = dense: the indexes are 0..n-1 and not stored; 1, 2, 3 = u8,
+u16, u32); bits 3-4 count width w (0..3 = 1, 2, 4, 8 bytes). Blocks: the index gaps (each index
+minus the one before, the first minus 0; absent when dense), then w planes of the n * fields
+counts (series-major); each block is a varint (stored length << 1 | deflated) and its bytes.
+Stdlib only (`array`, `zlib`), so worker, observer and app share it without a new dependency.
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ import sys
 import zlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate
 
 VERSION = 1
 _HEAD = struct.Struct("<BBBI")
 _CRC = struct.Struct("<I")
-_DEFLATED = 1
 _TYPECODES = ("B", "H", "I", "Q")  # 1, 2, 4, 8 bytes (array's sizes on every CPython platform)
+_SIZES = (1, 2, 4, 8)
 _LIMITS = (1 << 8, 1 << 16, 1 << 32, 1 << 64)
 _SWAP = sys.byteorder != "little"  # arrays are native-endian; values are little-endian
 
@@ -54,31 +57,48 @@ def _raw(typecode: str, values: Iterable[int]) -> bytes:
 
 def pack(series: Iterable[tuple[int, Sequence[int]]], fields: int = 1) -> bytes:
     """Pack (index, counts) pairs (counts: `fields` ints >= 0); all-zero series are left out."""
-    busy = sorted((i, c) for i, c in series if any(c))
+    busy = [(i, c) for i, c in series if any(c)]
+    busy.sort()  # linear when the caller's series come in order, as they usually do
     n = len(busy)
     idx = [i for i, _ in busy]
-    counts = [x for _, c in busy for x in c]
-    if any(len(c) != fields for _, c in busy):
+    per_series = [c for _, c in busy]
+    if n and set(map(len, per_series)) != {fields}:
         raise ValueError(f"every series needs exactly {fields} counts")
+    counts = [x for c in per_series for x in c]
     if (counts and min(counts) < 0) or (idx and idx[0] < 0):
         raise ValueError("indexes and counts are never negative")
     if n and len(set(idx)) != n:
         raise ValueError("a series index appears twice in one tick")
     if idx and idx[-1] >= 1 << 32:
         raise ValueError("a series index must fit in 32 bits")
-    dense = idx == list(range(n))
+    # Sorted, distinct and >= 0: the indexes are 0..n-1 exactly when the last is n-1.
+    dense = not idx or idx[-1] == n - 1
     # Gaps, not indexes: a busy tick's gaps are mostly 1, so they fit a byte each.
-    gaps = [b - a for a, b in zip([0, *idx], idx, strict=False)]
+    gaps = [] if dense else [b - a for a, b in zip([0, *idx], idx, strict=False)]
     idx_code = 0 if dense else _width(max(gaps)) + 1
     count_code = _width(max(counts, default=0))
-    body = b"" if dense else _raw(_TYPECODES[idx_code - 1], gaps)
-    body += _raw(_TYPECODES[count_code], counts)
-    flags = (idx_code << 1) | (count_code << 3)
-    deflated = zlib.compress(body, 6) if len(body) > 16 else body
-    if len(deflated) < len(body):
-        body, flags = deflated, flags | _DEFLATED
-    value = _HEAD.pack(VERSION, flags, fields, n) + body
-    return value + _CRC.pack(zlib.crc32(value))
+    width = _SIZES[count_code]
+    plain = _raw(_TYPECODES[count_code], counts)
+    blocks = [] if dense else [_raw(_TYPECODES[idx_code - 1], gaps)]
+    blocks += [plain[j::width] for j in range(width)]
+    value = bytearray(_HEAD.pack(VERSION, (idx_code << 1) | (count_code << 3), fields, n))
+    for block in blocks:
+        stored, deflated = block, 0
+        if len(block) > 16:
+            squeezed = zlib.compress(block, 6)
+            if len(squeezed) <= len(block) * 3 // 4:  # inflating costs time: only for a gain
+                stored, deflated = squeezed, 1
+        value += _varint(len(stored) << 1 | deflated) + stored
+    return bytes(value + _CRC.pack(zlib.crc32(value)))
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while v >= 0x80:
+        out.append(v & 0x7F | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
 
 
 class Packed:
@@ -124,36 +144,68 @@ def _array(typecode: str, data: bytes) -> array:
     return arr
 
 
-def unpack(value: bytes, fields: int, where: str = "a packed value") -> Packed:
-    """Check and unpack `value`; `where` (e.g. "VM 3, tick 2026-...") names it in errors."""
+def unpack(value: bytes, fields: int, where: str | Callable[[], str] = "a packed value") -> Packed:
+    """Check and unpack `value`; `where` (e.g. "VM 3, tick 2026-...", or a function making
+    it, only called on an error) names it in errors."""
 
     def bad(why: str) -> CorruptPacked:
-        return CorruptPacked(f"samples of {where} are unreadable: {why}; refusing to read them")
+        place = where if isinstance(where, str) else where()
+        return CorruptPacked(f"samples of {place} are unreadable: {why}; refusing to read them")
 
-    value = bytes(value)
-    if len(value) < _HEAD.size + _CRC.size:
+    if not isinstance(value, bytes):
+        value = bytes(value)
+    end = len(value) - _CRC.size
+    if end < _HEAD.size:
         raise bad(f"truncated ({len(value)} bytes, a packed value has at least 11)")
-    (crc,) = _CRC.unpack_from(value, len(value) - _CRC.size)
-    if zlib.crc32(value[: -_CRC.size]) != crc:
+    if zlib.crc32(memoryview(value)[:end]) != _CRC.unpack_from(value, end)[0]:
         raise bad("checksum mismatch (truncated or corrupt)")
     version, flags, stored_fields, n = _HEAD.unpack_from(value)
     if version != VERSION:
         raise bad(f"unknown packing version {version}")
     if stored_fields != fields:
         raise bad(f"{stored_fields} counts per series where {fields} were expected")
-    body = value[_HEAD.size : -_CRC.size]
-    if flags & _DEFLATED:
-        try:
-            body = zlib.decompress(body)
-        except zlib.error as exc:
-            raise bad(f"deflated body does not inflate ({exc})") from None
     idx_code, count_code = (flags >> 1) & 3, (flags >> 3) & 3
-    idx_size = 0 if idx_code == 0 else array(_TYPECODES[idx_code - 1]).itemsize * n
-    count_size = array(_TYPECODES[count_code]).itemsize * n * fields
-    if len(body) != idx_size + count_size:
-        raise bad(f"body of {len(body)} bytes where {idx_size + count_size} were expected")
-    counts = _array(_TYPECODES[count_code], body[idx_size:])
+    width = _SIZES[count_code]
+    sizes = ([] if idx_code == 0 else [_SIZES[idx_code - 1] * n]) + [n * fields] * width
+    pos, blocks = _HEAD.size, []
+    for size in sizes:
+        head, pos = _read_varint(value, pos, end)
+        if head is None or pos + (head >> 1) > end:
+            raise bad("a block runs past the end")
+        block = value[pos : pos + (head >> 1)]
+        pos += head >> 1
+        if head & 1:
+            try:
+                block = zlib.decompress(block)
+            except zlib.error as exc:
+                raise bad(f"a deflated block does not inflate ({exc})") from None
+        if len(block) != size:
+            raise bad(f"a block of {len(block)} bytes where {size} were expected")
+        blocks.append(block)
+    if pos != end:
+        raise bad(f"{end - pos} bytes after the last block")
+    planes = blocks[-width:]
+    if width == 1:
+        plain = planes[0]
+    else:
+        joined = bytearray(n * fields * width)
+        for j, plane in enumerate(planes):
+            joined[j::width] = plane
+        plain = bytes(joined)
+    counts = _array(_TYPECODES[count_code], plain)
     if idx_code == 0:
         return Packed(range(n), counts, fields, True)
-    gaps = _array(_TYPECODES[idx_code - 1], body[:idx_size])
+    gaps = _array(_TYPECODES[idx_code - 1], blocks[0])
     return Packed(array("Q", accumulate(gaps)), counts, fields, False)
+
+
+def _read_varint(value: bytes, pos: int, end: int) -> tuple[int | None, int]:
+    result = shift = 0
+    while pos < end and shift < 35:
+        byte = value[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+    return None, pos

@@ -123,7 +123,9 @@ def index_of(conn: Connection, vm_id: int, feed: Feed, key: SeriesKey) -> int | 
 
 def decode(vm_id: int, feed: Feed, at: datetime, value: bytes) -> Packed:
     """Unpack a stored value; a corrupt one raises CorruptPacked naming the VM and tick."""
-    return unpack(value, feed.fields, f"VM {vm_id} ({feed.name.lower()}), tick {at.isoformat()}")
+    return unpack(
+        value, feed.fields, lambda: f"VM {vm_id} ({feed.name.lower()}), tick {at.isoformat()}"
+    )
 
 
 def read(

@@ -72,8 +72,12 @@ def _setup(engine: Engine, machine: MachineHandle, n: int) -> int:
 
 
 def _sizes(conn: Any, table: str) -> int:
-    if conn.dialect.name == "sqlite":  # WITHOUT ROWID: the table is its primary key's B-tree
-        sql = f"SELECT sum(pgsize) FROM dbstat WHERE name = '{table}'"
+    """Bytes of a table with its indexes (its primary key's too)."""
+    if conn.dialect.name == "sqlite":
+        sql = (
+            "SELECT sum(pgsize) FROM dbstat WHERE name IN (SELECT name FROM sqlite_master"
+            f" WHERE tbl_name = '{table}')"
+        )
     else:  # heap, TOAST and every index
         sql = f"SELECT pg_total_relation_size('{table}')"
     return int(conn.execute(text(sql)).scalar() or 0)

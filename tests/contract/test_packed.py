@@ -36,13 +36,23 @@ def test_idle_series_cost_nothing_and_a_dense_tick_stores_no_indexes() -> None:
     assert with_idle == dense
     assert unpack(dense, 1).dense
     assert unpack(dense, 1).get(999) == (1,) and unpack(dense, 1).get(1000) is None
-    assert len(pack([], 1)) == 11  # header and checksum only
+    assert len(pack([], 1)) == 12  # header, one empty plane and the checksum
 
 
 def test_busy_tick_of_1000_varied_counts_packs_under_two_bytes_a_series() -> None:
     rng = random.Random(11)
     value = pack(((i, (rng.randrange(0, 40),)) for i in range(1000)), 1)
     assert len(value) < 2000
+
+
+def test_varied_wide_counts_keep_their_low_bytes_raw_and_squeeze_the_high_ones() -> None:
+    """1..1,000 a tick: 2-byte counts; the low plane does not shrink (kept raw, read without an
+    inflate), the high plane (0..3) deflates: ~1.3 bytes a series instead of 2."""
+    rng = random.Random(5)
+    series = [(i, (rng.randint(1, 1000),)) for i in range(1000)]
+    value = pack(series, 1)
+    assert len(value) < 1400
+    assert dict(unpack(value, 1).items()) == dict(series)
 
 
 def test_width_follows_the_largest_count() -> None:
@@ -81,7 +91,7 @@ def test_a_value_with_a_valid_checksum_but_a_wrong_shape_is_refused() -> None:
     value = pack([(1, (5,)), (4, (6,))], 1)
     body = value[:-5]  # one count byte short, then a fresh checksum
     forged = body + zlib.crc32(body).to_bytes(4, "little")
-    with pytest.raises(CorruptPacked, match="expected"):
+    with pytest.raises(CorruptPacked, match="past the end"):
         unpack(forged, 1, WHERE)
     with pytest.raises(CorruptPacked, match="3 were expected"):
         unpack(value, 3, WHERE)
