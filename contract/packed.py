@@ -102,15 +102,32 @@ def _varint(v: int) -> bytes:
 
 
 class Packed:
-    """One unpacked value: the busy series' indexes and counts; `get(i)` reads one series."""
+    """One unpacked value: the busy series' indexes and counts; `get(i)` reads one series
+    straight from the byte planes, `counts` (all of them, series-major) is joined on first use."""
 
-    __slots__ = ("counts", "dense", "fields", "idx")
+    __slots__ = ("_counts", "dense", "fields", "idx", "planes")
 
-    def __init__(self, idx: array | range, counts: array, fields: int, dense: bool) -> None:
-        self.idx, self.counts, self.fields, self.dense = idx, counts, fields, dense
+    def __init__(self, idx: array | range, planes: list[bytes], fields: int, dense: bool) -> None:
+        self.idx, self.planes, self.fields, self.dense = idx, planes, fields, dense
+        self._counts: array | None = None
 
     def __len__(self) -> int:
         return len(self.idx)
+
+    @property
+    def counts(self) -> array:
+        """Every count, series-major (`fields` per series)."""
+        if self._counts is None:
+            width = len(self.planes)
+            if width == 1:
+                plain = self.planes[0]
+            else:
+                joined = bytearray(len(self.planes[0]) * width)
+                for j, plane in enumerate(self.planes):
+                    joined[j::width] = plane
+                plain = bytes(joined)
+            self._counts = _array(_TYPECODES[_SIZES.index(width)], plain)
+        return self._counts
 
     def get(self, i: int) -> tuple[int, ...] | None:
         """The counts of series `i`, or None when it was idle in this tick."""
@@ -123,7 +140,12 @@ class Packed:
         if pos < 0:
             return None
         k = self.fields
-        return tuple(self.counts[pos * k : pos * k + k])
+        if self._counts is None:  # one series: read its bytes from each plane
+            return tuple(
+                sum(plane[at] << (8 * j) for j, plane in enumerate(self.planes))
+                for at in range(pos * k, pos * k + k)
+            )
+        return tuple(self._counts[pos * k : pos * k + k])
 
     def firsts(self) -> Iterable[tuple[int, int]]:
         """(index, first count) of every busy series: the cheap walk when one count matters."""
@@ -185,18 +207,10 @@ def unpack(value: bytes, fields: int, where: str | Callable[[], str] = "a packed
     if pos != end:
         raise bad(f"{end - pos} bytes after the last block")
     planes = blocks[-width:]
-    if width == 1:
-        plain = planes[0]
-    else:
-        joined = bytearray(n * fields * width)
-        for j, plane in enumerate(planes):
-            joined[j::width] = plane
-        plain = bytes(joined)
-    counts = _array(_TYPECODES[count_code], plain)
     if idx_code == 0:
-        return Packed(range(n), counts, fields, True)
+        return Packed(range(n), planes, fields, True)
     gaps = _array(_TYPECODES[idx_code - 1], blocks[0])
-    return Packed(array("Q", accumulate(gaps)), counts, fields, False)
+    return Packed(array("Q", accumulate(gaps)), planes, fields, False)
 
 
 def _read_varint(value: bytes, pos: int, end: int) -> tuple[int | None, int]:

@@ -115,10 +115,12 @@ def series_of(conn: Connection, vm_id: int, feed: Feed) -> dict[int, SeriesKey]:
 
 def index_of(conn: Connection, vm_id: int, feed: Feed, key: SeriesKey) -> int | None:
     """The index of one series, or None if it never counted anything."""
-    for idx, known in series_of(conn, vm_id, feed).items():
-        if known == key:
-            return idx
-    return None
+    query = select(Series.idx).where(Series.vm_id == vm_id, Series.feed == int(feed))
+    if feed.by_registration:
+        query = query.where(Series.ioeventfd_id == key)
+    else:
+        query = query.where(Series.space == key[0], Series.addr == key[1], Series.len == key[2])
+    return conn.execute(query.limit(1)).scalar()
 
 
 def decode(vm_id: int, feed: Feed, at: datetime, value: bytes) -> Packed:

@@ -22,7 +22,12 @@ WHERE = "VM 7, tick 2026-12-06T03:00:01+00:00"
     )
 )
 def test_every_busy_series_round_trips_exactly(series: dict[int, tuple[int, int, int]]) -> None:
-    got = unpack(pack(series.items(), 3), 3)
+    value = pack(series.items(), 3)
+    fresh = unpack(value, 3)  # one series read from the byte planes, nothing joined
+    assert {i: fresh.get(i) for i in series} == {
+        i: c if any(c) else None for i, c in series.items()
+    }
+    got = unpack(value, 3)
     busy = {i: c for i, c in series.items() if any(c)}
     assert dict(got.items()) == busy
     assert dict(got.firsts()) == {i: c[0] for i, c in busy.items()}
