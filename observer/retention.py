@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, text
+from sqlalchemy import Engine, TextClause, bindparam, text
 
 from contract.models import SampleTime, UTCDateTime
 from worker.retention import minute_floor
@@ -45,11 +45,15 @@ _DELETES = [
 ]
 
 
-_TYPES = {"end": SampleTime, "raw_cut": SampleTime, "roll_cut": SampleTime}
+_TYPES: dict[str, type[SampleTime] | type[UTCDateTime]] = {
+    "end": SampleTime,
+    "raw_cut": SampleTime,
+    "roll_cut": SampleTime,
+}
 _TYPES["roll_cut_at"] = UTCDateTime  # vms.ended_at
 
 
-def _sql(sql: str):
+def _sql(sql: str) -> TextClause:
     # Bind times through the column types, so SQLite gets the same encoding it stores.
     used = [n for n in _TYPES if re.search(rf":{n}\b", sql)]
     return text(sql).bindparams(*(bindparam(n, type_=_TYPES[n]()) for n in used))
