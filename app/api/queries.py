@@ -10,9 +10,9 @@ from typing import TypeVarTuple
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
-from app.api.errors import not_found
+from app.api.errors import ApiError, not_found
 from contract.config import get_settings
-from contract.models import ExitRollup, ExitSample, Ioeventfd, Vm, VmState, utcnow
+from contract.models import ExitRollup, ExitSample, Ioeventfd, Vm, VmKind, VmState, utcnow
 
 ExitKey = tuple[str, int, int]  # (space, addr, len)
 Columns = TypeVarTuple("Columns")
@@ -24,6 +24,19 @@ def get_vm(db: Session, vm_id: int) -> Vm:
     if vm is None:
         raise not_found("VM", vm_id)
     return vm
+
+
+def refuse_observed(vm: Vm, what: str) -> None:
+    """409 when `vm` is an observed VM: iosignal never changes another process's VM."""
+    if vm.kind == VmKind.OBSERVED.value:
+        who = f"{vm.comm or 'a VMM'} (pid {vm.pid})" if vm.pid else (vm.comm or "another VMM")
+        raise ApiError(
+            409,
+            f"VM {vm.id} is observed, not owned: it belongs to {who}, which iosignal only "
+            f"watches; iosignal never {what} in another process's VM",
+            "EPERM",
+            extra={"kind": vm.kind, "pid": vm.pid, "comm": vm.comm},
+        )
 
 
 def ensure_vm(db: Session, vm_id: int) -> None:

@@ -1,7 +1,10 @@
 """Database reads behind /api/stream: sampling ticks after a cursor, and registration changes.
 
 A tick is one `taken_at` of a VM's samples; the worker writes each tick's signal and exit samples
-in one transaction, so a tick seen at all is seen whole.
+in one transaction, so a tick seen at all is seen whole. An observed VM has no worker: its ticks
+are the observer's (also written whole), its exits the observer's userspace counts. Every tick
+carries `observed`, what the observer counted per address since the tick before (app/api/
+observed.py reads it; stream_observed.py shapes it).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from fastapi.encoders import jsonable_encoder
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.api import observed
+from app.api.stream_observed import is_observed, observed_per_tick, observed_ticks
 from app.schemas import IoeventfdOut
 from contract.models import ExitSample, Ioeventfd, RegState, SignalSample
 from contract.timeparse import epoch_ms
@@ -45,6 +50,8 @@ def _tick_times(db: Session, vm_id: int, after: datetime, limit: int) -> list[da
 
 def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> list[dict[str, Any]]:
     """Up to `limit` ticks of `vm_id` after `after`, oldest first, as `rates` event payloads."""
+    if is_observed(db, vm_id):
+        return observed_ticks(db, vm_id, after, limit)
     times = _tick_times(db, vm_id, after, limit)
     if not times:
         return []
@@ -107,11 +114,13 @@ def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> l
             }
         )
         ticks[taken_at]["interval_s"] = max(ticks[taken_at]["interval_s"], interval_s)
+    per_tick = observed_per_tick(db, vm_id, after, times)
     out = []
     for t in times:
         tick = ticks[t]
         tick["registrations"].sort(key=lambda r: r["id"])
         tick["exits"] = sorted(exits[t], key=lambda e: -e["exits"])[:TOP_EXITS]
+        tick["observed"] = per_tick[t]
         tick["t"] = t.isoformat()  # the payload is plain JSON types already
         out.append({"id": epoch_ms(t), "data": tick})
     return out
@@ -119,6 +128,8 @@ def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> l
 
 def newest_tick(db: Session, vm_id: int, not_before: datetime) -> datetime | None:
     """The newest tick of `vm_id` after `not_before` (where a new live stream starts)."""
+    if is_observed(db, vm_id):
+        return observed.newest_tick(db, vm_id, not_before)
     signal = db.scalar(
         select(SignalSample.taken_at)
         .join(Ioeventfd, Ioeventfd.id == SignalSample.ioeventfd_id)
