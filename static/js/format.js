@@ -54,6 +54,11 @@ export function rate(hz) {
   return `${v.toFixed(v < 10 ? 1 : 0)}/s`;
 }
 
+/** A share 0..1 as "87.5%" ("–" for none: nothing was written). */
+export function share(value) {
+  return value === null || value === undefined ? "–" : `${Math.round(value * 1000) / 10}%`;
+}
+
 /** A count with thousands separators. */
 export function count(n) {
   return n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US");
