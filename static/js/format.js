@@ -99,6 +99,14 @@ export function baseLayout(extra = {}) {
 
 export const PLOT_CONFIG = { responsive: true, displaylogo: false };
 
+/** The empty state of a page that changes a VM, for a VM iosignal only watches (another VMM's). */
+export function observedState(vm, what) {
+  const who = `${vm.comm || "another VMM"}${vm.pid ? ` (pid ${vm.pid})` : ""}`;
+  return h("div", { class: "empty", id: "observed-only" }, h("strong", {}, `${vm.name} is observed, not owned`),
+    h("p", {}, `It belongs to ${who}; iosignal only watches it and never ${what} in another process's VM. `,
+      "Its doorbells are on its ", h("a", { href: `/#/live?vm=${vm.id}` }, "Live page"), "."));
+}
+
 /** An empty-state box with a title and a hint. */
 export function emptyState(title, hint) {
   return h("div", { class: "empty" }, h("strong", {}, title), hint ? h("p", {}, hint) : null);

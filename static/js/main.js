@@ -77,7 +77,9 @@ async function loadVms(remount = false) {
   const known = (id) => ctx.vms.some((v) => v.id === id);
   const candidates = [Number(currentRoute().params.get("vm")), ctx.vmId, Number(localStorage.getItem("iosignal.vm"))];
   const previous = ctx.vmId;
-  ctx.vmId = candidates.find(known) ?? ctx.vms[0]?.id ?? null;
+  // A first visit opens an owned VM (one iosignal can steer) before any observed one.
+  const first = ctx.vms.find((v) => v.kind !== "observed") ?? ctx.vms[0];
+  ctx.vmId = candidates.find(known) ?? first?.id ?? null;
   $("#vm-select").replaceChildren(
     ...ctx.vms.map((v) => h("option", { value: v.id, selected: v.id === ctx.vmId },
       v.kind === "observed" ? `${v.name} (observed)` : v.name)),

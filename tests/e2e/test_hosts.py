@@ -143,3 +143,9 @@ def test_an_observed_vms_live_page_splits_writes_and_lists_the_exiting_doorbells
     assert in_kernel["x"] == pytest.approx([5000, 1500, 0], rel=1e-4)
     assert userspace["x"] == pytest.approx([0, 500, 1000], rel=1e-4)
     screenshot(page, "live-observed")
+    # the pages that change a VM say why they do not, for this one
+    refusing = {"registrations": "registers ioeventfds", "workload": "changes workloads"}
+    for name, what in refusing.items():
+        page.goto(f"{stack.url}/#/{name}?vm={observed['id']}")
+        expect(page.locator("#observed-only")).to_contain_text("is observed, not owned")
+        expect(page.locator("#observed-only")).to_contain_text(f"never {what}")
