@@ -11,6 +11,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from app.api.errors import ApiError, not_found
+from app.schemas import VmOut
 from contract.config import get_settings
 from contract.models import ExitRollup, ExitSample, Ioeventfd, Vm, VmKind, VmState, utcnow
 
@@ -63,6 +64,14 @@ def is_alive(vm: Vm) -> bool:
     age = heartbeat_age(vm.heartbeat_at)
     timeout = get_settings().heartbeat_timeout_s
     return age is not None and age < timeout and vm.state == VmState.RUNNING
+
+
+def vm_out(vm: Vm) -> VmOut:
+    """A VM with its liveness computed now."""
+    out = VmOut.model_validate(vm)
+    out.heartbeat_age_s = heartbeat_age(vm.heartbeat_at)
+    out.alive = is_alive(vm)
+    return out
 
 
 def rolled_up_until(db: Session, vm_id: int) -> datetime | None:

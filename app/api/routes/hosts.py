@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 from app.api import observed
 from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep
 from app.api.exitrows import exit_rows
-from app.api.routes.vms import vm_out
+from app.api.queries import vm_out
 from app.api.series import window_for
 from app.schemas import ExitRow
 from app.schemas_hosts import HostOut, HostVmOut

@@ -9,20 +9,12 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from app.api.deps import AUTH_RESPONSES, Authorized, Responses, SessionDep, VmDep
-from app.api.queries import heartbeat_age, is_alive
+from app.api.queries import vm_out
 from app.schemas import ErrorOut, VmOut
 from contract.models import Vm, VmKind
 
 router = APIRouter(prefix="/vms", tags=["vms"], dependencies=[Authorized], responses=AUTH_RESPONSES)
 NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "unknown VM"}}
-
-
-def vm_out(vm: Vm) -> VmOut:
-    """A VM with its liveness computed now."""
-    out = VmOut.model_validate(vm)
-    out.heartbeat_age_s = heartbeat_age(vm.heartbeat_at)
-    out.alive = is_alive(vm)
-    return out
 
 
 @router.get("", response_model=list[VmOut])
