@@ -23,13 +23,13 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
-	$(BIN)/mypy contract app cli worker
+	$(BIN)/mypy contract app cli worker observer
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy contract app cli worker
+	$(BIN)/mypy contract app cli worker observer
 
 bench: $(VENV)/.installed
 	$(BIN)/iosignal bench

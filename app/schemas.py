@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from contract.benchpaths import BENCH_PATHS
-from contract.models import BenchState, RegState, VmState
+from contract.models import BenchState, RegState, VmKind, VmState
 from contract.rules import (
     MAX_DOORBELL_RATE_HZ,
     MAX_DOORBELLS,
@@ -67,6 +67,19 @@ class VmOut(BaseModel):
     cpu_model: str = ""
     kvm_module: str = Field("", description="kvm_intel, kvm_amd, kvm_pvm, ...")
     kvm_nested: bool | None = Field(None, description="this KVM runs inside a VM")
+    kind: VmKind = Field(
+        VmKind.OWNED,
+        description="owned: an iosignal worker's VM (steerable); observed: any VMM the observer "
+        "watches (read-only)",
+    )
+    comm: str | None = Field(None, description="the VMM's command name (observed VMs)")
+    cmdline: str | None = Field(None, description="the head of its command line")
+    vcpus: int | None = None
+    vcpu_tids: list[int] | None = None
+    kvm_stats: dict[str, Any] | None = Field(
+        None, description="KVM's own totals (exits, io_exits, mmio_exits, halt_exits) from debugfs"
+    )
+    ended_at: datetime | None = Field(None, description="when the observed process ended")
 
 
 class IoeventfdIn(BaseModel):
@@ -143,14 +156,27 @@ class RatesOut(BaseModel):
 
 
 class ExitRow(BaseModel):
-    """Userspace exits of writes to one address in the window, with the average rate."""
+    """Userspace exits of writes to one address in the window, with the average rate, and what
+    the observer counted there: for an observed VM `exits` and `rate_hz` are its userspace exits,
+    for an owned VM the worker's own exit counter."""
 
     space: str
     addr: int
     len: int
     exits: int
     rate_hz: float
-    registered: bool = Field(description="an active registration covers this space/addr/len")
+    registered: bool | None = Field(
+        description="an active registration covers this space/addr/len (null for an observed "
+        "VM: iosignal does not know another VMM's registrations)"
+    )
+    # What `iosignal observe` counted at the address (null where no observer watched it).
+    writes: int | None = Field(None, description="guest writes the observer counted")
+    userspace: int | None = Field(None, description="of them, exits to userspace")
+    in_kernel: int | None = Field(None, description="writes - userspace: an ioeventfd took them")
+    writes_hz: float | None = None
+    userspace_hz: float | None = None
+    in_kernel_hz: float | None = None
+    in_kernel_share: float | None = Field(None, description="in_kernel / writes, 0..1")
 
 
 class DoorbellIn(BaseModel):

@@ -312,8 +312,9 @@ class Series(Base):
     """The dictionary of the packed column: which registration or address a VM feed's small
     index `idx` stands for. Written once per new series, by the feed's only writer.
 
-    `rolled_total` is the first count summed over every rolled-up minute (kept when old
-    rollups are deleted), so a lifetime counter (/metrics) reads this row plus the raw tail.
+    `rolled_total` (and `rolled_second`) is the first (second) count summed over every
+    rolled-up minute, kept when old rollups are deleted, so a lifetime counter (/metrics)
+    reads this row plus the raw tail.
     """
 
     __tablename__ = "series"
@@ -330,6 +331,8 @@ class Series(Base):
     addr: Mapped[int | None] = mapped_column(U64, default=None)
     len: Mapped[int | None] = mapped_column(Integer, default=None)
     rolled_total: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # the second count's (observed: userspace exits), for lifetime counters of both
+    rolled_second: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Sample(Base):

@@ -216,15 +216,20 @@ def roll_up(
                 for minute, (interval, sums) in minutes.items()
             ],
         )
-        totals: dict[int, int] = {}
+        totals: dict[int, list[int]] = {}
         for _, sums in minutes.values():
             for i, counts in sums.items():
-                totals[i] = totals.get(i, 0) + counts[0]
-        if any(totals.values()):
+                acc = totals.setdefault(i, [0, 0])
+                acc[0] += counts[0]
+                acc[1] += counts[1] if len(counts) > 1 else 0
+        if totals:
             conn.execute(
                 update(Series)
                 .where(Series.vm_id == vm_id, Series.feed == int(feed))
                 .where(Series.idx == bindparam("i"))
-                .values(rolled_total=Series.rolled_total + bindparam("n")),
-                [{"i": i, "n": n} for i, n in totals.items() if n],
+                .values(
+                    rolled_total=Series.rolled_total + bindparam("n"),
+                    rolled_second=Series.rolled_second + bindparam("m"),
+                ),
+                [{"i": i, "n": n, "m": m} for i, (n, m) in totals.items()],
             )

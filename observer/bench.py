@@ -71,6 +71,7 @@ class BenchVm:
 
         self.kvm = Kvm.open()
         self.vm = GuestVm(self.kvm)
+        assert self.vm.vcpu is not None  # GuestVm builds its vCPU or raises
         self.runner = PassRunner(self.vm.vcpu, ExitCounter())
         self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.vm.vm.register_ioevent(self.efd, Pio(IOEVENTFD_PORT), 4)
@@ -92,7 +93,9 @@ class BenchVm:
         os.close(self.efd)
 
 
-def overhead(vm: BenchVm, rounds: int, writes: int, cost: dict[str, list[int]]):
+def overhead(
+    vm: BenchVm, rounds: int, writes: int, cost: dict[str, list[int]]
+) -> dict[str, dict[bool, list[tuple[float, float]]]]:
     """Per path: guest ns per write with the programs attached and without, per clock.
 
     The observer's programs (the same KvmProbe) are attached and detached in-process, a few ms
@@ -161,6 +164,7 @@ def idle_cpu(url: str, n_vms: int, seconds: float) -> float:
     ]
     try:
         for v in vms:
+            assert v.stdout is not None  # stdout=PIPE
             v.stdout.readline()
         obs = ObserverProcess(url)
         share = obs.cpu_share(seconds)
@@ -168,6 +172,7 @@ def idle_cpu(url: str, n_vms: int, seconds: float) -> float:
         return share
     finally:
         for v in vms:
+            assert v.stdin is not None  # stdin=PIPE
             v.stdin.close()
             v.wait(30)
 

@@ -83,7 +83,9 @@ class Discovery:
             return [], 0
         return vm_fds, len(vcpus)
 
-    def describe(self, pid: int, vm_fds: list[int] | None = None, vcpus: int = 0):
+    def describe(
+        self, pid: int, vm_fds: list[int] | None = None, vcpus: int = 0
+    ) -> VmProcess | None:
         """The VmProcess for `pid`, or None if it is gone (or holds no VM fd when unasked)."""
         if vm_fds is None:
             vm_fds, vcpus = self._kvm_fds(str(pid))

@@ -47,10 +47,10 @@ class KvmDebugfs:
                 return path
         with contextlib.suppress(OSError):
             for name in os.listdir(self.kvm):
-                tid, _, fd = name.partition("-")
+                tid, _, fd_name = name.partition("-")
                 if (
-                    fd.isdigit()
-                    and int(fd) in vm.vm_fds
+                    fd_name.isdigit()
+                    and int(fd_name) in vm.vm_fds
                     and os.path.isdir(f"/proc/{vm.pid}/task/{tid}")
                 ):
                     return os.path.join(self.kvm, name)

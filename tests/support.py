@@ -71,7 +71,10 @@ def put_sample(db, vm_id: int, feed, when, key, *counts: int, interval_s=None, r
         conn.execute(
             update(Series)
             .where(Series.vm_id == vm_id, Series.feed == int(feed), Series.idx == idx)
-            .values(rolled_total=Series.rolled_total + counts[0])
+            .values(
+                rolled_total=Series.rolled_total + counts[0],
+                rolled_second=Series.rolled_second + (counts[1] if len(counts) > 1 else 0),
+            )
         )
 
 

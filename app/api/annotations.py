@@ -62,17 +62,19 @@ def registrations(db: Session, span: Range, vm_id: int | None) -> Iterator[Annot
         ("removed", Ioeventfd.removed_at, true()),
         ("failed", Ioeventfd.updated_at, failed),
     ):
-        query = select(Ioeventfd).where(
+        # The time comes with the row, not from the ORM object: an object the session loaded
+        # for an earlier kind keeps its old state (say removed_at None) while the worker moves on.
+        query = select(Ioeventfd, column).where(
             column > since, column <= until, only, _vm(Ioeventfd.vm_id, vm_id)
         )
-        for reg in db.scalars(query):
+        for reg, at in db.execute(query).tuples():
             name = describe(reg.space, reg.addr, reg.len, reg.datamatch)
             label = f" ({reg.label})" if reg.label else ""
             why = f": {reg.errno} {reg.error or ''}".rstrip() if what == "failed" else ""
             yield AnnotationOut(
                 id=f"reg:{reg.id}:{what}",
                 kind="registration",
-                time=getattr(reg, column.key),
+                time=at,
                 text=f"registration {reg.id} {what}: {name}{label}{why}",
                 vm_id=reg.vm_id,
             )

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
+from app.api.queries import refuse_observed
 from app.api.registrations import ask_removal, check_collision, insert_pending
 from app.api.workloads import add_version, newest
 from app.schemas import IoeventfdIn
@@ -54,6 +55,7 @@ def start(db: Session, vm_id: int) -> Demo:
     vm = db.get(Vm, vm_id)
     if vm is None:
         raise ApiError(422, f"vm_id {vm_id} does not exist", "EINVAL")
+    refuse_observed(vm, "starts a demo workload")
     refuse_if_running(db)
     mem_size = int(vm.capabilities.get("mem_size") or DEFAULT_MEM_SIZE)
     for bell in DEMO_DOORBELLS:

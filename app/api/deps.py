@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
-from app.api.queries import ensure_vm, get_reg, get_vm
+from app.api.queries import ensure_vm, get_reg, get_vm, refuse_observed
 from app.core.security import authenticate, mark_used
 from app.schemas import ErrorOut
 from contract.db import get_db, get_sessionmaker
@@ -97,6 +97,14 @@ def vm_of_path(vm_id: VmId, db: SessionDep) -> Vm:
     return get_vm(db, vm_id)
 
 
+def owned_vm_of_path(vm_id: VmId, db: SessionDep) -> Vm:
+    """The VM the path names (404 if none), refused with 409 if it is observed: a route that
+    changes a VM takes only iosignal's own."""
+    vm = get_vm(db, vm_id)
+    refuse_observed(vm, "registers ioeventfds, changes workloads or runs benchmarks")
+    return vm
+
+
 def known_vm_id(vm_id: VmId, db: SessionDep) -> int:
     """The path's VM id once that VM is known to exist (404 otherwise), without loading it."""
     ensure_vm(db, vm_id)
@@ -109,6 +117,7 @@ def reg_of_path(vm_id: VmId, reg_id: RegId, db: SessionDep) -> Ioeventfd:
 
 
 VmDep = Annotated[Vm, Depends(vm_of_path)]
+OwnedVmDep = Annotated[Vm, Depends(owned_vm_of_path)]
 KnownVmId = Annotated[int, Depends(known_vm_id)]
 RegDep = Annotated[Ioeventfd, Depends(reg_of_path)]
 
@@ -116,4 +125,7 @@ Responses = dict[int | str, dict[str, Any]]  # the `responses=` of a route, for 
 AUTH_RESPONSES: Responses = {
     401: {"model": ErrorOut, "description": "tokens exist and none, or an unknown one, was given"},
     403: {"model": ErrorOut, "description": "a viewer token on a write: an editor token is needed"},
+}
+OBSERVED_RESPONSES: Responses = {
+    409: {"model": ErrorOut, "description": "the VM is observed (another VMM's): errno EPERM"},
 }

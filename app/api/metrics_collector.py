@@ -11,10 +11,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.api import observed
 from app.api.queries import exit_totals, heartbeat_age, is_alive
 from app.api.stream_hub import StreamHub
 from contract.models import Ioeventfd, RegState, Vm
 
+OBSERVED_ADDRS_PER_VM = 50  # series per VM and metric: a label set per address is kept bounded
 # Help for each of the worker's own counters (contract.models.WorkerHealth, columns of `vms`).
 WORKER_HEALTH_HELP: dict[str, str] = {
     "missed_ticks": "sampling ticks the worker skipped because a collect overran",
@@ -36,6 +38,7 @@ class DatabaseCollector(Collector):
         yield from self._worker_health(vms)
         yield self._signals(vms)
         yield self._exits(vms)
+        yield from self._observed(vms)
 
     def _liveness(self, vms: dict[int, Vm]) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -98,6 +101,51 @@ class DatabaseCollector(Collector):
                 labels = [vms[vm_id].name, space, f"0x{addr:x}", str(len_)]
                 family.add_metric(labels, float(count))
         return family
+
+    def _observed(self, vms: dict[int, Vm]) -> Iterator[Metric]:
+        """What `iosignal observe` counted per VM and address, over the retained samples."""
+        writes = CounterMetricFamily(
+            "iosignal_observed_writes",
+            "guest writes the observer counted per address (over the retained samples); the "
+            f"{OBSERVED_ADDRS_PER_VM} busiest per VM, the rest summed as addr=other",
+            labels=["vm", "kind", "space", "addr"],
+        )
+        userspace = CounterMetricFamily(
+            "iosignal_observed_userspace",
+            "of those writes, the ones that exited to userspace (in-kernel = writes - userspace)",
+            labels=["vm", "kind", "space", "addr"],
+        )
+        for vm_id, per_addr in sorted(observed.retained_totals(self.db).items()):
+            vm = vms.get(vm_id)
+            if vm is None:
+                continue
+            for (space, addr), (w, u) in capped(per_addr).items():
+                labels = [vm.name, vm.kind, space, addr]
+                writes.add_metric(labels, float(w))
+                userspace.add_metric(labels, float(u))
+        yield writes
+        yield userspace
+
+
+Labelled = dict[tuple[str, str], tuple[int, int]]  # (space, addr label) -> (writes, userspace)
+
+
+def capped(per_addr: dict[observed.Addr, observed.Counts]) -> Labelled:
+    """Widths folded together, the busiest
+    OBSERVED_ADDRS_PER_VM addresses kept and the rest summed per space as addr "other", so a
+    guest that writes thousands of MMIO addresses cannot blow up the series count."""
+    folded: dict[tuple[str, int], list[int]] = {}
+    for (space, addr, _len), c in per_addr.items():
+        slot = folded.setdefault((space, addr), [0, 0])
+        slot[0] += c.writes
+        slot[1] += c.userspace
+    ranked = sorted(folded.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    out: Labelled = {}
+    for i, ((space, addr), (w, u)) in enumerate(ranked):
+        key = (space, f"0x{addr:x}") if i < OBSERVED_ADDRS_PER_VM else (space, "other")
+        old = out.get(key, (0, 0))
+        out[key] = (old[0] + w, old[1] + u)
+    return out
 
 
 class StreamCollector(Collector):

@@ -4,22 +4,24 @@ share of them that stayed in the kernel (an ioeventfd or in-kernel device took t
 Only addresses that changed in an observer tick get a row, so a bucket's rate is its writes over
 the bucket's length, not over the rows' intervals, and a bucket with no row is a gap. Share is
 (writes - userspace) / writes per bucket, with no point where nothing was written. Rollups are
-read before each VM's own observer mark (`vms.observed_rolled_up_until`).
+read before each VM's own observer mark (`vms.observed_rolled_up_until`); the reads themselves are
+in app/api/observed.py.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api import sampleread
+from app.api import observed
 from app.api.panelreads import NEEDS_OBSERVER, Series, exit_name, missing
 from app.api.series import Window
 from app.schemas_dash import SeriesRef
-from contract.models import Feed, Vm
+from contract.models import Vm
 
 BUSIEST = 24  # addresses a panel without refs shows
 Key = tuple[int, str, int, int]  # (vm_id, space, addr, len)
@@ -32,23 +34,14 @@ def _read(
     """The VMs the refs name and, per address, (writes, userspace) summed per bucket."""
     vm_ids = sorted({ref.vm_id for ref in refs if ref.vm_id is not None})
     vms = {vm.id: vm for vm in db.execute(select(Vm).where(Vm.id.in_(vm_ids))).scalars()}
-    sums: dict[Key, Sums] = {}
+    sums: dict[Key, Sums] = defaultdict(dict)
     for vm in vms.values():
-        wanted = {(r.space or "", r.addr or 0, r.len or 0) for r in refs if r.vm_id == vm.id}
-        boundary = vm.observed_rolled_up_until if window.tier == "minute" else None
-        found = sampleread.bucketed(
-            db,
-            vm.id,
-            Feed.OBSERVED,
-            wanted,
-            window.step_s,
-            boundary,
-            window.since,
-            window.until,
-            idle_seconds=False,
-        )
-        for key, buckets in found.items():
-            sums[(vm.id, *key)] = {t: [int(c[0]), int(c[1])] for t, c in buckets.items()}
+        addrs = sorted({ref.addr or 0 for ref in refs if ref.vm_id == vm.id})
+        rows = observed.bucketed(db, window, vm, addrs)
+        for space, addr, len_, bucket, writes, userspace in rows:
+            slot = sums[(vm.id, space, addr, len_)].setdefault(bucket, [0, 0])
+            slot[0] += int(writes or 0)
+            slot[1] += int(userspace or 0)
     return vms, sums
 
 
@@ -96,6 +89,7 @@ def read_share(db: Session, window: Window, refs: Iterable[SeriesRef]) -> list[S
 def busiest(db: Session, window: Window) -> list[SeriesRef]:
     """The refs of a writes or share panel that names none: the addresses written most in the
     window (ranked on raw samples, or on rollups for a minute-tier window)."""
-    minute = window.tier == "minute"
-    top = sampleread.busiest(db, Feed.OBSERVED, window.since, window.until, minute, BUSIEST)
-    return [SeriesRef(vm_id=v, space=s, addr=a, len=n) for v, (s, a, n) in top]
+    return [
+        SeriesRef(vm_id=v, space=s, addr=a, len=n)
+        for v, s, a, n in observed.busiest(db, window, BUSIEST)
+    ]

@@ -8,9 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api import sampleread
-from app.api.errors import not_found
+from app.api.errors import ApiError, not_found
+from app.schemas import VmOut
 from contract.config import get_settings
-from contract.models import Feed, Ioeventfd, Vm, VmState, utcnow
+from contract.models import Feed, Ioeventfd, Vm, VmKind, VmState, utcnow
 
 ExitKey = tuple[str, int, int]  # (space, addr, len)
 
@@ -21,6 +22,19 @@ def get_vm(db: Session, vm_id: int) -> Vm:
     if vm is None:
         raise not_found("VM", vm_id)
     return vm
+
+
+def refuse_observed(vm: Vm, what: str) -> None:
+    """409 when `vm` is an observed VM: iosignal never changes another process's VM."""
+    if vm.kind == VmKind.OBSERVED.value:
+        who = f"{vm.comm or 'a VMM'} (pid {vm.pid})" if vm.pid else (vm.comm or "another VMM")
+        raise ApiError(
+            409,
+            f"VM {vm.id} is observed, not owned: it belongs to {who}, which iosignal only "
+            f"watches; iosignal never {what} in another process's VM",
+            "EPERM",
+            extra={"kind": vm.kind, "pid": vm.pid, "comm": vm.comm},
+        )
 
 
 def ensure_vm(db: Session, vm_id: int) -> None:
@@ -47,6 +61,14 @@ def is_alive(vm: Vm) -> bool:
     age = heartbeat_age(vm.heartbeat_at)
     timeout = get_settings().heartbeat_timeout_s
     return age is not None and age < timeout and vm.state == VmState.RUNNING
+
+
+def vm_out(vm: Vm) -> VmOut:
+    """A VM with its liveness computed now."""
+    out = VmOut.model_validate(vm)
+    out.heartbeat_age_s = heartbeat_age(vm.heartbeat_at)
+    out.alive = is_alive(vm)
+    return out
 
 
 def rolled_up_until(db: Session, vm_id: int) -> datetime | None:

@@ -98,19 +98,20 @@ def totals(
     until: datetime | None = None,
 ) -> dict[SeriesKey, list[int]]:
     """Counts per series of a VM feed in (since, until], every sample once. Without `since`
-    and `until`, the rolled-up part is read from each series' lifetime `rolled_total` (one row
-    per series instead of a month of rollups): first count only, as /metrics needs."""
+    and `until`, the rolled-up part is read from each series' lifetime `rolled_total` and
+    `rolled_second` (one row per series instead of a month of rollups): the first two counts
+    only (a third, observed reads, reads 0 there), as /metrics needs."""
     keys = series_keys(db, vm_id, feed)
     out: dict[SeriesKey, list[int]] = {}
     if since is None and until is None and boundary is not None:
         rolled = db.execute(
-            select(Series.idx, Series.rolled_total).where(
+            select(Series.idx, Series.rolled_total, Series.rolled_second).where(
                 Series.vm_id == vm_id, Series.feed == int(feed)
             )
         )
-        for idx, total in rolled:
-            if total:
-                out[keys[idx]] = [total] + [0] * (feed.fields - 1)
+        for idx, first, second in rolled:
+            if first or second:
+                out[keys[idx]] = ([first, second] + [0] * feed.fields)[: feed.fields]
         # the raw tail from the boundary on: raw ticks after (boundary - 1 us)
         tail = samples.read(db.connection(), vm_id, feed, None, boundary - _US, None)
         _sum_into(out, keys, tail, feed)

@@ -1,7 +1,10 @@
 """Database reads behind /api/stream: sampling ticks after a cursor, and registration changes.
 
 A tick is one `taken_at` of a VM's samples; the worker writes each tick's signal and exit samples
-in one transaction, so a tick seen at all is seen whole. Decoding is app/api/sampleread.py's.
+in one transaction, so a tick seen at all is seen whole. Decoding is app/api/sampleread.py's. An
+observed VM has no worker: its ticks are the observer's (also written whole), its exits the
+observer's userspace counts. Every tick carries `observed`, what the observer counted per
+address since the tick before (app/api/observed.py reads it; stream_observed.py shapes it).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from fastapi.encoders import jsonable_encoder
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api import sampleread
+from app.api import observed, sampleread
+from app.api.stream_observed import is_observed, observed_per_tick, observed_ticks
 from app.schemas import IoeventfdOut
 from contract.models import Feed, Ioeventfd, RegState
 from contract.timeparse import epoch_ms
@@ -31,6 +35,8 @@ def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> l
 
     A tick lists the registrations it counted and, with 0, the active ones it did not (the
     store keeps no idle series): created by then and not removed before it."""
+    if is_observed(db, vm_id):
+        return observed_ticks(db, vm_id, after, limit)
     times = sampleread.tick_times(db, vm_id, after, limit)
     if not times:
         return []
@@ -81,11 +87,13 @@ def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> l
                 }
             )
         ticks[tick.at]["interval_s"] = max(ticks[tick.at]["interval_s"], tick.interval_s)
+    per_tick = observed_per_tick(db, vm_id, after, times)
     out = []
     for t in times:
         tick_out = ticks[t]
         tick_out["registrations"].sort(key=lambda r: r["id"])
         tick_out["exits"] = sorted(exits[t], key=lambda e: -e["exits"])[:TOP_EXITS]
+        tick_out["observed"] = per_tick[t]
         tick_out["t"] = t.isoformat()  # the payload is plain JSON types already
         out.append({"id": epoch_ms(t), "data": tick_out})
     return out
@@ -93,6 +101,8 @@ def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> l
 
 def newest_tick(db: Session, vm_id: int, not_before: datetime) -> datetime | None:
     """The newest tick of `vm_id` after `not_before` (where a new live stream starts)."""
+    if is_observed(db, vm_id):
+        return observed.newest_tick(db, vm_id, not_before)
     return sampleread.newest_tick(db, vm_id, not_before)
 
 

@@ -55,6 +55,7 @@ def _packed_tables() -> None:
         sa.Column("addr", U64, nullable=True),
         sa.Column("len", sa.Integer(), nullable=True),
         sa.Column("rolled_total", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("rolled_second", sa.BigInteger(), server_default="0", nullable=False),
         sa.ForeignKeyConstraint(
             ["vm_id"], ["vms.id"], name=op.f("fk_series_vm_id_vms"), ondelete="CASCADE"
         ),
@@ -166,6 +167,7 @@ def upgrade() -> None:
     conn = op.get_bind()
     index: dict[tuple[int, Feed], dict[Any, int]] = defaultdict(dict)
     totals: dict[tuple[int, Feed, int], int] = defaultdict(int)
+    seconds: dict[tuple[int, Feed, int], int] = defaultdict(int)  # second counts' sums
     for name, at, counts, feed, target in OLD:
         out = _table(target, "vm_id", "feed", at, "interval_us", "counts")
         rows: list[dict[str, Any]] = []
@@ -177,6 +179,7 @@ def upgrade() -> None:
                 packed.append((idx, values))
                 if target == "rollups":
                     totals[(vm_id, feed, idx)] += values[0]
+                    seconds[(vm_id, feed, idx)] += values[1] if len(values) > 1 else 0
             rows.append(
                 {"vm_id": vm_id, "feed": int(feed), at: when}
                 | {"interval_us": round(interval * 1e6), "counts": pack(packed, feed.fields)}
@@ -186,7 +189,7 @@ def upgrade() -> None:
                 rows.clear()
         if rows:
             conn.execute(sa.insert(out), rows)
-    columns = ("vm_id", "feed", "idx", "rolled_total", "ioeventfd_id", *KEY)
+    columns = ("vm_id", "feed", "idx", "rolled_total", "rolled_second", "ioeventfd_id", *KEY)
     series_rows = [
         dict.fromkeys(columns)
         | {
@@ -194,6 +197,7 @@ def upgrade() -> None:
             "feed": int(feed),
             "idx": idx,
             "rolled_total": totals[(vm_id, feed, idx)],
+            "rolled_second": seconds[(vm_id, feed, idx)],
         }
         | ({"ioeventfd_id": key} if feed.by_registration else dict(zip(KEY, key, strict=True)))
         for (vm_id, feed), keys in index.items()

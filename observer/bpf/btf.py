@@ -46,6 +46,8 @@ class Btf:
         if magic != _MAGIC:
             raise BtfError("not BTF data (bad magic)")
         self.base = base
+        self.next_id: int
+        self.str_end: int
         self.first_id = base.next_id if base else 1
         self.str_base = base.str_end if base else 0
         types = hdr_len + type_off
@@ -118,6 +120,7 @@ def raw_tracepoint_args(event: str, *names: str, root: str = BTF_DIR) -> dict[st
     """Position and width of `names` among the raw arguments of tracepoint `event`."""
     func = f"__bpf_trace_{event}"
     vmlinux = kernel_btf(root)
+    params: list[tuple[str, int]] | None
     try:
         params = vmlinux.func_params(func)
     except BtfError:
@@ -133,6 +136,7 @@ def raw_tracepoint_args(event: str, *names: str, root: str = BTF_DIR) -> dict[st
                     continue
         if params is None:
             raise BtfError(f"no BTF for tracepoint {event} ({func})") from None
+    assert params is not None  # the loop above breaks with them or raises
     args = {name: Arg(name, 8 * (i - 1), size) for i, (name, size) in enumerate(params) if i}
     missing = [n for n in names if n not in args]
     if missing:

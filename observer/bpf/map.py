@@ -19,7 +19,9 @@ class Map(FdObject):
 
     PERCPU = (sc.MAP_TYPE_PERCPU_HASH, sc.MAP_TYPE_PERCPU_ARRAY)
 
-    def __init__(self, map_type: int, key: type, value: type, max_entries: int, name: str):
+    def __init__(
+        self, map_type: int, key: type[Any], value: type[Any], max_entries: int, name: str
+    ):
         attr = sc.MapCreateAttr(
             map_type=map_type,
             key_size=ctypes.sizeof(key),

@@ -54,6 +54,11 @@ export function rate(hz) {
   return `${v.toFixed(v < 10 ? 1 : 0)}/s`;
 }
 
+/** A share 0..1 as "87.5%" ("–" for none: nothing was written). */
+export function share(value) {
+  return value === null || value === undefined ? "–" : `${Math.round(value * 1000) / 10}%`;
+}
+
 /** A count with thousands separators. */
 export function count(n) {
   return n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US");
@@ -93,6 +98,14 @@ export function baseLayout(extra = {}) {
 }
 
 export const PLOT_CONFIG = { responsive: true, displaylogo: false };
+
+/** The empty state of a page that changes a VM, for a VM iosignal only watches (another VMM's). */
+export function observedState(vm, what) {
+  const who = `${vm.comm || "another VMM"}${vm.pid ? ` (pid ${vm.pid})` : ""}`;
+  return h("div", { class: "empty", id: "observed-only" }, h("strong", {}, `${vm.name} is observed, not owned`),
+    h("p", {}, `It belongs to ${who}; iosignal only watches it and never ${what} in another process's VM. `,
+      "Its doorbells are on its ", h("a", { href: `/#/live?vm=${vm.id}` }, "Live page"), "."));
+}
 
 /** An empty-state box with a title and a hint. */
 export function emptyState(title, hint) {

@@ -16,8 +16,9 @@ import * as registrations from "./pages/registrations.js";
 import * as history from "./pages/history.js";
 import * as workload from "./pages/workload.js";
 import * as benchmarks from "./pages/benchmarks.js";
+import * as hosts from "./pages/hosts.js";
 
-const PAGES = { dashboards, dashboard, live, registrations, history, workload, benchmarks };
+const PAGES = { dashboards, dashboard, hosts, live, registrations, history, workload, benchmarks };
 const $ = (sel) => document.querySelector(sel);
 
 const ctx = {
@@ -57,7 +58,10 @@ async function pollHealth() {
     const health = await api.get("/api/health");
     const vm = health.vms.find((v) => v.id === ctx.vmId);
     if (!vm) setBadge("#worker-badge", "no worker yet", "warn");
-    else if (vm.alive) setBadge("#worker-badge", "worker alive", "ok");
+    else if (vm.kind === "observed") {
+      // another VMM's VM: the observer heartbeats it while its process runs
+      setBadge("#worker-badge", vm.alive ? "observed, running" : "observed, not running", vm.alive ? "ok" : "warn");
+    } else if (vm.alive) setBadge("#worker-badge", "worker alive", "ok");
     else setBadge("#worker-badge", "worker not alive", "bad");
     const known = new Set(ctx.vms.map((v) => v.id));
     if (health.vms.some((v) => !known.has(v.id))) await loadVms(true);
@@ -73,9 +77,12 @@ async function loadVms(remount = false) {
   const known = (id) => ctx.vms.some((v) => v.id === id);
   const candidates = [Number(currentRoute().params.get("vm")), ctx.vmId, Number(localStorage.getItem("iosignal.vm"))];
   const previous = ctx.vmId;
-  ctx.vmId = candidates.find(known) ?? ctx.vms[0]?.id ?? null;
+  // A first visit opens an owned VM (one iosignal can steer) before any observed one.
+  const first = ctx.vms.find((v) => v.kind !== "observed") ?? ctx.vms[0];
+  ctx.vmId = candidates.find(known) ?? first?.id ?? null;
   $("#vm-select").replaceChildren(
-    ...ctx.vms.map((v) => h("option", { value: v.id, selected: v.id === ctx.vmId }, v.name)),
+    ...ctx.vms.map((v) => h("option", { value: v.id, selected: v.id === ctx.vmId },
+      v.kind === "observed" ? `${v.name} (observed)` : v.name)),
   );
   $("#vm-select").disabled = ctx.vms.length < 2;
   $("#vm-select").closest("label").hidden = ctx.vms.length === 0;

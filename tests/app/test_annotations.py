@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.api.annotations import registrations
 from app.core.security import create_token
 from contract.db import get_engine
 from contract.models import BenchmarkRun, Ioeventfd, utcnow
@@ -130,3 +134,26 @@ def test_worker_start_stop_and_a_restart_after_a_crash(client, app_env):
     texts = [a["text"].split(" (")[0] for a in workers]
     assert texts == ["worker started", "worker stopped", "worker started", "worker restarted"]
     assert {a["vm_id"] for a in workers} == {vm_id} and "pid" in workers[0]["text"]
+
+
+def test_a_registration_removed_while_the_session_holds_it_keeps_its_time(db, make_vm):
+    # The worker removes a registration that the app's session has already loaded: the
+    # "removed" marker must carry the time the database holds, not the session's stale None.
+    vm = make_vm()
+    now = utcnow()
+    reg = Ioeventfd(vm_id=vm.id, space="pio", addr=0x6010, len=2, state="active")
+    reg.applied_at = now - timedelta(minutes=2)
+    db.add(reg)
+    db.commit()
+    # Loaded by a query as the "applied" pass does: the session now holds removed_at None.
+    assert db.scalars(select(Ioeventfd).where(Ioeventfd.id == reg.id)).one().removed_at is None
+    with Session(get_engine()) as worker:
+        worker.execute(
+            update(Ioeventfd)
+            .where(Ioeventfd.id == reg.id)
+            .values(state="removed", removed_at=now - timedelta(minutes=1))
+        )
+        worker.commit()
+    found = {a.id: a for a in registrations(db, (now - timedelta(hours=1), now), vm.id)}
+    assert found[f"reg:{reg.id}:removed"].time == now - timedelta(minutes=1)
+    assert found[f"reg:{reg.id}:applied"].time == now - timedelta(minutes=2)

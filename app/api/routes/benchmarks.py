@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.api.benchtrends import trends, with_regressions
 from app.api.deps import AUTH_RESPONSES, INT32_MAX, Authorized, SessionDep
 from app.api.errors import ApiError, not_found
+from app.api.queries import refuse_observed
 from app.schemas import BenchmarkCreated, BenchmarkIn, BenchmarkOut, ErrorOut, Text, Trend
 from contract.benchpaths import BENCH_PATHS
 from contract.models import BenchmarkRun, Vm
@@ -30,12 +31,15 @@ def known_paths() -> list[str]:
     "",
     status_code=202,
     response_model=BenchmarkCreated,
-    responses={422: {"model": ErrorOut}},
+    responses={422: {"model": ErrorOut}, 409: {"model": ErrorOut, "description": "observed VM"}},
 )
 def queue_benchmark(body: BenchmarkIn, db: SessionDep) -> JSONResponse:
     """Queue a benchmark; poll `GET /api/benchmarks/{id}` for progress and results."""
-    if body.vm_id is not None and db.get(Vm, body.vm_id) is None:
+    vm = db.get(Vm, body.vm_id) if body.vm_id is not None else None
+    if body.vm_id is not None and vm is None:
         raise ApiError(422, f"vm_id {body.vm_id} does not exist", "EINVAL")
+    if vm is not None:
+        refuse_observed(vm, "runs benchmarks")  # its worker runs them: an observed VM has none
     known = known_paths()
     for path in body.paths or []:
         if path not in known:

@@ -28,7 +28,10 @@ def read_demo(db: SessionDep) -> DemoOut:
     status_code=201,
     response_model=DemoOut,
     responses={
-        409: {"model": ErrorOut, "description": "a demo runs already (EBUSY), or a collision"},
+        409: {
+            "model": ErrorOut,
+            "description": "a demo runs already (EBUSY), a collision, or an observed VM (EPERM)",
+        },
         422: {"model": ErrorOut, "description": "unknown VM, or its guest cannot ring them"},
     },
 )

@@ -29,6 +29,7 @@ def health(db: SessionDep) -> JSONResponse:
                 {
                     "id": vm.id,
                     "name": vm.name,
+                    "kind": vm.kind,
                     "alive": is_alive(vm),
                     "heartbeat_age_s": heartbeat_age(vm.heartbeat_at),
                 }

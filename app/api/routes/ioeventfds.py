@@ -9,7 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from app.api.deps import AUTH_RESPONSES, Authorized, KnownVmId, RegDep, SessionDep, VmDep
+from app.api.deps import AUTH_RESPONSES, Authorized, KnownVmId, OwnedVmDep, RegDep, SessionDep
 from app.api.errors import ApiError
 from app.api.queries import get_vm, is_alive
 from app.api.registrations import ask_removal, check_collision, insert_pending, wait_for
@@ -62,11 +62,11 @@ def read_ioeventfd(reg: RegDep) -> Ioeventfd:
         201: {"description": "assigned in the kernel: state active"},
         202: {"model": IoeventfdOut, "description": "worker away or slow: state pending"},
         404: {"model": ErrorOut},
-        409: {"model": ErrorOut, "description": "collision: errno EEXIST"},
+        409: {"model": ErrorOut, "description": "collision (EEXIST), or an observed VM (EPERM)"},
         422: {"model": ErrorOut, "description": "a rule broken, or the kernel said EINVAL etc."},
     },
 )
-def register_ioeventfd(vm: VmDep, body: IoeventfdIn, db: SessionDep) -> JSONResponse:
+def register_ioeventfd(vm: OwnedVmDep, body: IoeventfdIn, db: SessionDep) -> JSONResponse:
     """Register an ioeventfd and wait (up to the verdict timeout) for the kernel's verdict."""
     alive = is_alive(vm)
     check_collision(db, vm.id, body)
@@ -87,9 +87,10 @@ def register_ioeventfd(vm: VmDep, body: IoeventfdIn, db: SessionDep) -> JSONResp
     responses={
         202: {"model": IoeventfdOut, "description": "worker away or slow: state removing"},
         404: {"model": ErrorOut},
+        409: {"model": ErrorOut, "description": "an observed VM (EPERM)"},
     },
 )
-def delete_ioeventfd(reg: RegDep, db: SessionDep) -> Response:
+def delete_ioeventfd(_vm: OwnedVmDep, reg: RegDep, db: SessionDep) -> Response:
     """Deassign a registration; 204 once the worker has removed it from the kernel."""
     if reg.state != RegState.REMOVED.value:
         ask_removal(db, reg)

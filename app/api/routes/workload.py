@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import AUTH_RESPONSES, Authorized, Responses, SessionDep, VmDep
+from app.api.deps import (
+    AUTH_RESPONSES,
+    OBSERVED_RESPONSES,
+    Authorized,
+    OwnedVmDep,
+    Responses,
+    SessionDep,
+    VmDep,
+)
 from app.api.errors import ApiError
 from app.api.workloads import add_version, newest
 from app.schemas import ErrorOut, WorkloadIn, WorkloadOut
@@ -50,8 +58,8 @@ def read_workload(vm: VmDep, db: SessionDep) -> WorkloadOut:
     return _out(vm, newest(db, vm.id))
 
 
-@router.put("", response_model=WorkloadOut, responses=RESPONSES)
-def put_workload(vm: VmDep, body: WorkloadIn, db: SessionDep) -> WorkloadOut:
+@router.put("", response_model=WorkloadOut, responses=RESPONSES | OBSERVED_RESPONSES)
+def put_workload(vm: OwnedVmDep, body: WorkloadIn, db: SessionDep) -> WorkloadOut:
     """Replace the doorbells (a new version); the worker applies it on its next poll."""
     check_guest_can_ring(vm, body)
     doorbells = [

@@ -1,11 +1,13 @@
 // Live view of one VM: signals/s per registration and userspace exits/s per address, fed by the
 // `rates` events of /api/stream, and the Hot doorbells table (busiest unregistered addresses).
+// An observed VM (another VMM's) gets observedlive.js instead: writes split in-kernel/userspace.
 
 import { keepAnnotated } from "../annotations.js";
 import { api } from "../api.js";
 import { addrKey, addrText, emptyState, h, regName } from "../format.js";
 import { HotDoorbells } from "../hotdoorbells.js";
 import { LiveChart, MAX_SERIES } from "../livechart.js";
+import { mountObserved } from "../observedlive.js";
 
 export const title = "Live";
 
@@ -35,7 +37,9 @@ function tickNotes(tick) {
 
 /** Mounts the page; returns the cleanup that stops listening and frees the charts. */
 export function mount(root, ctx) {
-  root.append(heading(ctx.vm()));
+  const vm = ctx.vm();
+  if (vm?.kind === "observed") return mountObserved(root, ctx, vm); // read-only: no registering
+  root.append(heading(vm));
   if (ctx.vmId === null) {
     root.append(emptyState("No VM yet", "Start a worker (iosignal run, or iosignal worker) and it appears here."));
     return null;

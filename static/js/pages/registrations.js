@@ -2,7 +2,7 @@
 // confirmation. Refreshed on every `registration` event of the stream.
 
 import { ALL_STATES, api } from "../api.js";
-import { count, emptyState, h, hex, when } from "../format.js";
+import { count, emptyState, h, hex, observedState, when } from "../format.js";
 import { registrationForm } from "../regform.js";
 
 export const title = "Registrations";
@@ -28,6 +28,7 @@ export function mount(root, ctx) {
     root.append(emptyState("No VM yet", "Registrations belong to a VM; start a worker first."));
     return null;
   }
+  if (ctx.vm()?.kind === "observed") return void root.append(observedState(ctx.vm(), "registers ioeventfds"));
   let regs = [];
   let filter = FILTERS.includes(ctx.params.get("show")) ? ctx.params.get("show") : "current";
   const tbody = h("tbody");

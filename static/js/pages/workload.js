@@ -2,7 +2,7 @@
 // with PUT .../workload; the worker rewrites the guest's table between passes.
 
 import { api } from "../api.js";
-import { emptyState, h, hex } from "../format.js";
+import { emptyState, h, hex, observedState } from "../format.js";
 import { checkWorkload } from "../validate.js";
 
 export const title = "Workload";
@@ -42,6 +42,7 @@ export function mount(root, ctx) {
     root.append(emptyState("No VM yet", "The workload is what a VM's guest rings; start a worker first."));
     return null;
   }
+  if (ctx.vm()?.kind === "observed") return void root.append(observedState(ctx.vm(), "changes workloads"));
   const { rules } = ctx;
   // MMIO doorbells must lie outside this VM's RAM (the worker reports its size).
   const memSize = ctx.vm().capabilities.mem_size ?? rules.default_mem_size;

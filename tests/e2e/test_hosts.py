@@ -1,0 +1,151 @@
+"""The Host view and an observed VM's Live page in Chromium, against the real app and a worker on
+/dev/kvm (the owned VM), beside an observed VMM whose ticks the observer's own writer stores
+five times a second (as `iosignal observe` would, without attaching BPF)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from dashboard_harness import screenshot
+from playwright.sync_api import expect
+
+from contract.db import make_engine
+from contract.models import utcnow
+from observer.discovery import VmKey, VmProcess
+from observer.sampler import AddressSample, Tick
+from observer.writer import ObservedWriter
+
+pytestmark = [pytest.mark.browser, pytest.mark.kvm]
+
+TICK_S = 0.2
+QEMU = VmProcess(
+    VmKey(4242, 777), utcnow() - timedelta(hours=1), "qemu-system-x86", "qemu -m 1G", 2, (9,)
+)
+# per tick: writes, userspace
+COUNTS = {
+    ("pio", 0x6000, 2): (1000, 0),
+    ("pio", 0x510, 1): (200, 200),
+    ("mmio", 0xFEB00000, 4): (400, 100),
+}
+SHARE = "81.3%"  # (1600 - 300) / 1600 in-kernel
+
+
+class FakeVmm:
+    """Stores an observed VMM's ticks every TICK_S until stopped."""
+
+    def __init__(self, database_url: str, host: str) -> None:
+        self.engine = make_engine(database_url)
+        self.writer = ObservedWriter(self.engine, host)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def tick(self) -> None:
+        samples = [AddressSample(QEMU.key, *a, w, u, 0) for a, (w, u) in COUNTS.items()]
+        live = {QEMU.key: QEMU}
+        self.writer.put(Tick(utcnow(), TICK_S, live, [], samples, {QEMU.key: [4243, 4244]}, {}))
+        self.writer.flush()
+
+    def run(self) -> None:
+        while not self.stop.wait(TICK_S):
+            self.tick()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def observed(stack):
+    """The observed VM's id, ticking while the module's tests run."""
+    [owned] = stack.call("GET", "/api/vms?kind=owned")[1]
+    vmm = FakeVmm(stack.database_url, owned["host"])  # the same host as the worker
+    vmm.tick()
+    vmm.thread.start()
+    [vm] = stack.call("GET", "/api/vms?kind=observed")[1]
+    yield vm
+    vmm.close()
+
+
+def test_host_view_lists_the_owned_and_the_observed_vm(stack, observed, page):
+    [owned] = stack.call("GET", "/api/vms?kind=owned")[1]
+    page.goto(stack.url + "/#/hosts")
+    expect(page.locator('nav a[data-page="hosts"]')).to_have_attribute("aria-current", "page")
+    card = page.locator(f'section.host[data-host="{owned["host"]}"]')
+    expect(card.locator("h2")).to_have_text(owned["host"])
+    mine = card.locator(f'tr[data-vm-id="{owned["id"]}"]')
+    theirs = card.locator(f'tr[data-vm-id="{observed["id"]}"]')
+    expect(mine.locator(".badge")).to_have_text("owned")
+    expect(mine.locator("td.state")).to_have_text("running")
+    expect(theirs.locator(".badge")).to_have_text("observed")
+    expect(theirs.locator("td.who")).to_have_text("qemu-system-x86 · pid 4242")
+    expect(theirs.locator("td.state")).to_have_text("running")
+    expect(theirs.locator("td.share")).to_have_text(SHARE)  # the same every tick: exact
+    busiest = theirs.locator("ul.busiest li")
+    expect(busiest).to_have_count(3)
+    expect(busiest.first).to_contain_text("pio 0x6000/2")
+    expect(busiest.first).to_contain_text("100% in-kernel")
+    expect(busiest.nth(2)).to_contain_text("pio 0x510/1")
+    expect(busiest.nth(2)).to_contain_text("0% in-kernel")
+    # live: the refresh keeps the rates coming
+    stamp = page.locator("#hosts-updated").text_content()
+    expect(page.locator("#hosts-updated")).not_to_have_text(stamp or "", timeout=5000)
+    screenshot(page, "hosts")
+
+    # the kind shown is in the URL: a copied link reopens it
+    page.locator("#hosts-kind").select_option("observed")
+    assert "kind=observed" in page.url
+    expect(mine).to_have_count(0)
+    page.goto(page.url.replace("kind=observed", "kind=owned"))
+    page.reload()
+    expect(card.locator(f'tr[data-vm-id="{owned["id"]}"]')).to_be_visible()
+    expect(card.locator(f'tr[data-vm-id="{observed["id"]}"]')).to_have_count(0)
+    expect(page.locator("#copy-link")).to_be_visible()
+
+
+SPLIT = """() => {
+  const div = document.getElementById("chart-split");
+  const trace = (t) => ({ name: t.name, y: Array.from(t.y), x: Array.from(t.x) });
+  return div && div.data ? div.data.map(trace) : null;
+}"""
+
+
+def test_an_observed_vms_live_page_splits_writes_and_lists_the_exiting_doorbells(
+    stack, observed, page
+):
+    page.goto(stack.url + "/#/hosts")
+    page.locator(f'tr[data-vm-id="{observed["id"]}"] a').click()
+    assert f"vm={observed['id']}" in page.url and "#/live" in page.url
+    expect(page.locator("#stream-badge")).to_have_text("stream live")
+    expect(page.locator("#worker-badge")).to_have_text("observed, running")
+    expect(page.locator("#observed-note")).to_contain_text("qemu-system-x86 (pid 4242)")
+    rows = page.locator("#exiting-table tbody tr")
+    expect(rows).to_have_count(2)  # the console and the mixed doorbell; notify stays in-kernel
+    expect(rows.first).to_have_attribute("data-key", "pio:0x510:1")
+    expect(rows.first.locator(".share")).to_have_text("0%")
+    expect(rows.nth(1)).to_have_attribute("data-key", "mmio:0xfeb00000:4")
+    expect(rows.nth(1).locator(".share")).to_have_text("75%")
+    expect(page.get_by_role("button", name="Register ioeventfd")).to_have_count(0)
+    expect(page.locator("#split-note")).to_contain_text(f"{SHARE} in-kernel")
+    # one tick's figures (the ten seconds before the first tick are averaged, so wait for one):
+    # 1000 writes in 0.2 s, all in-kernel, is 5,000/s
+    deadline = time.monotonic() + 10
+    while (split := page.evaluate(SPLIT)) and time.monotonic() < deadline:
+        if split[0]["x"] == pytest.approx([5000, 1500, 0], rel=1e-4):
+            break
+        page.wait_for_timeout(200)
+    in_kernel, userspace = split
+    assert (in_kernel["name"], userspace["name"]) == ("in-kernel", "userspace")
+    assert in_kernel["y"] == ["pio 0x6000/2", "mmio 0xfeb00000/4", "pio 0x510/1"]
+    assert in_kernel["x"] == pytest.approx([5000, 1500, 0], rel=1e-4)
+    assert userspace["x"] == pytest.approx([0, 500, 1000], rel=1e-4)
+    screenshot(page, "live-observed")
+    # the pages that change a VM say why they do not, for this one
+    refusing = {"registrations": "registers ioeventfds", "workload": "changes workloads"}
+    for name, what in refusing.items():
+        page.goto(f"{stack.url}/#/{name}?vm={observed['id']}")
+        expect(page.locator("#observed-only")).to_contain_text("is observed, not owned")
+        expect(page.locator("#observed-only")).to_contain_text(f"never {what}")
