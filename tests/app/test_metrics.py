@@ -96,3 +96,37 @@ def test_stream_clients_this_app_process_dropped_are_counted(client, make_vm, db
 
     client.app.state.stream_hub = asyncio.run(drop_one_client())
     assert scrape(client)["iosignal_stream_clients_dropped_total"] == {(): 1.0}
+
+
+def test_observed_counters_count_rolled_minutes_once_and_outlive_deleted_rollups(
+    client, make_vm, db
+):
+    """Lifetime writes and userspace exits: each series' rolled totals plus the raw ticks from
+    the VM's observer mark; deleting old rollups (retention) leaves the counters as they were."""
+    from sqlalchemy import delete
+    from support import add_observed
+
+    from contract.models import Rollup
+
+    vm = make_vm("watched")
+    vm.kind = "observed"
+    now = utcnow().replace(second=0, microsecond=0)
+    vm.observed_rolled_up_until = now - timedelta(minutes=1)
+    port = {"space": "pio", "addr": 0x510, "len": 2}
+    add_observed(db, vm.id, **port, writes=600, userspace=60, minute_at=now - timedelta(minutes=3))
+    add_observed(db, vm.id, **port, writes=300, userspace=30, minute_at=now - timedelta(minutes=2))
+    # rolled up already (before the mark): not counted again
+    add_observed(db, vm.id, **port, writes=99, userspace=9, taken_at=now - timedelta(seconds=90))
+    add_observed(db, vm.id, **port, writes=7, userspace=1, taken_at=now - timedelta(seconds=30))
+    db.commit()
+
+    def counters() -> tuple[float, float]:
+        metrics = scrape(client)
+        (writes,) = metrics["iosignal_observed_writes_total"].values()
+        (userspace,) = metrics["iosignal_observed_userspace_total"].values()
+        return writes, userspace
+
+    assert counters() == (907.0, 91.0)
+    db.execute(delete(Rollup).where(Rollup.vm_id == vm.id))  # the rollup window passed
+    db.commit()
+    assert counters() == (907.0, 91.0)
