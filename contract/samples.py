@@ -51,7 +51,8 @@ def key_of(row: Any) -> SeriesKey:
 
 
 class SeriesIndex:
-    """A writer's cache of the series dictionary of the VM feeds it writes."""
+    """A writer's cache of the series dictionary of the VM feeds it writes. One writer per VM
+    and feed: it hands out the next index, so two writers of one feed would collide."""
 
     def __init__(self) -> None:
         self._maps: dict[tuple[int, Feed], dict[SeriesKey, int]] = {}
