@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
@@ -12,19 +12,49 @@ from app.schemas import IoeventfdIn
 from contract.config import get_settings
 from contract.models import Ioeventfd, RegState, utcnow
 from contract.notify import notify_desired
-from contract.rules import collision_sentence, describe, first_collision
+from contract.rules import RegistrationLike, collision_sentence, describe
 
 LIVE_STATES = tuple(state.value for state in RegState.live())
 POLL_S = 0.02
 
 
+def collision_clause(new: RegistrationLike) -> ColumnElement[bool]:
+    """`contract.rules.collides(old, new)` as SQL over the `old` rows, for one indexed query.
+
+    Same space and address (the index's prefix), then: a width of 0 on either side, or the
+    same width with a wildcard or equal datamatch.
+    """
+    if new.len == 0:
+        width: ColumnElement[bool] = true()
+    else:
+        match = (
+            true()
+            if new.datamatch is None
+            else or_(Ioeventfd.datamatch.is_(None), Ioeventfd.datamatch == new.datamatch)
+        )
+        width = or_(Ioeventfd.len == 0, and_(Ioeventfd.len == new.len, match))
+    return and_(Ioeventfd.space == new.space, Ioeventfd.addr == new.addr, width)
+
+
+def first_live_collision(db: Session, vm_id: int, new: RegistrationLike) -> Ioeventfd | None:
+    """The oldest live registration of the VM that `new` collides with, or None.
+
+    One query on `ix_ioeventfds_vm_addr`: it reads the registrations at `new`'s address only,
+    so its cost does not grow with the VM's other registrations.
+    """
+    query = (
+        select(Ioeventfd)
+        .where(Ioeventfd.vm_id == vm_id, Ioeventfd.state.in_(LIVE_STATES), collision_clause(new))
+        .order_by(Ioeventfd.id)
+        .limit(1)
+    )
+    return db.scalars(query).first()
+
+
 def check_collision(db: Session, vm_id: int, body: IoeventfdIn) -> None:
     """409 EEXIST if the kernel would refuse `body` beside the VM's live registrations."""
-    live = db.scalars(
-        select(Ioeventfd).where(Ioeventfd.vm_id == vm_id, Ioeventfd.state.in_(LIVE_STATES))
-    ).all()
     new = Ioeventfd(space=body.space, addr=body.addr, len=body.len, datamatch=body.datamatch_int)
-    old = first_collision(new, live)
+    old = first_live_collision(db, vm_id, new)
     if old is not None:
         raise ApiError(
             409,
