@@ -54,18 +54,31 @@ def poke(path: Path) -> bool:
         os.close(fd)
 
 
+def notify_on_commit(session: Session, vm_id: int) -> None:
+    """PostgreSQL: queue the worker's NOTIFY in the session's transaction (sent when it commits,
+    saving a transaction of its own); elsewhere nothing. Follow the commit with `wake_after`."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": CHANNEL, "payload": str(vm_id)},
+        )
+
+
+def wake_after(session: Session, vm_id: int) -> None:
+    """SQLite: poke the worker of `vm_id` through its FIFO; call after the commit it must see."""
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        path = wake_path(bind.engine.url, vm_id)
+        if path is not None:
+            poke(path)
+
+
 def notify_desired(session: Session, vm_id: int) -> None:
     """Tell the worker of `vm_id` that its desired state changed; call after committing it.
 
     NOTIFY is delivered when its transaction commits, so on PostgreSQL this commits the session.
     """
-    bind = session.get_bind()
-    if bind.dialect.name != "postgresql":
-        path = wake_path(bind.engine.url, vm_id)
-        if path is not None:
-            poke(path)
-        return
-    session.execute(
-        text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": str(vm_id)}
-    )
-    session.commit()
+    if session.get_bind().dialect.name == "postgresql":
+        notify_on_commit(session, vm_id)
+        session.commit()
+    wake_after(session, vm_id)

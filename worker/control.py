@@ -77,8 +77,9 @@ class Control:
             self.waker.wait(stop, at_most_s=HEARTBEAT_S)  # a long poll still beats on time
             try:
                 changes, version, queued = store.probe(self.engine, self.vm_id)
-                if changes or version != self.reconciler.workload_version:
-                    self.reconciler.apply_changes()
+                newer = version != self.reconciler.workload_version
+                if changes or newer:
+                    self.reconciler.apply_changes(registrations=changes > 0, workload=newer)
                 if queued is not None and not self.jobs.busy:
                     self.jobs.poll()
                 now = time.monotonic()
