@@ -135,6 +135,7 @@ def _one_mode(api: Api, env: dict[str, str], name: str, count: int, gap_s: float
 def run_applybench(database_url: str | None, count: int) -> dict[str, Any]:
     """Both modes on one database; the figures in milliseconds."""
     settings = get_settings()
+    load_before = os.getloadavg()[0]
     with ExitStack() as stack:
         if database_url is None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="iosignal-applybench-"))
@@ -172,6 +173,9 @@ def run_applybench(database_url: str | None, count: int) -> dict[str, Any]:
         "registrations": count,
         "poll_interval_ms": 1000 * settings.poll_interval_s,
         "modes": modes,
+        # The figures count every wake-up of five processes: a busy machine stretches them.
+        "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "cores": os.cpu_count(),
     }
 
 
@@ -196,6 +200,10 @@ def cli_applybench(database_url: str | None, count: int, *, json_out: bool = Fal
         )
     ratios = f"{wake['p50'] / poll['p50']:7.2f}x{wake['p99'] / poll['p99']:7.2f}x"
     print(f"{'wake-up / poll only':32}{ratios}")
+    load = result["load_1min"]
+    print(
+        f"(load average {load[0]:g} at the start, {load[1]:g} at the end; {result['cores']} cores)"
+    )
     refused = wake["refused"]
     print(
         f"POST -> 409 (collision, refused by the app alone) beside {count} registrations: "
