@@ -6,6 +6,7 @@ import time
 
 from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.api.errors import ApiError
 from app.schemas import IoeventfdIn
@@ -109,10 +110,13 @@ def wait_for(db: Session, reg_id: int, done: tuple[str, ...]) -> Ioeventfd:
     """Poll `reg_id` until its state is in `done` or the verdict timeout passes; return it."""
     start = time.monotonic()
     deadline = start + get_settings().verdict_timeout_s
+    reg = db.get(Ioeventfd, reg_id)  # the caller's row, from the session
+    assert reg is not None  # rows are never deleted, only marked removed
+    # The request's work is committed: end any read transaction (rows stay loaded), then hold
+    # one connection for the whole wait, each look a single autocommit SELECT that sees the
+    # worker's newest commit (not a checkout, ping, BEGIN and ROLLBACK every 2 ms).
+    db.commit()
     state_of = select(Ioeventfd.state).where(Ioeventfd.id == reg_id)
-    db.rollback()  # the request's work is committed: hold no snapshot while waiting
-    # One connection held for the whole wait, each look a single autocommit SELECT that sees
-    # the worker's newest commit (not a checkout, ping, BEGIN and ROLLBACK every 2 ms).
     with db.get_bind().engine.connect() as conn:
         looker = conn.execution_options(isolation_level="AUTOCOMMIT")
         while True:
@@ -120,6 +124,7 @@ def wait_for(db: Session, reg_id: int, done: tuple[str, ...]) -> Ioeventfd:
             if looker.scalar(state_of) in done or now >= deadline:
                 break
             time.sleep(FAST_POLL_S if now - start < FAST_FOR_S else POLL_S)
-    reg = db.get(Ioeventfd, reg_id, populate_existing=True)
-    assert reg is not None  # rows are never deleted, only marked removed
+        row = looker.execute(select(Ioeventfd.__table__).where(Ioeventfd.id == reg_id)).one()
+    for column, value in row._mapping.items():  # the worker's verdict, not a change to write
+        set_committed_value(reg, column, value)
     return reg
