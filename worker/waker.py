@@ -81,6 +81,7 @@ class Waker:
         self.listen = wakeup and parsed.get_backend_name() == "postgresql"
         self._conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         self._conn: Any = None
+        self.vm_id = vm_id
         self.fifo_path = wake_path(parsed, vm_id) if wakeup and vm_id is not None else None
         self._fifo: FifoWake | None = None
         self.notified = 0  # wake-ups received (NOTIFYs or pokes), for tests and logs
@@ -124,8 +125,11 @@ class Waker:
         try:
             if self._conn is None:
                 self._connect()
-            for _ in self._conn.notifies(timeout=self.fallback_s, stop_after=1):
-                self.notified += 1
+            for notify in self._conn.notifies(timeout=self.fallback_s):
+                # Every worker LISTENs on one channel: another VM's change is not ours to probe.
+                if self.vm_id is None or notify.payload == str(self.vm_id):
+                    self.notified += 1
+                    break
         except psycopg.Error:
             self._close_conn()
             stop.wait(self.fallback_s)  # database away: the caller's poll reports it

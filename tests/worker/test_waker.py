@@ -48,6 +48,24 @@ def test_the_apps_notification_wakes_a_waiting_worker_long_before_its_poll(db_ur
         assert not waker.fifo_path.exists()  # a stopped worker leaves nothing to poke
 
 
+def test_a_notify_for_another_vm_does_not_wake_this_worker(empty_postgres_url) -> None:
+    url = empty_postgres_url
+    engine = make_engine(url)
+    waker = Waker(url, poll_s=0.05, fallback_s=0.6, vm_id=1)
+    try:
+        waker._connect()
+        timer = threading.Timer(0.1, _notify, (engine, 2))
+        timer.start()
+        waited = _timed_wait(waker)  # VM 2's NOTIFY arrives, then the fallback
+        timer.join()
+        assert waited >= 0.55 and waker.notified == 0
+        threading.Timer(0.1, _notify, (engine, 1)).start()
+        assert _timed_wait(waker) < 0.5 and waker.notified == 1
+    finally:
+        waker.close()
+        engine.dispose()
+
+
 def test_sqlite_pokes_wake_only_their_vms_worker_and_many_pokes_make_one_wake(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'iosignal.db'}"
     mine, other = Waker(url, poll_s=0.3, vm_id=1), Waker(url, poll_s=0.3, vm_id=2)
