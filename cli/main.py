@@ -1,4 +1,5 @@
-"""The `iosignal` command: run, api, worker, observe, migrate, bench, token."""
+"""The `iosignal` command: run, api, worker, observe, migrate, bench, loadbench, applybench,
+token."""
 
 from __future__ import annotations
 
@@ -191,6 +192,21 @@ def loadbench(
     raise typer.Exit(
         cli_loadbench(registrations, duration, interval, database_url, json_out=json_out, vms=vms)
     )
+
+
+@cli.command()
+def applybench(
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", "--db", help="Database (default: a temporary SQLite file)."),
+    ] = None,
+    count: Annotated[int, typer.Option(help="Registrations POSTed one at a time.", min=2)] = 1000,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Time POST /ioeventfds -> 201 (kernel's verdict, real worker): poll only, then wake-up."""
+    from worker.applybench import cli_applybench
+
+    raise typer.Exit(cli_applybench(database_url, count, json_out=json_out))
 
 
 def _add_token_cli() -> None:

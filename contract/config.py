@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     vm_name: str = "vm0"
     sample_interval_s: float = 1.0
     poll_interval_s: float = 0.05
+    # The worker listens for the app's wake-up (NOTIFY on PostgreSQL, a FIFO beside a SQLite
+    # file) besides polling; false leaves only the poll (the "before" of `iosignal applybench`).
+    wakeup: bool = True
     verdict_timeout_s: float = 5.0
     heartbeat_timeout_s: float = 5.0
     raw_retention_h: float = 24.0

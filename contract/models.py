@@ -253,7 +253,11 @@ class Ioeventfd(Base):
     """A desired registration and its actual state in the kernel."""
 
     __tablename__ = "ioeventfds"
-    __table_args__ = (Index("ix_ioeventfds_vm_state", "vm_id", "state"),)
+    __table_args__ = (
+        Index("ix_ioeventfds_vm_state", "vm_id", "state"),
+        # The collision check reads one address's registrations, whatever the VM holds.
+        Index("ix_ioeventfds_vm_addr", "vm_id", "space", "addr", "state"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import errno
 import math
-from collections.abc import Iterable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from contract.guest import (
     CONTROL_PORT,
@@ -143,11 +142,12 @@ class RegistrationLike(Protocol):
     def datamatch(self) -> int | None: ...
 
 
-R = TypeVar("R", bound=RegistrationLike)
-
-
 def collides(a: RegistrationLike, b: RegistrationLike) -> bool:
-    """The kernel's ioeventfd_check_collision: would registering `b` beside `a` give EEXIST."""
+    """The kernel's ioeventfd_check_collision: would registering `b` beside `a` give EEXIST.
+
+    The app asks the same question in SQL (`app.api.registrations.collision_clause`), tested
+    against this function over every pair of a grid of registrations.
+    """
     if a.space != b.space or a.addr != b.addr:
         return False
     if a.len == 0 or b.len == 0:
@@ -155,11 +155,6 @@ def collides(a: RegistrationLike, b: RegistrationLike) -> bool:
     if a.len != b.len:
         return False
     return a.datamatch is None or b.datamatch is None or a.datamatch == b.datamatch
-
-
-def first_collision(new: RegistrationLike, existing: Iterable[R]) -> R | None:
-    """The first of `existing` that `new` collides with, or None."""
-    return next((old for old in existing if collides(old, new)), None)
 
 
 def describe(space: str, addr: int, len_: int, datamatch: int | None) -> str:

@@ -19,7 +19,8 @@ from contract.models import VmState, WorkerHealth
 from worker import store
 from worker.benchjobs import BenchJobs
 from worker.handle import MachineHandle
-from worker.reconciler import Reconciler, Waker
+from worker.reconciler import Reconciler
+from worker.waker import Waker
 
 log = logging.getLogger("iosignal.worker")
 T = TypeVar("T")
@@ -62,7 +63,10 @@ class Control:
         self.engine, self.machine, self.vm_id = engine, machine, vm_id
         self.health = health  # the ticker's and writer's counters, stored with each heartbeat
         self.reconciler = Reconciler(engine, machine, vm_id)
-        self.waker = Waker(settings.database_url, settings.poll_interval_s)
+        self.waker = Waker(
+            settings.database_url, settings.poll_interval_s, vm_id=vm_id, wakeup=settings.wakeup
+        )
+        self.waker.open_fifo()  # before `apply_all`: a poke meanwhile wakes the first wait
         self.jobs = BenchJobs(engine, vm_id, settings.kvm_path)
         self.outage = False
 
@@ -70,11 +74,12 @@ class Control:
         """Thread body until `stop`."""
         beat_at = 0.0
         while not stop.is_set():
-            self.waker.wait(stop)
+            self.waker.wait(stop, at_most_s=HEARTBEAT_S)  # a long poll still beats on time
             try:
                 changes, version, queued = store.probe(self.engine, self.vm_id)
-                if changes or version != self.reconciler.workload_version:
-                    self.reconciler.apply_changes()
+                newer = version != self.reconciler.workload_version
+                if changes or newer:
+                    self.reconciler.apply_changes(registrations=changes > 0, workload=newer)
                 if queued is not None and not self.jobs.busy:
                     self.jobs.poll()
                 now = time.monotonic()

@@ -1,24 +1,20 @@
 """Desired state in the database -> the KVM VM, with the kernel's verdict written back.
 
 `apply_all` runs at start (every active and pending registration, the newest workload: a
-restarted worker loses nothing); `apply_changes` runs whenever the `Waker` says something may
-have changed (pending and removing rows, a newer workload).
+restarted worker loses nothing); `apply_changes` runs whenever the `Waker` (worker/waker.py) says
+something may have changed (pending and removing rows, a newer workload).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
-import threading
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
 from contract import rules
 from contract.models import RegState
-from contract.notify import CHANNEL
 from worker import store
 from worker.handle import MachineHandle
 from worker.registry import AlreadyRegistered
@@ -41,17 +37,23 @@ class Reconciler:
         """Apply every active/pending registration and the newest workload; returns rows seen."""
         return self._apply(store.registrations(self.engine, self.vm_id, _ALL))
 
-    def apply_changes(self) -> int:
-        """Apply pending and removing registrations and a newer workload; returns rows seen."""
-        return self._apply(store.registrations(self.engine, self.vm_id, _CHANGES))
+    def apply_changes(self, registrations: bool = True, workload: bool = True) -> int:
+        """Apply pending and removing registrations and a newer workload; returns rows seen.
 
-    def _apply(self, rows: list) -> int:
+        The control thread's probe already says which of the two changed: each one it rules out
+        saves a query on the way to the verdict the app waits for.
+        """
+        rows = store.registrations(self.engine, self.vm_id, _CHANGES) if registrations else []
+        return self._apply(rows, workload)
+
+    def _apply(self, rows: list, workload: bool = True) -> int:
         for row in rows:
             if row.state == RegState.REMOVING.value:
                 self._remove(row)
             else:
                 self._register(row)
-        self._workload()
+        if workload:
+            self._workload()
         return len(rows)
 
     def _register(self, row: Any) -> None:
@@ -89,48 +91,3 @@ class Reconciler:
             log.error("%s", error)
         store.set_workload_version(self.engine, self.vm_id, version, error)
         self.workload_version = version
-
-
-class Waker:
-    """Waits until desired state may have changed: LISTEN/NOTIFY on PostgreSQL, a poll on SQLite.
-
-    On PostgreSQL it still wakes every `fallback_s`, so a notification lost while the listening
-    connection was down is caught up by polling.
-    """
-
-    def __init__(self, url: str, poll_s: float, fallback_s: float = 0.5) -> None:
-        parsed = make_url(url)
-        self.poll_s, self.fallback_s = poll_s, fallback_s
-        self.listen = parsed.get_backend_name() == "postgresql"
-        self._conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._conn: Any = None
-        self.notified = 0
-
-    def _connect(self) -> None:
-        import psycopg
-
-        self._conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=2)
-        self._conn.execute(f"LISTEN {CHANNEL}")
-
-    def wait(self, stop: threading.Event) -> None:
-        """Return after a notification, the poll interval, or `stop`."""
-        if not self.listen:
-            stop.wait(self.poll_s)
-            return
-        import psycopg
-
-        try:
-            if self._conn is None:
-                self._connect()
-            for _ in self._conn.notifies(timeout=self.fallback_s, stop_after=1):
-                self.notified += 1
-        except psycopg.Error:
-            self.close()
-            stop.wait(self.fallback_s)  # database away: the caller's poll reports it
-
-    def close(self) -> None:
-        """Drop the listening connection."""
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None

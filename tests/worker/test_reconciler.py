@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 
@@ -12,10 +11,9 @@ from sqlalchemy.orm import Session
 
 from contract.db import make_engine
 from contract.models import Ioeventfd, Vm, Workload
-from contract.notify import notify_desired
 from worker import store
 from worker.machine import Machine
-from worker.reconciler import Reconciler, Waker
+from worker.reconciler import Reconciler
 
 
 @pytest.fixture
@@ -137,25 +135,3 @@ def test_apply_all_reapplies_active_rows_on_a_new_vm(engine, kvm_path) -> None:
         assert all(_row(engine, rid).state == "active" for rid in ids)
     finally:
         second.close()
-
-
-def test_waker_wakes_on_notify_on_postgres_and_polls_on_sqlite(engine, db_url) -> None:
-    waker = Waker(db_url, poll_s=0.05, fallback_s=5.0)
-    stop = threading.Event()
-    if not waker.listen:
-        t0 = time.monotonic()
-        waker.wait(stop)
-        assert time.monotonic() - t0 < 1.0  # a poll, not a block
-        return
-    waker._connect()  # LISTEN before anything is sent
-    timer = threading.Timer(0.2, lambda: _notify(engine))
-    timer.start()
-    waker.wait(stop)
-    timer.join()
-    waker.close()
-    assert waker.notified == 1
-
-
-def _notify(engine: Engine) -> None:
-    with Session(engine) as db:
-        notify_desired(db, 1)

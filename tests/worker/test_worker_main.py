@@ -29,7 +29,7 @@ from contract.models import (
     Workload,
     utcnow,
 )
-from contract.notify import notify_desired
+from contract.notify import notify_desired, wake_path
 from worker.hostinfo import flavour
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,13 +48,14 @@ def spawn(tmp_path: Path, kvm_path: str) -> Iterator[Callable[..., subprocess.Po
     """Start `python -m cli.main worker` processes; every one is killed at the end."""
     procs: list[subprocess.Popen] = []
 
-    def start(url: str, name: str) -> subprocess.Popen:
+    def start(url: str, name: str, **more_env: str) -> subprocess.Popen:
         env = os.environ | {
             "IOSIGNAL_DATABASE_URL": url,
             "IOSIGNAL_VM_NAME": name,
             "IOSIGNAL_KVM_PATH": kvm_path,
             "IOSIGNAL_SAMPLE_INTERVAL_S": str(TICK_S),
             "IOSIGNAL_LOG_LEVEL": "info",
+            **more_env,
         }
         log = open(tmp_path / f"worker-{len(procs)}.log", "w")  # noqa: SIM115 (closed by exit)
         proc = subprocess.Popen(
@@ -136,6 +137,26 @@ def test_worker_applies_registrations_writes_verdicts_and_stops_cleanly(
             select(WorkerEvent.event, WorkerEvent.pid).where(WorkerEvent.vm_id == vm.id)
         ).all()
     assert [tuple(e) for e in events] == [("start", proc.pid), ("stop", proc.pid)]
+
+
+def test_the_apps_wake_up_gets_registrations_applied_long_before_the_poll(
+    db_url, engine, spawn
+) -> None:
+    """With a 30 s poll (the heartbeat still looks every 1 s), only the wake-up is this quick."""
+    proc = spawn(db_url, "vm-w", IOSIGNAL_POLL_INTERVAL_S="30")
+    vm = wait_for("the VM row", lambda: _running(engine, "vm-w", proc.pid))
+    lags = []
+    for i in range(5):
+        t0 = time.monotonic()
+        (rid,) = _desire(engine, vm.id, Ioeventfd(vm_id=vm.id, space="pio", addr=0x700 + i, len=1))
+        wait_for("active", lambda rid=rid: _reg(engine, rid).state == "active", every=0.002)
+        lags.append(time.monotonic() - t0)
+    print(f"\n[{db_url.split(':')[0]}] applied after {[round(1000 * x) for x in lags]} ms")
+    assert max(lags) < 0.3, lags
+    fifo = wake_path(db_url, vm.id)
+    assert fifo is None or fifo.exists()  # SQLite: the worker listens beside the database
+    assert _stop(proc) == 0
+    assert fifo is None or not fifo.exists()
 
 
 def test_a_second_worker_for_a_live_vm_name_refuses_to_start(db_url, engine, spawn) -> None:
