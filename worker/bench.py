@@ -1,12 +1,13 @@
 """`iosignal bench`: the doorbell benchmark, userspace exits against ioeventfds, on a scratch VM.
 
 Each one-way path rings one doorbell `writes` times in one guest pass, `repeat` times. The host
-times the pass with the monotonic clock (and the vCPU thread's CPU time); the guest times it with its TSC (converted with
-KVM_GET_TSC_KHZ). Every pass is checked: an ioeventfd path must count exactly `writes` signals
-and no exits, a userspace path exactly `writes` exits. A userspace path's passes alternate with
-the same pass through the bare KVM_RUN loop (worker.bareloop), so its row carries the floor and
-the harness's own cost per exit measured in the same run. The round-trip paths (`writes` requests,
-each answered by an interrupt) run on VMs of their own: worker/roundtripbench.py.
+times the pass with the monotonic clock (and the vCPU thread's CPU time); the guest times it
+with its TSC (converted with KVM_GET_TSC_KHZ). Every pass is checked: an ioeventfd path must
+count exactly `writes` signals and no exits, a userspace path exactly `writes` exits. A
+userspace path's passes alternate with the same pass through the bare KVM_RUN loop
+(worker.bareloop), so its row carries that floor and the harness's own cost per exit, measured
+in the same run. The round-trip paths (`writes` requests, each answered by an interrupt) run on
+VMs of their own: worker/roundtripbench.py.
 """
 
 from __future__ import annotations

@@ -47,13 +47,16 @@ class PassStopped(Exception):
 
 
 class VcpuStatus:
-    """The vCPU's state, in one place: asked to stop, and why the guest failed (final).
+    """The vCPU's state, in one place: asked to stop, why the guest can never go on, and why
+    the guest failed (final).
 
-    Each field has one writer (`stopped` the machine, `fault` the vCPU thread), so no lock.
+    Each field has one writer (`stopped` the machine, `halt` the answering devices' watchdog,
+    `fault` the vCPU thread), so no lock.
     """
 
     def __init__(self, stopped: bool = False) -> None:
         self.stopped = stopped  # no pass starts; a running one is cut short at the next kick
+        self.halt: str | None = None  # the guest waits for what will not come: fail at the kick
         self.fault: str | None = None
 
 
@@ -169,6 +172,8 @@ class PassRunner:
     def _interrupted(self) -> None:
         if self.kick_signal is not None:
             signal.sigtimedwait({self.kick_signal}, 0)  # consume it, or KVM_RUN re-fails
+        if self.status.halt is not None:
+            raise GuestFault(self.status.halt) from None
         if self.status.stopped:
             raise PassStopped from None
 
