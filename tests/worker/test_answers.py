@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import time
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from contract.models import VmState
 from worker.guest.table import Ring, read_interrupts
 from worker.machine import Machine
+from worker.registry import RegistrationError
 from worker.workload import Doorbell
 
 PORT = 0x6000
@@ -97,3 +99,12 @@ def test_a_doorbell_no_longer_answered_exits_again_after_the_pass(machine: Machi
     assert [(a.kicks, a.interrupts) for a in collected.answers] == [(10, 10)]
     assert [(e.addr, e.exits) for e in collected.exits] == [(PORT, 7)]
     assert machine.collect().answers == []
+
+
+def test_a_registration_where_a_doorbell_is_answered_is_refused_naming_it(
+    machine: Machine,
+) -> None:
+    machine.set_workload([Doorbell("pio", PORT, 2, 1, 0.0, answered=True)])
+    with pytest.raises(RegistrationError, match="an answered doorbell's device") as refused:
+        machine.register(1, "pio", PORT, 0, None)
+    assert refused.value.errno == errno.EEXIST
