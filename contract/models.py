@@ -282,6 +282,7 @@ class Workload(Base):
     vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
     # [{"space": "pio", "addr": int, "len": int, "value": int, "rate_hz": float}, ...]
+    # (+ "answered": true for a doorbell a device answers with an interrupt, issue 13)
     doorbells: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

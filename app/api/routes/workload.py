@@ -61,6 +61,7 @@ def put_workload(vm: VmDep, body: WorkloadIn, db: SessionDep) -> WorkloadOut:
             "len": d.len,
             "value": int(d.value),
             "rate_hz": d.rate_hz,
+            **({"answered": True} if d.answered else {}),  # absent: not answered, as before
         }
         for d in body.doorbells
     ]
