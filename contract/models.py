@@ -20,8 +20,10 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -288,124 +290,86 @@ class Workload(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class SignalSample(Base):
-    """Raw tier: signals one registration's eventfd counted in one sampling interval.
+class Feed(enum.IntEnum):
+    """What a packed sample counts; the series of a feed are keyed by `SERIES_KEY`."""
 
-    Keyed time-first: a tick appends 1,000 rows at the end of one B-tree instead of touching
-    1,000 leaf pages (measured 1.3 vs 18 ms CPU per tick on SQLite), retention deletes a prefix,
-    and "the newest tick" is one index step. A per-registration read of a raw range (<= ~2,000
-    ticks) scans that time range; longer ranges read the registration-first rollups.
+    SIGNALS = 1  # worker: eventfd signals per registration (ioeventfd_id)
+    EXITS = 2  # worker: userspace exits per (space, addr, len)
+    OBSERVED = 3  # observer: writes, userspace exits, reads per (space, addr, len)
+    ANSWERS = 4  # interrupts per answered registration (ioeventfd_id), issue 13
+
+    @property
+    def fields(self) -> int:
+        """Counts per series in a packed value."""
+        return 3 if self is Feed.OBSERVED else 1
+
+    @property
+    def by_registration(self) -> bool:
+        """Series keyed by ioeventfd_id (else by space, addr, len)."""
+        return self in (Feed.SIGNALS, Feed.ANSWERS)
+
+
+class Series(Base):
+    """The dictionary of the packed column: which registration or address a VM feed's small
+    index `idx` stands for. Written once per new series, by the feed's only writer.
+
+    `rolled_total` is the first count summed over every rolled-up minute (kept when old
+    rollups are deleted), so a lifetime counter (/metrics) reads this row plus the raw tail.
     """
 
-    __tablename__ = "signal_samples"
+    __tablename__ = "series"
     __table_args__ = (
-        PrimaryKeyConstraint("taken_at", "ioeventfd_id"),
+        PrimaryKeyConstraint("vm_id", "feed", "idx"),
         {"sqlite_with_rowid": False},
     )
 
-    taken_at: Mapped[datetime] = mapped_column(SampleTime)
-    signals: Mapped[int] = mapped_column(BigInteger)
-    ioeventfd_id: Mapped[int] = mapped_column(ForeignKey("ioeventfds.id", ondelete="CASCADE"))
-    interval_s: Mapped[float] = mapped_column(Seconds32)
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    feed: Mapped[int] = mapped_column(SmallInteger)
+    idx: Mapped[int] = mapped_column(Integer)
+    ioeventfd_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    space: Mapped[str | None] = mapped_column(String(8), default=None)
+    addr: Mapped[int | None] = mapped_column(U64, default=None)
+    len: Mapped[int | None] = mapped_column(Integer, default=None)
+    rolled_total: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
-class SignalRollup(Base):
-    """Per-minute tier: the sum of a registration's raw samples in one minute.
+class Sample(Base):
+    """Raw tier: one tick of one VM feed, every busy series' counts in `counts`
+    (contract/packed.py; idle series are left out), and the tick's interval.
 
-    Keyed registration-first: written once a minute, read per registration over days.
+    One row per (VM, feed, tick) instead of one per series: 1,000 series cost one key and one
+    B-tree entry a tick. Keyed VM-first: a VM's ticks are one range of the key, read by time,
+    deleted by prefix, and the newest tick is one index step.
     """
 
-    __tablename__ = "signal_rollups"
+    __tablename__ = "samples"
     __table_args__ = (
-        PrimaryKeyConstraint("ioeventfd_id", "minute_at"),
+        PrimaryKeyConstraint("vm_id", "feed", "taken_at"),
         {"sqlite_with_rowid": False},
     )
 
-    minute_at: Mapped[datetime] = mapped_column(SampleTime)
-    signals: Mapped[int] = mapped_column(BigInteger)
-    ioeventfd_id: Mapped[int] = mapped_column(ForeignKey("ioeventfds.id", ondelete="CASCADE"))
-    interval_s: Mapped[float] = mapped_column(Seconds32)  # sum of the raw intervals
-
-
-class ExitSample(Base):
-    """Raw tier: userspace exits of writes to one (space, addr, len) in one interval."""
-
-    __tablename__ = "exit_samples"
-    __table_args__ = (
-        PrimaryKeyConstraint("taken_at", "vm_id", "space", "addr", "len"),
-        {"sqlite_with_rowid": False},
-    )
-
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    feed: Mapped[int] = mapped_column(SmallInteger)
     taken_at: Mapped[datetime] = mapped_column(SampleTime)
-    exits: Mapped[int] = mapped_column(BigInteger)
-    addr: Mapped[int] = mapped_column(U64)
-    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
-    len: Mapped[int] = mapped_column(Integer)
-    interval_s: Mapped[float] = mapped_column(Seconds32)
-    space: Mapped[str] = mapped_column(String(8))
+    interval_us: Mapped[int] = mapped_column(Integer)
+    counts: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class ExitRollup(Base):
-    """Per-minute tier of exit samples."""
+class Rollup(Base):
+    """Per-minute tier: a VM feed's raw ticks of one minute summed per series (same packing),
+    with the sum of their intervals; sums equal the raw counts they replace."""
 
-    __tablename__ = "exit_rollups"
+    __tablename__ = "rollups"
     __table_args__ = (
-        PrimaryKeyConstraint("vm_id", "space", "addr", "len", "minute_at"),
+        PrimaryKeyConstraint("vm_id", "feed", "minute_at"),
         {"sqlite_with_rowid": False},
     )
 
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    feed: Mapped[int] = mapped_column(SmallInteger)
     minute_at: Mapped[datetime] = mapped_column(SampleTime)
-    exits: Mapped[int] = mapped_column(BigInteger)
-    addr: Mapped[int] = mapped_column(U64)
-    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
-    len: Mapped[int] = mapped_column(Integer)
-    interval_s: Mapped[float] = mapped_column(Seconds32)
-    space: Mapped[str] = mapped_column(String(8))
-
-
-class ObservedSample(Base):
-    """Raw tier: what the observer counted at one guest address of one VM in one interval.
-
-    `writes` is every guest write, `userspace` those that exited to the VMM; in-kernel (an
-    ioeventfd or in-kernel device took it) = writes - userspace. Reads are counted apart.
-    Keyed time-first like exit_samples.
-    """
-
-    __tablename__ = "observed_samples"
-    __table_args__ = (
-        PrimaryKeyConstraint("taken_at", "vm_id", "space", "addr", "len"),
-        {"sqlite_with_rowid": False},
-    )
-
-    taken_at: Mapped[datetime] = mapped_column(SampleTime)
-    writes: Mapped[int] = mapped_column(BigInteger)
-    userspace: Mapped[int] = mapped_column(BigInteger)
-    reads: Mapped[int] = mapped_column(BigInteger)
-    addr: Mapped[int] = mapped_column(U64)
-    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
-    len: Mapped[int] = mapped_column(Integer)
-    interval_s: Mapped[float] = mapped_column(Seconds32)
-    space: Mapped[str] = mapped_column(String(8))
-
-
-class ObservedRollup(Base):
-    """Per-minute tier of observed samples: sums of the raw rows (and of their intervals)."""
-
-    __tablename__ = "observed_rollups"
-    __table_args__ = (
-        PrimaryKeyConstraint("vm_id", "space", "addr", "len", "minute_at"),
-        {"sqlite_with_rowid": False},
-    )
-
-    minute_at: Mapped[datetime] = mapped_column(SampleTime)
-    writes: Mapped[int] = mapped_column(BigInteger)
-    userspace: Mapped[int] = mapped_column(BigInteger)
-    reads: Mapped[int] = mapped_column(BigInteger)
-    addr: Mapped[int] = mapped_column(U64)
-    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
-    len: Mapped[int] = mapped_column(Integer)
-    interval_s: Mapped[float] = mapped_column(Seconds32)
-    space: Mapped[str] = mapped_column(String(8))
+    interval_us: Mapped[int] = mapped_column(BigInteger)
+    counts: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class BenchmarkRun(Base):

@@ -8,60 +8,33 @@ rollup window are deleted with their samples.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, text
+from sqlalchemy import Engine, and_, delete, or_, select, update
 
-from contract.models import SampleTime, UTCDateTime
+from contract import samples
+from contract.models import Feed, Rollup, Sample, Vm, VmKind
+from contract.timeparse import EPOCH
 from worker.retention import minute_floor
 
-_BUCKET = {  # minute of a sample time, per dialect (SQLite keeps integer microseconds)
-    "sqlite": "(s.taken_at / 60000000) * 60000000",
-    "postgresql": "date_trunc('minute', s.taken_at)",
-}
-_ROLL = """
-INSERT INTO observed_rollups
-    (vm_id, space, addr, len, minute_at, writes, userspace, reads, interval_s)
-SELECT s.vm_id, s.space, s.addr, s.len, {bucket},
-       sum(s.writes), sum(s.userspace), sum(s.reads), sum(s.interval_s)
-FROM observed_samples s JOIN vms v ON v.id = s.vm_id
-WHERE v.host = :host AND s.taken_at < :end
-  AND (v.observed_rolled_up_until IS NULL OR s.taken_at >= v.observed_rolled_up_until)
-GROUP BY s.vm_id, s.space, s.addr, s.len, {bucket}
-"""
-_MARK = """
-UPDATE vms SET observed_rolled_up_until = :end
-WHERE host = :host AND (observed_rolled_up_until IS NULL OR observed_rolled_up_until < :end)
-"""
-_DELETES = [
-    # only minutes already rolled up: before min(raw_cut, the VM's mark)
-    "DELETE FROM observed_samples WHERE taken_at < :raw_cut AND EXISTS (SELECT 1 FROM vms v"
-    " WHERE v.id = observed_samples.vm_id AND v.host = :host"
-    " AND observed_samples.taken_at < v.observed_rolled_up_until)",
-    "DELETE FROM observed_rollups WHERE minute_at < :roll_cut"
-    " AND vm_id IN (SELECT id FROM vms WHERE host = :host)",
-    "DELETE FROM vms WHERE kind = 'observed' AND host = :host AND ended_at < :roll_cut_at",
-]
-
-
-_TYPES = {"end": SampleTime, "raw_cut": SampleTime, "roll_cut": SampleTime}
-_TYPES["roll_cut_at"] = UTCDateTime  # vms.ended_at
-
-
-def _sql(sql: str):
-    # Bind times through the column types, so SQLite gets the same encoding it stores.
-    used = [n for n in _TYPES if re.search(rf":{n}\b", sql)]
-    return text(sql).bindparams(*(bindparam(n, type_=_TYPES[n]()) for n in used))
+OBSERVED = int(Feed.OBSERVED)
 
 
 def roll_up(engine: Engine, host: str, newest: datetime) -> datetime:
     """Roll up every whole minute before `newest`'s minute not yet rolled up; returns the mark."""
     end = minute_floor(newest)
-    roll = _ROLL.format(bucket=_BUCKET[engine.dialect.name])
     with engine.begin() as conn:
-        conn.execute(_sql(roll), {"host": host, "end": end})
-        conn.execute(_sql(_MARK), {"host": host, "end": end})
+        vms = conn.execute(
+            select(Vm.id, Vm.observed_rolled_up_until).where(
+                Vm.host == host,
+                or_(Vm.observed_rolled_up_until.is_(None), Vm.observed_rolled_up_until < end),
+            )
+        ).all()
+        for vm_id, mark in vms:
+            samples.roll_up(conn, vm_id, [Feed.OBSERVED], mark or EPOCH, end)
+        if vms:
+            ids = [vm_id for vm_id, _ in vms]
+            conn.execute(update(Vm).where(Vm.id.in_(ids)).values(observed_rolled_up_until=end))
     return end
 
 
@@ -69,15 +42,31 @@ def enforce(engine: Engine, host: str, now: datetime, raw_h: float, rollup_d: fl
     """Delete rolled-up raw samples older than `raw_h` hours, rollups (and ended observed VMs)
     older than `rollup_d` days."""
     roll_cut = minute_floor(now - timedelta(days=rollup_d))
-    params = {
-        "host": host,
-        "raw_cut": minute_floor(now - timedelta(hours=raw_h)),
-        "roll_cut": roll_cut,
-        "roll_cut_at": roll_cut,
-    }
+    raw_cut = minute_floor(now - timedelta(hours=raw_h))
     with engine.begin() as conn:
-        for sql in _DELETES:
-            conn.execute(_sql(sql), params)
+        vms = conn.execute(
+            select(Vm.id, Vm.observed_rolled_up_until).where(
+                Vm.host == host, Vm.observed_rolled_up_until.is_not(None)
+            )
+        ).all()
+        for vm_id, mark in vms:  # only minutes already rolled up: before the VM's mark
+            cut = raw_cut if mark is None else min(raw_cut, mark)
+            conn.execute(
+                delete(Sample).where(
+                    Sample.vm_id == vm_id, Sample.feed == OBSERVED, Sample.taken_at < cut
+                )
+            )
+        host_vms = select(Vm.id).where(Vm.host == host).scalar_subquery()
+        conn.execute(
+            delete(Rollup).where(
+                Rollup.vm_id.in_(host_vms), Rollup.feed == OBSERVED, Rollup.minute_at < roll_cut
+            )
+        )
+        conn.execute(
+            delete(Vm).where(
+                and_(Vm.kind == VmKind.OBSERVED.value, Vm.host == host, Vm.ended_at < roll_cut)
+            )
+        )
 
 
 def run(engine: Engine, host: str, newest: datetime, raw_h: float, rollup_d: float) -> None:

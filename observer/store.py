@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select, update
 
-from contract.models import ObservedSample, Vm, VmKind, VmState
+from contract.models import Vm, VmKind, VmState
 from observer.discovery import VmProcess
 
 
@@ -116,9 +116,3 @@ def set_kvm_stats(conn: Connection, vm_id: int, totals: dict[str, int], at: date
     conn.execute(
         update(Vm).where(Vm.id == vm_id).values(kvm_stats={**totals, "taken_at": at.isoformat()})
     )
-
-
-def insert_samples(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """observed_samples rows (vm_id, space, addr, len, writes, userspace, reads, taken_at...)."""
-    if rows:
-        conn.execute(insert(ObservedSample), rows)

@@ -2,8 +2,9 @@
 
 `ObservedWriter` is worker.writer.SampleWriter with the observer's `_write`: per chunk of ticks,
 one transaction that makes or finds the VMs' rows, heartbeats the live ones, marks the ended
-ones and inserts their per-address samples. VM ids are cached only once their transaction
-committed, so ticks buffered through an outage are written exactly as they would have been.
+ones and writes one packed tick per VM (contract/samples.py). VM ids are cached only once their
+transaction committed, so ticks buffered through an outage are written exactly as they would
+have been.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from contract.models import Feed
+from contract.samples import TickIn, write_ticks
 from observer import store
 from observer.discovery import VmKey
 from observer.sampler import Tick
@@ -31,13 +34,17 @@ class ObservedWriter(SampleWriter):
     def _write(self, chunk: list[Any]) -> None:
         ids = dict(self.ids)
         newest = None
-        with self.engine.begin() as conn:
-            if not self.reconciled:
-                first = chunk[0]
-                store.end_missing(conn, self.host, first.live.values(), first.taken_at)
-            for tick in chunk:
-                self._write_tick(conn, tick, ids)
-                newest = tick.taken_at
+        try:
+            with self.engine.begin() as conn:
+                if not self.reconciled:
+                    first = chunk[0]
+                    store.end_missing(conn, self.host, first.live.values(), first.taken_at)
+                for tick in chunk:
+                    self._write_tick(conn, tick, ids)
+                    newest = tick.taken_at
+        except BaseException:
+            self.index.forget()  # series it added were rolled back with the ticks
+            raise
         self.ids, self.reconciled = ids, True
         self.transactions += 1
         if newest is not None and (self.newest is None or newest > self.newest):
@@ -50,22 +57,22 @@ class ObservedWriter(SampleWriter):
                     conn, self.host, vm, tick.vcpu_tids.get(key), tick.taken_at
                 )
         store.heartbeat(conn, [ids[k] for k in tick.live], tick.taken_at)
-        rows = [
-            {
-                "vm_id": ids[s.vm],
-                "space": s.space,
-                "addr": s.addr,
-                "len": s.len,
-                "writes": s.writes,
-                "userspace": s.userspace,
-                "reads": s.reads,
-                "taken_at": tick.taken_at,
-                "interval_s": tick.interval_s,
-            }
-            for s in tick.samples
-            if s.vm in ids
-        ]
-        store.insert_samples(conn, rows)
+        per_vm: dict[int, dict[tuple[str, int, int], tuple[int, int, int]]] = {}
+        for s in tick.samples:
+            if s.vm in ids:
+                per_vm.setdefault(ids[s.vm], {})[(s.space, s.addr, s.len)] = (
+                    s.writes,
+                    s.userspace,
+                    s.reads,
+                )
+        write_ticks(
+            conn,
+            self.index,
+            (
+                TickIn(vm_id, Feed.OBSERVED, tick.taken_at, tick.interval_s, counts)
+                for vm_id, counts in per_vm.items()
+            ),
+        )
         for key, totals in tick.kvm_stats.items():
             store.set_kvm_stats(conn, ids[key], totals, tick.taken_at)
         store.mark_ended(conn, [ids.pop(k) for k in tick.ended if k in ids], tick.taken_at)

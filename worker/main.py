@@ -25,7 +25,7 @@ from worker import hostinfo, retention, store
 from worker.control import Control, reason, until_db
 from worker.handle import MachineHandle
 from worker.ticker import Ticker
-from worker.writer import SampleWriter
+from worker.writer import SampleWriter, batch_seconds
 
 log = logging.getLogger("iosignal.worker")
 RETENTION_EVERY_S = 60.0
@@ -88,7 +88,12 @@ def serve(settings: Settings, machine: MachineHandle, engine: Engine, stop: thre
         return 1
     if vm_id is None:
         return 0
-    writer = SampleWriter(engine, vm_id, after_flush=_retention_hook(settings, engine, vm_id))
+    writer = SampleWriter(
+        engine,
+        vm_id,
+        after_flush=_retention_hook(settings, engine, vm_id),
+        batch_s=batch_seconds(settings.sample_interval_s),
+    )
     ticker = Ticker(machine.collect, writer.put, settings.sample_interval_s)
     health = partial(worker_health, ticker, writer)
     control = Control(settings, engine, machine, vm_id, health)

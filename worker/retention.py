@@ -10,39 +10,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, TextClause, bindparam, text
+from sqlalchemy import Engine, delete, select, update
 
-from contract.models import SampleTime
+from contract import samples
+from contract.models import Feed, Rollup, Sample, Vm
 from contract.timeparse import EPOCH
 
-# Minute bucket of a sample time, per dialect: SQLite keeps integer microseconds.
-_BUCKET = {
-    "sqlite": "({col} / 60000000) * 60000000",
-    "postgresql": "date_trunc('minute', {col})",
-}
-
-_ROLL_SIGNALS = """
-INSERT INTO signal_rollups (ioeventfd_id, minute_at, signals, interval_s)
-SELECT s.ioeventfd_id, {bucket}, sum(s.signals), sum(s.interval_s)
-FROM signal_samples s JOIN ioeventfds i ON i.id = s.ioeventfd_id
-WHERE i.vm_id = :vm AND s.taken_at >= :start AND s.taken_at < :end
-GROUP BY s.ioeventfd_id, {bucket}
-"""
-_ROLL_EXITS = """
-INSERT INTO exit_rollups (vm_id, space, addr, len, minute_at, exits, interval_s)
-SELECT vm_id, space, addr, len, {bucket}, sum(exits), sum(interval_s)
-FROM exit_samples
-WHERE vm_id = :vm AND taken_at >= :start AND taken_at < :end
-GROUP BY vm_id, space, addr, len, {bucket}
-"""
-_DELETES = [
-    "DELETE FROM signal_samples WHERE taken_at < :raw_cut"
-    " AND ioeventfd_id IN (SELECT id FROM ioeventfds WHERE vm_id = :vm)",
-    "DELETE FROM exit_samples WHERE taken_at < :raw_cut AND vm_id = :vm",
-    "DELETE FROM signal_rollups WHERE minute_at < :roll_cut"
-    " AND ioeventfd_id IN (SELECT id FROM ioeventfds WHERE vm_id = :vm)",
-    "DELETE FROM exit_rollups WHERE minute_at < :roll_cut AND vm_id = :vm",
-]
+FEEDS = (Feed.SIGNALS, Feed.EXITS, Feed.ANSWERS)  # the worker's own feeds of its VM
+_FEED_IDS = [int(f) for f in FEEDS]
 
 
 def minute_floor(t: datetime) -> datetime:
@@ -50,31 +25,15 @@ def minute_floor(t: datetime) -> datetime:
     return t.replace(second=0, microsecond=0)
 
 
-def _sql(sql: str, names: list[str]) -> TextClause:
-    # Bind times through SampleTime so SQLite gets its integer microseconds.
-    return text(sql).bindparams(*(bindparam(n, type_=SampleTime) for n in names if f":{n}" in sql))
-
-
 def roll_up(engine: Engine, vm_id: int, newest: datetime) -> datetime | None:
     """Roll up every whole minute before `newest`'s minute not rolled up yet; returns the mark."""
     end = minute_floor(newest)
-    bucket = _BUCKET[engine.dialect.name]
     with engine.begin() as conn:
-        start = conn.execute(
-            _sql("SELECT rolled_up_until FROM vms WHERE id = :vm", []), {"vm": vm_id}
-        ).scalar()
-        start = SampleTime().process_result_value(start, engine.dialect) or EPOCH
+        start = conn.execute(select(Vm.rolled_up_until).where(Vm.id == vm_id)).scalar() or EPOCH
         if start >= end:
             return start
-        params = {"vm": vm_id, "start": start, "end": end}
-        conn.execute(
-            _sql(_ROLL_SIGNALS.format(bucket=bucket.format(col="s.taken_at")), ["start", "end"]),
-            params,
-        )
-        conn.execute(
-            _sql(_ROLL_EXITS.format(bucket=bucket.format(col="taken_at")), ["start", "end"]), params
-        )
-        conn.execute(_sql("UPDATE vms SET rolled_up_until = :end WHERE id = :vm", ["end"]), params)
+        samples.roll_up(conn, vm_id, FEEDS, start, end)
+        conn.execute(update(Vm).where(Vm.id == vm_id).values(rolled_up_until=end))
     return end
 
 
@@ -82,17 +41,21 @@ def enforce(engine: Engine, vm_id: int, now: datetime, raw_h: float, rollup_d: f
     """Delete raw samples older than `raw_h` hours (only rolled-up minutes) and rollups older
     than `rollup_d` days."""
     with engine.begin() as conn:
-        mark = conn.execute(
-            _sql("SELECT rolled_up_until FROM vms WHERE id = :vm", []), {"vm": vm_id}
-        ).scalar()
-        mark = SampleTime().process_result_value(mark, engine.dialect)
+        mark = conn.execute(select(Vm.rolled_up_until).where(Vm.id == vm_id)).scalar()
         if mark is None:
             return  # nothing rolled up yet, so nothing may be deleted
         raw_cut = min(minute_floor(now - timedelta(hours=raw_h)), mark)
         roll_cut = minute_floor(now - timedelta(days=rollup_d))
-        params = {"vm": vm_id, "raw_cut": raw_cut, "roll_cut": roll_cut}
-        for sql in _DELETES:
-            conn.execute(_sql(sql, ["raw_cut", "roll_cut"]), params)
+        conn.execute(
+            delete(Sample).where(
+                Sample.vm_id == vm_id, Sample.feed.in_(_FEED_IDS), Sample.taken_at < raw_cut
+            )
+        )
+        conn.execute(
+            delete(Rollup).where(
+                Rollup.vm_id == vm_id, Rollup.feed.in_(_FEED_IDS), Rollup.minute_at < roll_cut
+            )
+        )
 
 
 def run(engine: Engine, vm_id: int, newest: datetime, raw_h: float, rollup_d: float) -> None:

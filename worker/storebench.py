@@ -18,18 +18,20 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 
 from contract.db import make_engine
 from contract.migrate import upgrade
-from contract.models import Ioeventfd, RegState, SignalSample
+from contract.models import Feed, Ioeventfd, RegState, Rollup, Sample, Series, Vm
+from contract.samples import decode
 from worker import retention, store
 from worker.handle import MachineHandle
 from worker.ticker import Ticker
 from worker.workload import Doorbell
-from worker.writer import SampleWriter
+from worker.writer import SampleWriter, batch_seconds
 
 PIO_BASE, MMIO_BASE = 0x1000, 0xE000_0000
 
@@ -69,59 +71,87 @@ def _setup(engine: Engine, machine: MachineHandle, n: int) -> int:
     return vm_id
 
 
+def _sizes(conn: Any, table: str) -> int:
+    if conn.dialect.name == "sqlite":  # WITHOUT ROWID: the table is its primary key's B-tree
+        sql = f"SELECT sum(pgsize) FROM dbstat WHERE name = '{table}'"
+    else:  # heap, TOAST and every index
+        sql = f"SELECT pg_total_relation_size('{table}')"
+    return int(conn.execute(text(sql)).scalar() or 0)
+
+
 def bytes_per_sample(engine: Engine) -> dict:
-    """Stored bytes per raw signal sample (table + its indexes), and the row count."""
+    """Stored bytes of the raw tier (table + index) per sample of the signals feed: per series
+    and tick (every registration sampled, as the old layout stored them) and per busy sample;
+    and of the rollups per series-minute."""
+    series = series_ticks = busy = signals = minutes = 0
     with engine.connect() as conn:
-        rows, signals = conn.execute(
-            select(text("count(*)"), text("coalesce(sum(signals), 0)")).select_from(SignalSample)
-        ).one()
-        if engine.dialect.name == "sqlite":
-            size = conn.execute(
-                text("SELECT sum(pgsize) FROM dbstat WHERE name = 'signal_samples'")
-            ).scalar()
-        else:
-            size = conn.execute(text("SELECT pg_total_relation_size('signal_samples')")).scalar()
+        per_vm = dict(
+            conn.execute(
+                select(Series.vm_id, func.count())
+                .where(Series.feed == int(Feed.SIGNALS))
+                .group_by(Series.vm_id)
+            ).all()
+        )
+        series = sum(per_vm.values())
+        raw = select(Sample.vm_id, Sample.taken_at, Sample.counts).where(
+            Sample.feed == int(Feed.SIGNALS)
+        )
+        for vm_id, at, value in conn.execute(raw):
+            packed = decode(vm_id, Feed.SIGNALS, at, value)
+            series_ticks += per_vm.get(vm_id, 0)
+            busy += len(packed)
+            signals += sum(packed.counts)
+        rolled = select(Rollup.vm_id, Rollup.minute_at, Rollup.counts)
+        for vm_id, at, value in conn.execute(rolled.where(Rollup.feed == int(Feed.SIGNALS))):
+            minutes += len(decode(vm_id, Feed.SIGNALS, at, value))
+        size, rollup_size = _sizes(conn, "samples"), _sizes(conn, "rollups")
     return {
-        "rows": rows,
-        "signals": int(signals),
-        "bytes": size or 0,
-        "bytes_per_sample": round((size or 0) / max(rows, 1), 1),
+        "series": series,
+        "rows": series_ticks,
+        "busy_samples": busy,
+        "signals": signals,
+        "bytes": size,
+        "bytes_per_sample": round(size / max(series_ticks, 1), 2),
+        "bytes_per_busy_sample": round(size / max(busy, 1), 2),
+        "rollup_series_minutes": minutes,
+        "rollup_bytes": rollup_size,
+        "rollup_bytes_per_series_minute": round(rollup_size / minutes, 2) if minutes else None,
     }
 
 
-def _reader(url: str, vm_id: int, duration_s: float) -> subprocess.Popen:
+def _reader(url: str, duration_s: float) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "worker.storebench", url, str(vm_id), str(duration_s)],
+        [sys.executable, "-m", "worker.storebench", "reader", url, str(duration_s)],
         stdout=subprocess.PIPE,
         text=True,
         env=os.environ | {"IOSIGNAL_LOG_LEVEL": "warning"},
     )
 
 
-def run_loadbench(
-    database_url: str | None,
-    registrations: int = 1000,
-    duration_s: float = 600.0,
-    interval_s: float = 1.0,
+def run_vm(
+    database_url: str,
+    registrations: int,
+    duration_s: float,
+    interval_s: float,
     kvm_path: str = "/dev/kvm",
     progress: Callable[[float], None] | None = None,
 ) -> dict:
-    """Run the load for `duration_s`; returns the figures `iosignal loadbench` prints."""
+    """One VM's worker side: a real VM ringing `registrations` doorbells, its ticker and writer
+    (with rollups and retention) for `duration_s`; its figures, its rows left in place."""
     from worker.machine import Machine
 
-    tmp = None
-    if database_url is None:
-        tmp = tempfile.TemporaryDirectory(prefix="iosignal-loadbench-")
-        database_url = f"sqlite:///{Path(tmp.name) / 'load.db'}"
-    upgrade(database_url)
     engine = make_engine(database_url)
     machine = Machine(kvm_path)
     machine.start()
     try:
         vm_id = _setup(engine, machine, registrations)
-        writer = SampleWriter(engine, vm_id, after_flush=_retention(engine, vm_id))
+        writer = SampleWriter(
+            engine,
+            vm_id,
+            after_flush=_retention(engine, vm_id),
+            batch_s=batch_seconds(interval_s),
+        )
         ticker = Ticker(machine.collect, writer.put, interval_s)
-        reader = _reader(database_url, vm_id, duration_s)
         stop_t, stop_w = threading.Event(), threading.Event()
         threads = [
             threading.Thread(target=ticker.run, args=(stop_t,)),
@@ -139,15 +169,11 @@ def run_loadbench(
         stop_w.set()
         threads[1].join()
         wall = time.monotonic() - t0
-        read = json.loads(reader.communicate(timeout=60)[0] or "{}")
-        size = bytes_per_sample(engine)
-        _cleanup(engine, vm_id)
         return {
-            "database": engine.dialect.name,
-            "registrations": registrations,
+            "vm_id": vm_id,
             "interval_s": ticker.interval_s,
             "duration_s": round(wall, 1),
-            "cpu_percent_one_core": round(100 * (ticker.cpu_s + writer.cpu_s) / wall, 2),
+            "cpu_s": ticker.cpu_s + writer.cpu_s,
             "ticker_cpu_s": round(ticker.cpu_s, 3),
             "writer_cpu_s": round(writer.cpu_s, 3),
             "ticks": ticker.ticks,
@@ -156,28 +182,107 @@ def run_loadbench(
             "samples_dropped": writer.dropped,
             "transactions": writer.transactions,
             "write_errors": writer.errors,
-            "lock_errors": writer.lock_errors + read.get("lock_errors", 0),
-            "reader": read,
+            "lock_errors": writer.lock_errors,
             "machine_state": machine.state,
-            **size,
         }
     finally:
         machine.close()
+        engine.dispose()
+
+
+def _fleet(
+    url: str, vms: int, registrations: int, duration_s: float, interval_s: float, kvm_path: str
+) -> list[dict]:
+    """`vms` worker processes at once, each one `run_vm`; their figures."""
+    args = [url, str(registrations), str(duration_s), str(interval_s), kvm_path]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "worker.storebench", "vm", *args],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=os.environ | {"IOSIGNAL_LOG_LEVEL": "warning"},
+        )
+        for _ in range(vms)
+    ]
+    out = []
+    for proc in procs:
+        stdout, _ = proc.communicate(timeout=duration_s + 300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"a loadbench VM process failed (exit {proc.returncode})")
+        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    return out
+
+
+def run_loadbench(
+    database_url: str | None,
+    registrations: int = 1000,
+    duration_s: float = 600.0,
+    interval_s: float = 1.0,
+    kvm_path: str = "/dev/kvm",
+    progress: Callable[[float], None] | None = None,
+    vms: int = 1,
+) -> dict:
+    """Run the load for `duration_s` (`vms` VMs' workers at once, one process each when more
+    than one); returns the figures `iosignal loadbench` prints."""
+    tmp = None
+    if database_url is None:
+        tmp = tempfile.TemporaryDirectory(prefix="iosignal-loadbench-")
+        database_url = f"sqlite:///{Path(tmp.name) / 'load.db'}"
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        reader = _reader(database_url, duration_s)
+        t0 = time.monotonic()
+        if vms == 1:
+            each = [run_vm(database_url, registrations, duration_s, interval_s, kvm_path, progress)]
+        else:
+            each = _fleet(database_url, vms, registrations, duration_s, interval_s, kvm_path)
+        wall = time.monotonic() - t0
+        read = json.loads(reader.communicate(timeout=60)[0] or "{}")
+        size = bytes_per_sample(engine)
+        for vm in each:
+            _cleanup(engine, vm["vm_id"])
+        cpu_s = sum(vm["cpu_s"] for vm in each)
+        summed = {
+            key: sum(vm[key] for vm in each)
+            for key in (
+                "ticker_cpu_s",
+                "writer_cpu_s",
+                "ticks",
+                "ticks_missed",
+                "samples_written",
+                "samples_dropped",
+                "transactions",
+                "write_errors",
+                "lock_errors",
+            )
+        }
+        return {
+            "database": engine.dialect.name,
+            "vms": vms,
+            "registrations": registrations,
+            "interval_s": each[0]["interval_s"],
+            "duration_s": round(max(vm["duration_s"] for vm in each), 1),
+            "cpu_percent_one_core": round(100 * cpu_s / max(wall, 1e-9), 2),
+            **summed,
+            "lock_errors": summed["lock_errors"] + read.get("lock_errors", 0),
+            "reader": read,
+            "machine_state": ",".join(sorted({str(vm["machine_state"]) for vm in each})),
+            **size,
+        }
+    finally:
         engine.dispose()
         if tmp is not None:
             tmp.cleanup()
 
 
 def _cleanup(engine: Engine, vm_id: int) -> None:
-    # Leave the database as we found it. Explicit deletes, time-first tables: one scan each
-    # instead of a cascade probing signal_samples once per registration.
-    regs = "SELECT id FROM ioeventfds WHERE vm_id = :vm"
+    # Leave the database as we found it (explicit deletes: no cascade probing per row).
     with engine.begin() as conn:
         for sql in (
-            f"DELETE FROM signal_samples WHERE ioeventfd_id IN ({regs})",
-            f"DELETE FROM signal_rollups WHERE ioeventfd_id IN ({regs})",
-            "DELETE FROM exit_samples WHERE vm_id = :vm",
-            "DELETE FROM exit_rollups WHERE vm_id = :vm",
+            "DELETE FROM samples WHERE vm_id = :vm",
+            "DELETE FROM rollups WHERE vm_id = :vm",
+            "DELETE FROM series WHERE vm_id = :vm",
             "DELETE FROM ioeventfds WHERE vm_id = :vm",
             "DELETE FROM vms WHERE id = :vm",
         ):
@@ -195,14 +300,11 @@ def _retention(engine: Engine, vm_id: int) -> Callable:
     return hook
 
 
-def reader_main(url: str, vm_id: int, duration_s: float) -> None:
-    """The app's side: each second read the newest tick's rates, every 5 s write a label."""
+def reader_main(url: str, duration_s: float) -> None:
+    """The app's side: each second read the newest tick of the first load VM (decoded), every
+    5 s write a label."""
     engine = make_engine(url)
-    newest = text(
-        "SELECT s.ioeventfd_id, s.signals, s.interval_s FROM signal_samples s "
-        "JOIN ioeventfds i ON i.id = s.ioeventfd_id WHERE i.vm_id = :vm AND "
-        "s.taken_at = (SELECT max(taken_at) FROM signal_samples)"
-    )
+    first_vm = select(func.min(Vm.id)).where(Vm.name.like("loadbench-%"))
     label = text(
         "UPDATE ioeventfds SET label = :l WHERE id = (SELECT min(id) FROM ioeventfds "
         "WHERE vm_id = :vm)"
@@ -213,10 +315,18 @@ def reader_main(url: str, vm_id: int, duration_s: float) -> None:
         try:
             t = time.perf_counter()
             with engine.connect() as conn:
-                conn.execute(newest, {"vm": vm_id}).all()
+                vm_id = conn.execute(first_vm).scalar()
+                newest = conn.execute(
+                    select(Sample.taken_at, Sample.counts)
+                    .where(Sample.vm_id == vm_id, Sample.feed == int(Feed.SIGNALS))
+                    .order_by(Sample.taken_at.desc())
+                    .limit(1)
+                ).first()
+                if newest is not None:
+                    decode(vm_id or 0, Feed.SIGNALS, newest[0], newest[1])
             stats["read_ms_max"] = max(stats["read_ms_max"], 1000 * (time.perf_counter() - t))
             stats["reads"] += 1
-            if k % 5 == 0:
+            if k % 5 == 0 and vm_id is not None:
                 with engine.begin() as conn:
                     conn.execute(label, {"vm": vm_id, "l": f"load {k}"})
                 stats["writes"] += 1
@@ -228,10 +338,6 @@ def reader_main(url: str, vm_id: int, duration_s: float) -> None:
     print(json.dumps(stats))
 
 
-if __name__ == "__main__":
-    reader_main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))
-
-
 def cli_loadbench(
     registrations: int,
     duration_s: float,
@@ -239,6 +345,7 @@ def cli_loadbench(
     database_url: str | None,
     *,
     json_out: bool = False,
+    vms: int = 1,
 ) -> int:
     """`iosignal loadbench`: run with a progress bar and print the figures; the exit code."""
     from rich.console import Console
@@ -249,7 +356,7 @@ def cli_loadbench(
 
     console = Console(stderr=json_out)
     with Progress(console=console, transient=True) as bar:
-        task = bar.add_task(f"{registrations} registrations", total=1.0)
+        task = bar.add_task(f"{vms} x {registrations} registrations", total=1.0)
         result = run_loadbench(
             database_url,
             registrations,
@@ -257,6 +364,7 @@ def cli_loadbench(
             interval_s,
             get_settings().kvm_path,
             progress=lambda f: bar.update(task, completed=f),
+            vms=vms,
         )
     if json_out:
         print(json.dumps(result))
@@ -265,6 +373,7 @@ def cli_loadbench(
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key in (
+        "vms",
         "registrations",
         "interval_s",
         "duration_s",
@@ -278,9 +387,14 @@ def cli_loadbench(
         "transactions",
         "write_errors",
         "lock_errors",
+        "series",
         "rows",
+        "busy_samples",
         "bytes",
         "bytes_per_sample",
+        "bytes_per_busy_sample",
+        "rollup_series_minutes",
+        "rollup_bytes_per_series_minute",
         "machine_state",
     ):
         value = result[key]
@@ -288,3 +402,11 @@ def cli_loadbench(
     table.add_row("app-side reader", json.dumps(result["reader"]))
     console.print(table)
     return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "reader":
+        reader_main(sys.argv[2], float(sys.argv[3]))
+    else:  # "vm": one VM of a fleet (`--vms N`), its figures as one JSON line
+        url, regs, dur, interval, kvm = sys.argv[2:7]
+        print(json.dumps(run_vm(url, int(regs), float(dur), float(interval), kvm), default=str))

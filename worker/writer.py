@@ -1,6 +1,9 @@
-"""Persist collected samples: one transaction per tick, a bounded buffer across outages.
+"""Persist collected samples: one transaction per batch of ticks, a bounded buffer across outages.
 
-The sampler hands each tick's `Collected` (signals + exits) to `put`; a writer thread drains them.
+The sampler hands each tick's `Collected` (signals + exits) to `put`; a writer thread drains them
+into the packed store (contract/samples.py), each tick whole or not at all. With `batch_s` the
+writer flushes at most that often: at 10 Hz, ten ticks share one transaction and one update of
+the registrations' signals_total.
 While the database is unavailable (PostgreSQL stopped, SQLite locked past its busy timeout) the
 ticks stay buffered, the outage is logged once, and they are written when it returns. When the
 buffer is full the oldest ticks are dropped and counted, never the process.
@@ -16,11 +19,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy import Connection, Engine, bindparam, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from contract.models import ExitSample, Ioeventfd, SignalSample
-from worker.pgwrite import write_signals_pg
+from contract.models import Feed, Ioeventfd
+from contract.samples import SeriesIndex, TickIn, write_ticks
 
 log = logging.getLogger("iosignal.writer")
 
@@ -33,6 +36,24 @@ _add_signals = (
     # updated_at marks state changes only; keep it out of the per-tick counter update
     .values(signals_total=Ioeventfd.signals_total + bindparam("n"), updated_at=Ioeventfd.updated_at)
 )
+# PostgreSQL: one statement for every registration of a batch instead of one round trip each.
+_PG_TOTALS = text(
+    "UPDATE ioeventfds SET signals_total = ioeventfds.signals_total + x.n "
+    "FROM unnest(CAST(:i AS integer[]), CAST(:n AS bigint[])) AS x(i, n) WHERE ioeventfds.id = x.i"
+)
+
+
+def add_totals(conn: Connection, totals: dict[int, int]) -> None:
+    """Add each registration's signals of a batch to its `signals_total`."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_PG_TOTALS, {"i": list(totals), "n": list(totals.values())})
+    else:
+        conn.execute(_add_signals, [{"rid": k, "n": v} for k, v in totals.items()])
+
+
+def batch_seconds(interval_s: float) -> float:
+    """How long the writer gathers ticks: up to 1 s when ticking faster than once a second."""
+    return 1.0 if interval_s < 1.0 else 0.0
 
 
 def _size(batch: Any) -> int:
@@ -50,8 +71,9 @@ class SampleWriter:
         max_samples: int = MAX_BUFFERED_SAMPLES,
         retry_s: float = 1.0,
         after_flush: Callable[[datetime], None] | None = None,
+        batch_s: float = 0.0,
     ) -> None:
-        self.engine, self.vm_id = engine, vm_id
+        self.engine, self.vm_id, self.batch_s = engine, vm_id, batch_s
         self.max_samples, self.retry_s, self.after_flush = max_samples, retry_s, after_flush
         self._queue: deque[Any] = deque()
         self._queued = 0
@@ -60,6 +82,7 @@ class SampleWriter:
         self.newest: datetime | None = None  # newest taken_at written
         self.cpu_s = 0.0  # CPU time of the writer thread, when it has stopped
         self.written = self.dropped = self.transactions = self.errors = self.lock_errors = 0
+        self.index = SeriesIndex()  # the series dictionary of the feeds this writer writes
 
     @property
     def buffered(self) -> int:
@@ -126,55 +149,37 @@ class SampleWriter:
             return None
         return True
 
-    def _write(self, chunk: list[Any]) -> None:
-        cols: dict[str, list] = {
-            "ioeventfd_id": [],
-            "taken_at": [],
-            "signals": [],
-            "interval_s": [],
-        }
-        exits: list[dict[str, Any]] = []
-        totals: dict[int, int] = {}
-        for batch in chunk:
+    def _ticks(self, batch: Any, totals: dict[int, int]) -> list[TickIn]:
+        """A Collected as (at most) two packed ticks; adds its signals to `totals`."""
+        ticks = []
+        if batch.signals:  # every registration is in it, zeros too: the tick is known
+            s0 = batch.signals[0]
+            signals = {s.key: (s.signals,) for s in batch.signals}
+            ticks.append(TickIn(self.vm_id, Feed.SIGNALS, s0.taken_at, s0.interval_s, signals))
             for s in batch.signals:
-                cols["ioeventfd_id"].append(s.key)
-                cols["taken_at"].append(s.taken_at)
-                cols["signals"].append(s.signals)
-                cols["interval_s"].append(s.interval_s)
                 if s.signals:
                     totals[s.key] = totals.get(s.key, 0) + s.signals
-            exits += [
-                {
-                    "vm_id": self.vm_id,
-                    "space": e.space,
-                    "addr": e.addr,
-                    "len": e.len,
-                    "taken_at": e.taken_at,
-                    "exits": e.exits,
-                    "interval_s": e.interval_s,
-                }
-                for e in batch.exits
-            ]
-        times = cols["taken_at"] + [e["taken_at"] for e in exits]
-        with self.engine.begin() as conn:
-            if self.engine.dialect.name == "postgresql":
-                write_signals_pg(conn, cols, totals)
-            else:
-                if cols["taken_at"]:
-                    conn.execute(
-                        insert(SignalSample),
-                        [
-                            dict(zip(cols, row, strict=True))
-                            for row in zip(*cols.values(), strict=True)
-                        ],
-                    )
+        if batch.exits:
+            e0 = batch.exits[0]
+            exits = {(e.space, e.addr, e.len): (e.exits,) for e in batch.exits}
+            ticks.append(TickIn(self.vm_id, Feed.EXITS, e0.taken_at, e0.interval_s, exits))
+        return ticks
+
+    def _write(self, chunk: list[Any]) -> None:
+        totals: dict[int, int] = {}
+        ticks = [tick for batch in chunk for tick in self._ticks(batch, totals)]
+        try:
+            with self.engine.begin() as conn:
+                write_ticks(conn, self.index, ticks)
                 if totals:
-                    conn.execute(_add_signals, [{"rid": k, "n": v} for k, v in totals.items()])
-            if exits:
-                conn.execute(insert(ExitSample), exits)
+                    add_totals(conn, totals)
+        except BaseException:
+            self.index.forget()  # series it added were rolled back with the ticks
+            raise
         self.transactions += 1
-        if times and (self.newest is None or max(times) > self.newest):
-            self.newest = max(times)
+        newest = max((t.taken_at for t in ticks), default=None)
+        if newest is not None and (self.newest is None or newest > self.newest):
+            self.newest = newest
 
     def run(self, stop: threading.Event, final_deadline_s: float = 5.0) -> None:
         """Thread body: flush as ticks arrive until `stop`, then a last flush (bounded in time)."""
@@ -183,8 +188,11 @@ class SampleWriter:
             with self._cond:
                 if not self._queue:
                     self._cond.wait(0.5)
-            if self._queue and not self.flush():
-                stop.wait(self.retry_s)
+            if self._queue:
+                if not self.flush():
+                    stop.wait(self.retry_s)
+                elif self.batch_s:
+                    stop.wait(self.batch_s)  # let the next ticks gather into one transaction
         deadline = time.monotonic() + final_deadline_s
         while self._queue and not self.flush() and time.monotonic() < deadline:
             time.sleep(min(self.retry_s, 0.5))

@@ -8,6 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from contract.packed import CorruptPacked
+
 
 class ApiError(Exception):
     """An HTTP error with a sentence for a person and, where one applies, the errno name."""
@@ -64,7 +66,13 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail, "errno": "EINVAL", "errors": safe}, status_code=422)
 
 
+async def _corrupt_samples(_request: Request, exc: Exception) -> JSONResponse:
+    # Stored samples failed their checks: say which, never answer with a wrong rate.
+    return JSONResponse({"detail": str(exc), "errno": "EBADMSG"}, status_code=500)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the same body."""
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(CorruptPacked, _corrupt_samples)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -89,7 +89,7 @@ class DatabaseCollector(Collector):
     def _exits(self, vms: dict[int, Vm]) -> Metric:
         family = CounterMetricFamily(
             "iosignal_exits",
-            "userspace exits per address (over the retained samples)",
+            "userspace exits per address since the VM started (rolled-up minutes included)",
             labels=["vm", "space", "addr", "len"],
         )
         for vm_id in sorted(vms):

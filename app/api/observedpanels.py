@@ -9,50 +9,21 @@ read before each VM's own observer mark (`vms.observed_rolled_up_until`).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.buckets import bucket_start_ms
+from app.api import sampleread
 from app.api.panelreads import NEEDS_OBSERVER, Series, exit_name, missing
-from app.api.queries import tiered
 from app.api.series import Window
 from app.schemas_dash import SeriesRef
-from contract.models import ObservedRollup, ObservedSample, Vm
+from contract.models import Feed, Vm
 
 BUSIEST = 24  # addresses a panel without refs shows
 Key = tuple[int, str, int, int]  # (vm_id, space, addr, len)
 Sums = dict[int, list[int]]  # bucket start (ms) -> [writes, userspace]
-
-
-def _bucketed(db: Session, window: Window, vm: Vm, addrs: list[int]) -> list[Any]:
-    """(space, addr, len, bucket_ms, writes, userspace) rows of one VM over `window`."""
-    dialect = db.get_bind().dialect.name
-    queries = []
-    tiers = ((ObservedSample, ObservedSample.taken_at), (ObservedRollup, ObservedRollup.minute_at))
-    for table, at in tiers:
-        bucket = bucket_start_ms(at, window.step_s, dialect).label("bucket")
-        keys = (table.space, table.addr, table.len)
-        queries.append(
-            select(*keys, bucket, func.sum(table.writes), func.sum(table.userspace))
-            .where(table.vm_id == vm.id, table.addr.in_(addrs))
-            .group_by(*keys, "bucket")
-        )
-    raw, rolled = queries
-    boundary = vm.observed_rolled_up_until if window.tier == "minute" else None
-    parts = tiered(
-        raw,
-        ObservedSample.taken_at,
-        rolled,
-        ObservedRollup.minute_at,
-        boundary,
-        window.since,
-        window.until,
-    )
-    return [row for query in parts for row in db.connection().execute(query).all()]
 
 
 def _read(
@@ -61,13 +32,23 @@ def _read(
     """The VMs the refs name and, per address, (writes, userspace) summed per bucket."""
     vm_ids = sorted({ref.vm_id for ref in refs if ref.vm_id is not None})
     vms = {vm.id: vm for vm in db.execute(select(Vm).where(Vm.id.in_(vm_ids))).scalars()}
-    sums: dict[Key, Sums] = defaultdict(dict)
+    sums: dict[Key, Sums] = {}
     for vm in vms.values():
-        addrs = sorted({ref.addr or 0 for ref in refs if ref.vm_id == vm.id})
-        for space, addr, len_, bucket, writes, userspace in _bucketed(db, window, vm, addrs):
-            slot = sums[(vm.id, space, addr, len_)].setdefault(bucket, [0, 0])
-            slot[0] += int(writes or 0)
-            slot[1] += int(userspace or 0)
+        wanted = {(r.space or "", r.addr or 0, r.len or 0) for r in refs if r.vm_id == vm.id}
+        boundary = vm.observed_rolled_up_until if window.tier == "minute" else None
+        found = sampleread.bucketed(
+            db,
+            vm.id,
+            Feed.OBSERVED,
+            wanted,
+            window.step_s,
+            boundary,
+            window.since,
+            window.until,
+            idle_seconds=False,
+        )
+        for key, buckets in found.items():
+            sums[(vm.id, *key)] = {t: [int(c[0]), int(c[1])] for t, c in buckets.items()}
     return vms, sums
 
 
@@ -116,16 +97,5 @@ def busiest(db: Session, window: Window) -> list[SeriesRef]:
     """The refs of a writes or share panel that names none: the addresses written most in the
     window (ranked on raw samples, or on rollups for a minute-tier window)."""
     minute = window.tier == "minute"
-    table: type[ObservedRollup] | type[ObservedSample] = (
-        ObservedRollup if minute else ObservedSample
-    )
-    at = ObservedRollup.minute_at if minute else ObservedSample.taken_at
-    keys = (table.vm_id, table.space, table.addr, table.len)
-    rows = db.execute(
-        select(*keys)
-        .where(at > window.since, at <= window.until)
-        .group_by(*keys)
-        .order_by(func.sum(table.writes).desc())
-        .limit(BUSIEST)
-    )
-    return [SeriesRef(vm_id=v, space=s, addr=a, len=n) for v, s, a, n in rows]
+    top = sampleread.busiest(db, Feed.OBSERVED, window.since, window.until, minute, BUSIEST)
+    return [SeriesRef(vm_id=v, space=s, addr=a, len=n) for v, (s, a, n) in top]

@@ -1,8 +1,9 @@
 """The reads behind panel data: one metric's series for a set of refs over one window.
 
-Signals and exits are read with one tiered query per VM for all the refs of every panel (the
-tier and step of `app.api.series`); benchmarks in app/api/benchtrends.py. A ref naming something
-that does not exist gives a series with `missing` saying so, never an error.
+Signals and exits are read once per VM for all the refs of every panel (the tier and step of
+`app.api.series`), decoded and bucketed by app/api/sampleread.py; benchmarks in
+app/api/benchtrends.py. A ref naming something that does not exist gives a series with
+`missing` saying so, never an error.
 """
 
 from __future__ import annotations
@@ -14,17 +15,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.buckets import Buckets, Tier, add, bucket_sums
-from app.api.series import Window
+from app.api import sampleread
+from app.api.sampleread import Buckets
+from app.api.series import Window, boundary
 from app.schemas_dash import SeriesRef
-from contract.models import (
-    ExitRollup,
-    ExitSample,
-    Ioeventfd,
-    SignalRollup,
-    SignalSample,
-    Vm,
-)
+from contract.models import Feed, Ioeventfd, Vm
 
 Series = dict[str, Any]  # {"ref", "name", "t", "v"} and "missing" when there is nothing to read
 NEEDS_OBSERVER = "needs iosignal observe"
@@ -59,27 +54,17 @@ def read_signals(db: Session, window: Window, refs: Iterable[SeriesRef]) -> list
             .where(Ioeventfd.id.in_(ids))
         )
     }
-    by_vm: dict[int, list[int]] = defaultdict(list)
+    by_vm: dict[int, set[int]] = defaultdict(set)
     for reg in regs.values():
-        by_vm[reg.vm_id].append(reg.id)
-    sums: dict[int, Buckets] = defaultdict(dict)
+        by_vm[reg.vm_id].add(reg.id)
+    sums: dict[int, Buckets] = {}
     for vm_id, reg_ids in by_vm.items():
-        raw = Tier(
-            SignalSample.taken_at,
-            (SignalSample.ioeventfd_id,),
-            SignalSample.signals,
-            SignalSample.interval_s,
-            SignalSample.ioeventfd_id.in_(reg_ids),
+        bounds = boundary(db, vm_id, window), window.since, window.until
+        sums.update(
+            sampleread.bucketed(
+                db, vm_id, Feed.SIGNALS, reg_ids, window.step_s, *bounds, idle_seconds=True
+            )
         )
-        rolled = Tier(
-            SignalRollup.minute_at,
-            (SignalRollup.ioeventfd_id,),
-            SignalRollup.signals,
-            SignalRollup.interval_s,
-            SignalRollup.ioeventfd_id.in_(reg_ids),
-        )
-        for reg_id, bucket, count, seconds in bucket_sums(db, window, vm_id, raw, rolled):
-            add(sums[reg_id], bucket, count, seconds)
     out = []
     for ref in refs:
         found = regs.get(ref.ioeventfd_id or 0)
@@ -109,29 +94,14 @@ def read_exits(db: Session, window: Window, refs: Iterable[SeriesRef]) -> list[S
     names = {
         vm_id: name for vm_id, name in db.execute(select(Vm.id, Vm.name).where(Vm.id.in_(vm_ids)))
     }
-    sums: dict[tuple[Any, ...], Buckets] = defaultdict(dict)
+    sums: dict[tuple[Any, ...], Buckets] = {}
     for vm_id in names:
-        wanted = {(r.space, r.addr, r.len) for r in refs if r.vm_id == vm_id}
-        addrs = sorted({r.addr or 0 for r in refs if r.vm_id == vm_id})
-        raw = Tier(
-            ExitSample.taken_at,
-            (ExitSample.space, ExitSample.addr, ExitSample.len),
-            ExitSample.exits,
-            ExitSample.interval_s,
-            (ExitSample.vm_id == vm_id) & ExitSample.addr.in_(addrs),
+        wanted = {(r.space or "", r.addr or 0, r.len or 0) for r in refs if r.vm_id == vm_id}
+        bounds = boundary(db, vm_id, window), window.since, window.until
+        found = sampleread.bucketed(
+            db, vm_id, Feed.EXITS, wanted, window.step_s, *bounds, idle_seconds=False
         )
-        rolled = Tier(
-            ExitRollup.minute_at,
-            (ExitRollup.space, ExitRollup.addr, ExitRollup.len),
-            ExitRollup.exits,
-            ExitRollup.interval_s,
-            (ExitRollup.vm_id == vm_id) & ExitRollup.addr.in_(addrs),
-        )
-        for space, addr, len_, bucket, count, seconds in bucket_sums(
-            db, window, vm_id, raw, rolled
-        ):
-            if (space, addr, len_) in wanted:
-                add(sums[(vm_id, space, addr, len_)], bucket, count, seconds)
+        sums.update({(vm_id, *key): buckets for key, buckets in found.items()})
     # Only ticks with exits are stored: a rollup's seconds cover those ticks, not its minute.
     per_step = window.step_s if window.tier == "minute" else 0.0
     out = []

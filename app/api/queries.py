@@ -1,21 +1,18 @@
-"""Reads the routes share: a VM or registration (or 404), worker liveness, and the tiered read
-that counts every sample once across the raw tier and the per-minute rollups."""
+"""Reads the routes share: a VM or registration (or 404), worker liveness, and exit totals."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
-from typing import TypeVarTuple
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from app.api import sampleread
 from app.api.errors import not_found
 from contract.config import get_settings
-from contract.models import ExitRollup, ExitSample, Ioeventfd, Vm, VmState, utcnow
+from contract.models import Feed, Ioeventfd, Vm, VmState, utcnow
 
 ExitKey = tuple[str, int, int]  # (space, addr, len)
-Columns = TypeVarTuple("Columns")
 
 
 def get_vm(db: Session, vm_id: int) -> Vm:
@@ -57,33 +54,6 @@ def rolled_up_until(db: Session, vm_id: int) -> datetime | None:
     return db.scalar(select(Vm.rolled_up_until).where(Vm.id == vm_id))
 
 
-def tiered(
-    raw: Select[*Columns],
-    raw_at: QueryableAttribute[datetime],
-    rolled: Select[*Columns],
-    minute_at: QueryableAttribute[datetime],
-    boundary: datetime | None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[Select[*Columns]]:
-    """`rolled` and `raw` narrowed so that together they read (since, until] once: rolled-up
-    minutes before `boundary`, raw samples from it on; only `raw` without a boundary."""
-    if until is not None:
-        raw = raw.where(raw_at <= until)
-    if boundary is not None and (since is None or boundary > since):
-        # One lower bound on the raw tier: SQLite's time-first key range uses only one, and
-        # with `> since` beside it, it would scan the whole range back to `since`.
-        raw = raw.where(raw_at >= boundary)
-    elif since is not None:
-        raw = raw.where(raw_at > since)
-    if boundary is None:
-        return [raw]
-    if since is not None:
-        rolled = rolled.where(minute_at >= since.replace(second=0, microsecond=0))
-    rolled = rolled.where(minute_at < (boundary if until is None else min(until, boundary)))
-    return [rolled, raw]
-
-
 def exit_totals(
     db: Session,
     vm_id: int,
@@ -91,16 +61,7 @@ def exit_totals(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[ExitKey, int]:
-    """Userspace exits per (space, addr, len) of a VM in (since, until], every exit once."""
-    key = (ExitSample.space, ExitSample.addr, ExitSample.len)
-    rkey = (ExitRollup.space, ExitRollup.addr, ExitRollup.len)
-    raw = select(*key, func.sum(ExitSample.exits)).where(ExitSample.vm_id == vm_id).group_by(*key)
-    rolled = (
-        select(*rkey, func.sum(ExitRollup.exits)).where(ExitRollup.vm_id == vm_id).group_by(*rkey)
-    )
-    totals: dict[ExitKey, int] = defaultdict(int)
-    queries = tiered(raw, ExitSample.taken_at, rolled, ExitRollup.minute_at, boundary, since, until)
-    for query in queries:
-        for space, addr, len_, exits in db.execute(query):
-            totals[(space, addr, len_)] += int(exits or 0)
-    return dict(totals)
+    """Userspace exits per (space, addr, len) of a VM in (since, until], every exit once;
+    without a range, since the VM started (rolled-up minutes from the series' totals)."""
+    totals = sampleread.totals(db, vm_id, Feed.EXITS, boundary, since, until)
+    return {key: counts[0] for key, counts in totals.items() if counts[0]}

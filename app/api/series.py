@@ -8,14 +8,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.api import queries
+from app.api import queries, sampleread
 from app.api.errors import ApiError
-from app.api.queries import ExitKey, rolled_up_until, tiered
+from app.api.queries import ExitKey, rolled_up_until
+from contract import samples
 from contract.config import get_settings
-from contract.models import ExitSample, Ioeventfd, SignalRollup, SignalSample, utcnow
+from contract.models import Feed, utcnow
 from contract.timeparse import parse_range
 
 MAX_POINTS = 2000
@@ -66,7 +66,7 @@ def window_for(
 
 
 def boundary(db: Session, vm_id: int, window: Window) -> datetime | None:
-    """Where `tiered` switches from rollups to raw samples for this VM: None on the raw tier
+    """Where the read switches from rollups to raw samples for this VM: None on the raw tier
     (short ranges read raw samples alone), the VM's rollup mark on the minute tier."""
     return rolled_up_until(db, vm_id) if window.tier == "minute" else None
 
@@ -74,23 +74,16 @@ def boundary(db: Session, vm_id: int, window: Window) -> datetime | None:
 def signal_rows(
     db: Session, vm_id: int, reg_id: int, window: Window
 ) -> list[tuple[datetime, int, float]]:
-    """(time, signals, interval_s) rows of one registration covering `window`."""
-    raw = select(SignalSample.taken_at, SignalSample.signals, SignalSample.interval_s).where(
-        SignalSample.ioeventfd_id == reg_id
-    )
-    rolled = select(SignalRollup.minute_at, SignalRollup.signals, SignalRollup.interval_s).where(
-        SignalRollup.ioeventfd_id == reg_id
-    )
-    queries = tiered(
-        raw,
-        SignalSample.taken_at,
-        rolled,
-        SignalRollup.minute_at,
-        boundary(db, vm_id, window),
-        window.since,
-        window.until,
-    )
-    return [(r[0], r[1], r[2]) for query in queries for r in db.execute(query)]
+    """(time, signals, interval_s) of one registration covering `window`: a row per tick (or
+    rolled-up minute) of its VM, 0 where it was idle."""
+    idx = samples.index_of(db.connection(), vm_id, Feed.SIGNALS, reg_id)
+    rows = []
+    for tick in sampleread.ticks(
+        db, vm_id, Feed.SIGNALS, boundary(db, vm_id, window), window.since, window.until
+    ):
+        got = None if idx is None else tick.counts.get(idx)
+        rows.append((tick.at, got[0] if got else 0, tick.interval_s))
+    return rows
 
 
 def bucket(rows: list[tuple[datetime, int, float]], step_s: float) -> list[dict]:
@@ -123,32 +116,8 @@ def sampled_seconds(db: Session, vm_id: int, window: Window) -> float:
     """
     if window.tier != "raw":
         return window.span_s
-    exit_q = select(
-        func.min(ExitSample.taken_at),
-        func.max(ExitSample.taken_at),
-        func.max(ExitSample.interval_s),
-    ).where(
-        ExitSample.vm_id == vm_id,
-        ExitSample.taken_at > window.since,
-        ExitSample.taken_at <= window.until,
-    )
-    signal_q = (
-        select(
-            func.min(SignalSample.taken_at),
-            func.max(SignalSample.taken_at),
-            func.max(SignalSample.interval_s),
-        )
-        .join(Ioeventfd, Ioeventfd.id == SignalSample.ioeventfd_id)
-        .where(
-            Ioeventfd.vm_id == vm_id,
-            SignalSample.taken_at > window.since,
-            SignalSample.taken_at <= window.until,
-        )
-    )
-    spans = [row for q in (exit_q, signal_q) if (row := db.execute(q).one())[0] is not None]
-    if not spans:
+    span = sampleread.tick_span(db, vm_id, window.since, window.until)
+    if span is None:
         return window.span_s
-    first = min(r[0] for r in spans)
-    last = max(r[1] for r in spans)
-    interval = max(r[2] or 0.0 for r in spans)  # a sample at `first` covers the tick before it
+    first, last, interval = span  # a sample at `first` covers the tick before it
     return min(window.span_s, max((last - first).total_seconds() + interval, 1e-3))

@@ -1,7 +1,7 @@
 """Database reads behind /api/stream: sampling ticks after a cursor, and registration changes.
 
 A tick is one `taken_at` of a VM's samples; the worker writes each tick's signal and exit samples
-in one transaction, so a tick seen at all is seen whole.
+in one transaction, so a tick seen at all is seen whole. Decoding is app/api/sampleread.py's.
 """
 
 from __future__ import annotations
@@ -14,38 +14,24 @@ from fastapi.encoders import jsonable_encoder
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.api import sampleread
 from app.schemas import IoeventfdOut
-from contract.models import ExitSample, Ioeventfd, RegState, SignalSample
+from contract.models import Feed, Ioeventfd, RegState
 from contract.timeparse import epoch_ms
 
 TOP_EXITS = 10
 # Registration rows are stamped before they commit; look back this far so none is missed.
 CHANGE_OVERLAP = timedelta(seconds=5)
-
-
-def _tick_times(db: Session, vm_id: int, after: datetime, limit: int) -> list[datetime]:
-    signal_times = (
-        select(SignalSample.taken_at)
-        .join(Ioeventfd, Ioeventfd.id == SignalSample.ioeventfd_id)
-        .where(Ioeventfd.vm_id == vm_id, SignalSample.taken_at > after)
-        .distinct()
-        .order_by(SignalSample.taken_at)
-        .limit(limit)
-    )
-    exit_times = (
-        select(ExitSample.taken_at)
-        .where(ExitSample.vm_id == vm_id, ExitSample.taken_at > after)
-        .distinct()
-        .order_by(ExitSample.taken_at)
-        .limit(limit)
-    )
-    times = set(db.scalars(signal_times)) | set(db.scalars(exit_times))
-    return sorted(times)[:limit]
+# Registrations the worker samples each tick: those listed with 0 in a tick they did not count.
+_SAMPLED = (RegState.ACTIVE.value, RegState.REMOVING.value)
 
 
 def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> list[dict[str, Any]]:
-    """Up to `limit` ticks of `vm_id` after `after`, oldest first, as `rates` event payloads."""
-    times = _tick_times(db, vm_id, after, limit)
+    """Up to `limit` ticks of `vm_id` after `after`, oldest first, as `rates` event payloads.
+
+    A tick lists the registrations it counted and, with 0, the active ones it did not (the
+    store keeps no idle series): created by then and not removed before it."""
+    times = sampleread.tick_times(db, vm_id, after, limit)
     if not times:
         return []
     upto = times[-1]
@@ -54,85 +40,60 @@ def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> l
         t: {"vm_id": vm_id, "t": t, "interval_s": 0.0, "registrations": [], "exits": []}
         for t in times
     }
-    # Plain columns, not ORM objects: a replay page can hold a million rows.
-    signal_rows = db.execute(
-        select(
-            SignalSample.taken_at,
-            SignalSample.ioeventfd_id,
-            SignalSample.signals,
-            SignalSample.interval_s,
-        )
-        .join(Ioeventfd, Ioeventfd.id == SignalSample.ioeventfd_id)
-        .where(
-            Ioeventfd.vm_id == vm_id, SignalSample.taken_at > after, SignalSample.taken_at <= upto
-        )
-    )
-    for taken_at, reg_id, signals, interval_s in signal_rows:
-        reg = regs[reg_id]
-        tick = ticks[taken_at]
-        tick["interval_s"] = max(tick["interval_s"], interval_s)
-        tick["registrations"].append(
-            {
-                "id": reg_id,
-                "space": reg.space,
-                "addr": reg.addr,
-                "len": reg.len,
-                "label": reg.label,
-                "signals": signals,
-                "rate_hz": signals / interval_s if interval_s else 0.0,
-            }
-        )
+    # Plain dicts made once, copied per tick: a replay page can hold half a million rows.
+    base = {
+        r.id: {"id": r.id, "space": r.space, "addr": r.addr, "len": r.len, "label": r.label}
+        for r in regs.values()
+    }
+    live = {r.id: r.created_at for r in regs.values() if r.state in _SAMPLED}
+    signal_keys = sampleread.series_keys(db, vm_id, Feed.SIGNALS)
+    for tick in sampleread.ticks(db, vm_id, Feed.SIGNALS, None, after, upto):
+        payload = ticks.get(tick.at)
+        if payload is None:
+            continue
+        interval = tick.interval_s
+        payload["interval_s"] = max(payload["interval_s"], interval)
+        counted = {signal_keys[i]: n for i, n in tick.counts.firsts()}
+        idle = [rid for rid in live.keys() - counted.keys() if live[rid] <= tick.at]
+        rows = payload["registrations"]
+        for reg_id, signals in [*counted.items(), *((rid, 0) for rid in idle)]:
+            reg = base.get(reg_id)
+            if reg is not None:
+                rate = signals / interval if interval else 0.0
+                rows.append(reg | {"signals": signals, "rate_hz": rate})
     # A write is covered by an active registration of the same width or of width 0.
     covered = {(r.space, r.addr, r.len) for r in regs.values() if r.state == RegState.ACTIVE.value}
     exits: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
-    exit_rows = db.execute(
-        select(
-            ExitSample.taken_at,
-            ExitSample.space,
-            ExitSample.addr,
-            ExitSample.len,
-            ExitSample.exits,
-            ExitSample.interval_s,
-        ).where(ExitSample.vm_id == vm_id, ExitSample.taken_at > after, ExitSample.taken_at <= upto)
-    )
-    for taken_at, space, addr, len_, count, interval_s in exit_rows:
-        exits[taken_at].append(
-            {
-                "space": space,
-                "addr": addr,
-                "len": len_,
-                "exits": count,
-                "rate_hz": count / interval_s if interval_s else 0.0,
-                "registered": (space, addr, len_) in covered or (space, addr, 0) in covered,
-            }
-        )
-        ticks[taken_at]["interval_s"] = max(ticks[taken_at]["interval_s"], interval_s)
+    exit_keys = sampleread.series_keys(db, vm_id, Feed.EXITS)
+    for tick in sampleread.ticks(db, vm_id, Feed.EXITS, None, after, upto):
+        if tick.at not in ticks:
+            continue
+        for i, count in tick.counts.firsts():
+            space, addr, len_ = exit_keys[i]
+            exits[tick.at].append(
+                {
+                    "space": space,
+                    "addr": addr,
+                    "len": len_,
+                    "exits": count,
+                    "rate_hz": count / tick.interval_s if tick.interval_s else 0.0,
+                    "registered": (space, addr, len_) in covered or (space, addr, 0) in covered,
+                }
+            )
+        ticks[tick.at]["interval_s"] = max(ticks[tick.at]["interval_s"], tick.interval_s)
     out = []
     for t in times:
-        tick = ticks[t]
-        tick["registrations"].sort(key=lambda r: r["id"])
-        tick["exits"] = sorted(exits[t], key=lambda e: -e["exits"])[:TOP_EXITS]
-        tick["t"] = t.isoformat()  # the payload is plain JSON types already
-        out.append({"id": epoch_ms(t), "data": tick})
+        tick_out = ticks[t]
+        tick_out["registrations"].sort(key=lambda r: r["id"])
+        tick_out["exits"] = sorted(exits[t], key=lambda e: -e["exits"])[:TOP_EXITS]
+        tick_out["t"] = t.isoformat()  # the payload is plain JSON types already
+        out.append({"id": epoch_ms(t), "data": tick_out})
     return out
 
 
 def newest_tick(db: Session, vm_id: int, not_before: datetime) -> datetime | None:
     """The newest tick of `vm_id` after `not_before` (where a new live stream starts)."""
-    signal = db.scalar(
-        select(SignalSample.taken_at)
-        .join(Ioeventfd, Ioeventfd.id == SignalSample.ioeventfd_id)
-        .where(Ioeventfd.vm_id == vm_id, SignalSample.taken_at > not_before)
-        .order_by(SignalSample.taken_at.desc())
-        .limit(1)
-    )
-    exit_ = db.scalar(
-        select(ExitSample.taken_at)
-        .where(ExitSample.vm_id == vm_id, ExitSample.taken_at > not_before)
-        .order_by(ExitSample.taken_at.desc())
-        .limit(1)
-    )
-    return max((t for t in (signal, exit_) if t is not None), default=None)
+    return sampleread.newest_tick(db, vm_id, not_before)
 
 
 def changed_registrations(db: Session, vm_id: int, since: datetime) -> list[dict[str, Any]]:

@@ -75,7 +75,7 @@ def main(url: str) -> None:
     from app.main import create_app
     from contract.db import get_engine, get_sessionmaker
     from contract.migrate import upgrade
-    from contract.models import Ioeventfd, SignalSample, Vm
+    from contract.models import Ioeventfd, Sample, Vm
     from worker.retention import roll_up
 
     upgrade(url)
@@ -88,7 +88,7 @@ def main(url: str) -> None:
         ids = list(
             db.scalars(select(Ioeventfd.id).where(Ioeventfd.vm_id == vm_id).order_by(Ioeventfd.id))
         )
-        newest = db.scalar(select(func.max(SignalSample.taken_at)))
+        newest = db.scalar(select(func.max(Sample.taken_at)).where(Sample.vm_id == vm_id))
     roll_up(get_engine(), vm_id, newest)  # what the worker's writer does once a minute
     print(
         f"{get_engine().dialect.name}: {REGS:,} registrations x {TICKS:,} ticks stored and "

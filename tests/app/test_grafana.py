@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
-from support import exit_row
+from support import add_exit
 
 from contract.models import Ioeventfd, utcnow
 
@@ -66,7 +66,7 @@ def test_the_board_is_a_grafana_dashboard_model():
 def test_every_series_it_reads_is_on_a_real_metrics_answer(client, db, make_vm):
     vm = make_vm(alive=True)  # a VM and its worker: liveness and health families
     db.add(Ioeventfd(vm_id=vm.id, space="pio", addr=0x6000, len=2, state="active", label="nic"))
-    db.add(exit_row(vm.id, utcnow() - timedelta(seconds=1), 9, space="mmio", addr=0xD0000000))
+    add_exit(db, vm.id, utcnow() - timedelta(seconds=1), 9, space="mmio", addr=0xD0000000)
     db.commit()
     response = client.get("/metrics")
     assert response.status_code == 200

@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
-from support import exit_row
+from support import add_exit
 
 from app.api.stream_hub import StreamHub
 from contract.models import Ioeventfd, utcnow
@@ -38,9 +38,9 @@ def test_counters_and_liveness(client, make_vm, db):
     db.add(Ioeventfd(vm_id=up.id, space="pio", addr=1, len=1, state="removed", signals_total=5))
     now = utcnow().replace(microsecond=0)
     up.rolled_up_until = now - timedelta(minutes=1)
-    db.add(exit_row(up.id, now - timedelta(minutes=3), 100, rollup=True))
-    db.add(exit_row(up.id, now - timedelta(minutes=2), 100))  # rolled up
-    db.add(exit_row(up.id, now - timedelta(seconds=5), 7))
+    add_exit(db, up.id, now - timedelta(minutes=3), 100, rollup=True)
+    add_exit(db, up.id, now - timedelta(minutes=2), 100)  # rolled up
+    add_exit(db, up.id, now - timedelta(seconds=5), 7)
     db.commit()
     metrics = scrape(client)
     assert metrics["iosignal_worker_up"] == {(("vm", "up"),): 1.0, (("vm", "down"),): 0.0}
@@ -89,7 +89,7 @@ def test_stream_clients_this_app_process_dropped_are_counted(client, make_vm, db
         assert hub.task is not None
         hub.task.cancel()  # the test polls by hand
         for second in (1, 2):  # two ticks in one poll: more than the client's queue holds
-            db.add(exit_row(vm.id, utcnow() + timedelta(seconds=second), 1))
+            add_exit(db, vm.id, utcnow() + timedelta(seconds=second), 1)
         db.commit()
         await hub._poll(vm.id)
         return hub

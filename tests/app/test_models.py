@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from support import add_signal
 
 from contract.db import make_engine
-from contract.models import Ioeventfd, SignalSample, Vm
+from contract.models import Ioeventfd, Sample, Vm
 
 
 def _vm_and_reg(db: Session, **reg) -> Ioeventfd:
@@ -39,22 +40,21 @@ def test_sample_time_round_trips_to_the_microsecond_and_compares(db_url: str) ->
     with Session(engine) as db:
         reg = _vm_and_reg(db)
         for k in range(3):
-            db.add(
-                SignalSample(
-                    ioeventfd_id=reg.id,
-                    taken_at=t0 + timedelta(seconds=k),
-                    signals=k,
-                    interval_s=1.0,
-                )
+            add_signal(
+                db,
+                ioeventfd_id=reg.id,
+                taken_at=t0 + timedelta(seconds=k),
+                signals=k,
+                interval_s=1.0,
             )
         db.commit()
-        got = db.scalars(select(SignalSample.taken_at).order_by(SignalSample.taken_at)).all()
+        got = db.scalars(select(Sample.taken_at).order_by(Sample.taken_at)).all()
         assert got == [t0, t0 + timedelta(seconds=1), t0 + timedelta(seconds=2)]
         assert all(t.tzinfo is not None for t in got)
         since = t0 + timedelta(milliseconds=500)
-        n = db.scalar(select(func.count()).where(SignalSample.taken_at >= since))
+        n = db.scalar(select(func.count()).where(Sample.taken_at >= since))
         assert n == 2
-        assert db.scalar(select(func.max(SignalSample.taken_at))) == t0 + timedelta(seconds=2)
+        assert db.scalar(select(func.max(Sample.taken_at))) == t0 + timedelta(seconds=2)
     engine.dispose()
 
 
@@ -65,15 +65,14 @@ def test_sqlite_stores_sample_time_as_an_integer(empty_sqlite_url: str) -> None:
     engine = make_engine(empty_sqlite_url)
     with Session(engine) as db:
         reg = _vm_and_reg(db)
-        db.add(
-            SignalSample(
-                ioeventfd_id=reg.id,
-                taken_at=datetime(1970, 1, 1, 0, 0, 1, 5, UTC),
-                signals=1,
-                interval_s=1.0,
-            )
+        add_signal(
+            db,
+            ioeventfd_id=reg.id,
+            taken_at=datetime(1970, 1, 1, 0, 0, 1, 5, UTC),
+            signals=1,
+            interval_s=1.0,
         )
         db.commit()
-        raw = db.connection().exec_driver_sql("SELECT taken_at FROM signal_samples").scalar()
+        raw = db.connection().exec_driver_sql("SELECT taken_at FROM samples").scalar()
         assert raw == 1_000_005
     engine.dispose()

@@ -8,14 +8,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import delete
-from support import exit_row
+from support import add_exit, add_signal
 
 from contract.models import (
     BenchmarkResult,
     BenchmarkRun,
     Ioeventfd,
-    SignalRollup,
-    SignalSample,
     Vm,
     utcnow,
 )
@@ -34,7 +32,7 @@ def two_vms(db, make_vm):
         db.commit()
         for i in range(1, 11):
             at = now - timedelta(seconds=i)
-            db.add(SignalSample(ioeventfd_id=reg.id, taken_at=at, signals=base + i, interval_s=1.0))
+            add_signal(db, ioeventfd_id=reg.id, taken_at=at, signals=base + i, interval_s=1.0)
         regs.append(reg)
     db.commit()
     return now, regs
@@ -80,8 +78,8 @@ def test_exits_per_address_of_a_vm_and_an_unknown_vm(client, db, make_vm):
     now = utcnow().replace(microsecond=0)
     for i in range(1, 6):
         at = now - timedelta(seconds=i)
-        db.add(exit_row(vm.id, at, 50 * i, space="mmio", addr=0xD0000000, length=4))
-        db.add(exit_row(vm.id, at, 7, space="mmio", addr=0xD0000000, length=2))  # another width
+        add_exit(db, vm.id, at, 50 * i, space="mmio", addr=0xD0000000, length=4)
+        add_exit(db, vm.id, at, 7, space="mmio", addr=0xD0000000, length=2)  # another width
     db.commit()
     ref = {"vm_id": vm.id, "space": "mmio", "addr": "0xd0000000", "len": 4}
     panel = {"metric": "exits", "series": [ref, {**ref, "vm_id": 99}, {**ref, "addr": 0x1234}]}
@@ -103,10 +101,10 @@ def test_long_range_reads_rollups_then_the_raw_tail(client, db, make_vm):
     boundary = utcnow().replace(second=0, microsecond=0) - timedelta(minutes=1)
     for m in range(1, 4):  # three rolled-up minutes of 600 signals each
         minute = boundary - timedelta(minutes=m)
-        db.add(SignalRollup(ioeventfd_id=reg.id, minute_at=minute, signals=600, interval_s=60.0))
+        add_signal(db, ioeventfd_id=reg.id, minute_at=minute, signals=600, interval_s=60.0)
         # a raw sample under a rollup is counted once, by the rollup
-        db.add(SignalSample(ioeventfd_id=reg.id, taken_at=minute, signals=10, interval_s=1.0))
-    db.add(SignalSample(ioeventfd_id=reg.id, taken_at=boundary, signals=30, interval_s=1.0))
+        add_signal(db, ioeventfd_id=reg.id, taken_at=minute, signals=10, interval_s=1.0)
+    add_signal(db, ioeventfd_id=reg.id, taken_at=boundary, signals=30, interval_s=1.0)
     db.get(Vm, vm.id).rolled_up_until = boundary
     db.commit()
     panel = {"metric": "signals", "series": [{"ioeventfd_id": reg.id}]}
@@ -161,7 +159,7 @@ def test_benchmark_paths_across_runs_by_host_and_an_unknown_path(client, db):
 def test_panels_without_refs_show_every_registration_and_the_busiest_addresses(client, db, two_vms):
     now, (a, b) = two_vms
     db.add(Ioeventfd(vm_id=a.vm_id, space="pio", addr=0x7000, len=1, state="removed"))
-    db.add(exit_row(b.vm_id, now - timedelta(seconds=2), 40, space="pio", addr=0x6004))
+    add_exit(db, b.vm_id, now - timedelta(seconds=2), 40, space="pio", addr=0x6004)
     db.commit()
     signals, exits = adhoc(client, [{"metric": "signals"}, {"metric": "exits"}]).json()["panels"]
     assert [s["ref"] for s in signals["series"]] == [{"ioeventfd_id": a.id}, {"ioeventfd_id": b.id}]

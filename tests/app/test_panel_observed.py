@@ -6,23 +6,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from contract.models import ObservedRollup, ObservedSample, utcnow
+from support import add_observed
+
+from contract.models import utcnow
 from contract.timeparse import epoch_ms
 
 DOORBELL = {"space": "pio", "addr": 0x6000, "len": 2}
 QUIET = {"space": "mmio", "addr": 0xD0000000, "len": 4}
 
 
-def sample(vm_id, at, writes, userspace, where=DOORBELL):
-    return ObservedSample(
-        vm_id=vm_id,
-        taken_at=at,
-        writes=writes,
-        userspace=userspace,
-        reads=0,
-        interval_s=1.0,
-        **where,
-    )
+def sample(db, vm_id, at, writes, userspace, where=DOORBELL):
+    add_observed(db, vm_id, **where, writes=writes, userspace=userspace, taken_at=at)
 
 
 def data(client, panels, since="-1m"):
@@ -38,8 +32,8 @@ def test_writes_and_share_per_tick_from_raw_samples(client, db, make_vm):
     # ticks 5..1 s ago; the tick 3 s ago changed nothing at this address, so it has no row
     rows = {5: (1000, 100), 4: (2000, 0), 2: (400, 400), 1: (10, 5)}
     for ago, (writes, userspace) in rows.items():
-        db.add(sample(vm.id, now - timedelta(seconds=ago), writes, userspace))
-    db.add(sample(vm.id, now - timedelta(seconds=1), 7, 7, QUIET))
+        sample(db, vm.id, now - timedelta(seconds=ago), writes, userspace)
+    sample(db, vm.id, now - timedelta(seconds=1), 7, 7, QUIET)
     db.commit()
     ref = {"vm_id": vm.id} | DOORBELL
     writes, share = data(
@@ -61,20 +55,17 @@ def test_minute_tier_reads_rollups_before_the_observer_mark_and_raw_after(client
     mark = now - timedelta(minutes=2)
     vm.observed_rolled_up_until = mark
     for minutes_ago, writes in ((5, 6000), (4, 12000), (3, 1200)):
-        db.add(
-            ObservedRollup(
-                vm_id=vm.id,
-                minute_at=now - timedelta(minutes=minutes_ago),
-                writes=writes,
-                userspace=writes // 2,
-                reads=0,
-                interval_s=60.0,
-                **DOORBELL,
-            )
+        add_observed(
+            db,
+            vm.id,
+            **DOORBELL,
+            writes=writes,
+            userspace=writes // 2,
+            minute_at=now - timedelta(minutes=minutes_ago),
         )
     # a raw row before the mark was rolled up already: it must not count twice
-    db.add(sample(vm.id, mark - timedelta(seconds=30), 999_999, 0))
-    db.add(sample(vm.id, mark + timedelta(seconds=10), 600, 0))
+    sample(db, vm.id, mark - timedelta(seconds=30), 999_999, 0)
+    sample(db, vm.id, mark + timedelta(seconds=10), 600, 0)
     db.commit()
     ref = {"vm_id": vm.id} | DOORBELL
     body = client.post(
@@ -90,8 +81,8 @@ def test_minute_tier_reads_rollups_before_the_observer_mark_and_raw_after(client
 def test_a_panel_without_refs_shows_the_busiest_observed_addresses(client, db, make_vm):
     vm = make_vm("busy")
     now = utcnow().replace(microsecond=0)
-    db.add(sample(vm.id, now - timedelta(seconds=2), 50, 0))
-    db.add(sample(vm.id, now - timedelta(seconds=2), 900, 900, QUIET))
+    sample(db, vm.id, now - timedelta(seconds=2), 50, 0)
+    sample(db, vm.id, now - timedelta(seconds=2), 900, 900, QUIET)
     db.commit()
     (panel,) = data(client, [{"metric": "writes"}])
     assert [s["ref"] for s in panel["series"]] == [

@@ -7,10 +7,10 @@ import io
 from datetime import timedelta
 
 import pytest
-from support import exit_row
+from support import add_exit, add_signal
 
 from app.api.series import plan
-from contract.models import Ioeventfd, SignalRollup, SignalSample, utcnow
+from contract.models import Ioeventfd, utcnow
 
 
 @pytest.fixture
@@ -25,18 +25,15 @@ def reg(db, make_vm):
 def test_raw_rates_sum_per_step_and_divide_by_measured_time(client, db, reg):
     now = utcnow().replace(microsecond=0)
     for i in range(1, 11):  # ten 1-second ticks, 100 then 200 signals
-        db.add(
-            SignalSample(
-                ioeventfd_id=reg.id,
-                taken_at=now - timedelta(seconds=i),
-                signals=100 if i <= 5 else 200,
-                interval_s=1.0,
-            )
+        add_signal(
+            db,
+            ioeventfd_id=reg.id,
+            taken_at=now - timedelta(seconds=i),
+            signals=100 if i <= 5 else 200,
+            interval_s=1.0,
         )
-    db.add(
-        SignalSample(
-            ioeventfd_id=reg.id, taken_at=now - timedelta(hours=1), signals=9, interval_s=1.0
-        )
+    add_signal(
+        db, ioeventfd_id=reg.id, taken_at=now - timedelta(hours=1), signals=9, interval_s=1.0
     )  # outside the range
     db.commit()
     url = f"/api/vms/{reg.vm_id}/ioeventfds/{reg.id}/rates"
@@ -59,23 +56,18 @@ def test_long_ranges_read_rollups_plus_the_raw_tail(client, db, reg):
     now = utcnow().replace(second=0, microsecond=0)
     boundary = now - timedelta(minutes=2)
     for m in range(3, 63):  # an hour of rolled-up minutes before the boundary
-        db.add(
-            SignalRollup(
-                ioeventfd_id=reg.id,
-                minute_at=now - timedelta(minutes=m),
-                signals=600,
-                interval_s=60.0,
-            )
+        add_signal(
+            db,
+            ioeventfd_id=reg.id,
+            minute_at=now - timedelta(minutes=m),
+            signals=600,
+            interval_s=60.0,
         )
-    db.add(
-        SignalSample(
-            ioeventfd_id=reg.id, taken_at=now - timedelta(seconds=30), signals=50, interval_s=1.0
-        )
+    add_signal(
+        db, ioeventfd_id=reg.id, taken_at=now - timedelta(seconds=30), signals=50, interval_s=1.0
     )
-    db.add(
-        SignalSample(
-            ioeventfd_id=reg.id, taken_at=now - timedelta(minutes=5), signals=7, interval_s=1.0
-        )
+    add_signal(
+        db, ioeventfd_id=reg.id, taken_at=now - timedelta(minutes=5), signals=7, interval_s=1.0
     )  # rolled up already: must not count twice
     vm = reg.vm
     vm.rolled_up_until = boundary
@@ -107,9 +99,9 @@ def test_exits_per_address_busiest_first_with_registered_flag(client, db, reg):
     now = utcnow()
     for i in range(1, 4):
         t = now - timedelta(seconds=i)
-        db.add(exit_row(reg.vm_id, t, 10))
-        db.add(exit_row(reg.vm_id, t, 20, space="mmio", addr=0xD0000000))
-    db.add(exit_row(reg.vm_id, now - timedelta(minutes=5), 99, addr=0x7000, length=1))
+        add_exit(db, reg.vm_id, t, 10)
+        add_exit(db, reg.vm_id, t, 20, space="mmio", addr=0xD0000000)
+    add_exit(db, reg.vm_id, now - timedelta(minutes=5), 99, addr=0x7000, length=1)
     db.commit()
     rows = client.get(f"/api/vms/{reg.vm_id}/exits", params={"since": "-1m"}).json()
     assert [(r["space"], r["addr"], r["exits"], r["registered"]) for r in rows] == [
@@ -126,8 +118,8 @@ def test_exits_per_address_busiest_first_with_registered_flag(client, db, reg):
 
 def test_exits_over_days_read_rollups(client, db, reg):
     now = utcnow().replace(second=0, microsecond=0)
-    db.add(exit_row(reg.vm_id, now - timedelta(hours=3), 500, addr=0x7000, length=1, rollup=True))
-    db.add(exit_row(reg.vm_id, now - timedelta(seconds=20), 5, addr=0x7000, length=1))
+    add_exit(db, reg.vm_id, now - timedelta(hours=3), 500, addr=0x7000, length=1, rollup=True)
+    add_exit(db, reg.vm_id, now - timedelta(seconds=20), 5, addr=0x7000, length=1)
     reg.vm.rolled_up_until = now - timedelta(minutes=1)
     db.commit()
     rows = client.get(f"/api/vms/{reg.vm_id}/exits", params={"since": "-1d"}).json()

@@ -9,18 +9,19 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from support import exit_row
+from support import add_exit, add_signal
 
 from app.api.stream_hub import StreamHub
 from app.core.security import create_token
-from contract.models import Ioeventfd, SignalSample, utcnow
+from contract.models import Feed, Ioeventfd, utcnow
+from contract.samples import SeriesIndex, TickIn, write_ticks
 from contract.timeparse import epoch_ms
 
 
 def write_tick(db, reg, when, signals=10, exits=3):
     """One sampling tick as the worker writes it: signal and exit samples in one transaction."""
-    db.add(SignalSample(ioeventfd_id=reg.id, taken_at=when, signals=signals, interval_s=0.5))
-    db.add(exit_row(reg.vm_id, when, exits, addr=0x7000, length=2, interval_s=0.5))
+    add_signal(db, ioeventfd_id=reg.id, taken_at=when, signals=signals, interval_s=0.5)
+    add_exit(db, reg.vm_id, when, exits, addr=0x7000, length=2, interval_s=0.5)
     db.commit()
 
 
@@ -215,17 +216,17 @@ def test_a_stalled_connection_is_closed_while_a_reader_gets_every_tick(
         events = Events(response)
         got: list[int] = []
         for batch in range(12):  # 100 ticks (~0.9 MB of events) at a time
-            rows = [
-                SignalSample(
-                    ioeventfd_id=r.id,
-                    taken_at=base + timedelta(milliseconds=10 * i),
-                    signals=i,
-                    interval_s=0.01,
+            ticks = [
+                TickIn(
+                    reg.vm_id,
+                    Feed.SIGNALS,
+                    base + timedelta(milliseconds=10 * i),
+                    0.01,
+                    {r.id: (i,) for r in regs},
                 )
                 for i in range(100 * batch, 100 * batch + 100)
-                for r in regs
             ]
-            db.add_all(rows)
+            write_ticks(db.connection(), SeriesIndex(), ticks)
             db.commit()
             while len(got) < 100 * (batch + 1):
                 got.append(int(events.next_rates()["id"]))

@@ -140,7 +140,7 @@ def test_stream_of_a_real_worker_resumes_without_gaps(worker_api, live_server, s
     import httpx
     from sqlalchemy import select
 
-    from contract.models import SignalSample
+    from contract.models import Feed, Sample
     from contract.timeparse import epoch_ms
 
     api = worker_api
@@ -184,7 +184,9 @@ def test_stream_of_a_real_worker_resumes_without_gaps(worker_api, live_server, s
         {
             epoch_ms(t)
             for t in db.scalars(
-                select(SignalSample.taken_at).where(SignalSample.ioeventfd_id == reg["id"])
+                select(Sample.taken_at).where(
+                    Sample.vm_id == vm["id"], Sample.feed == int(Feed.SIGNALS)
+                )
             )
         }
     )

@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
+from support import stored
 
 from contract.db import make_engine
 from contract.migrate import upgrade
-from contract.models import ObservedRollup, ObservedSample, Vm
+from contract.models import Feed, Rollup, Sample, Vm
 from observer import retention
 from observer.discovery import VmKey, VmProcess
 from observer.sampler import AddressSample, Tick
@@ -39,9 +40,8 @@ def test_ticks_make_one_observed_row_its_samples_and_its_end(db_url) -> None:
     assert writer.flush()
     with engine.connect() as conn:
         [vm] = conn.execute(select(Vm).where(Vm.kind == "observed")).all()
-        totals = conn.execute(
-            select(func.sum(ObservedSample.writes), func.sum(ObservedSample.userspace))
-        ).one()
+        counts = stored(conn, vm.id, Feed.OBSERVED).values()
+        totals = (sum(c[0] for c in counts), sum(c[1] for c in counts))
     assert (vm.host, vm.pid, vm.comm, vm.cmdline, vm.vcpus) == ("hostA", 4242, *VM[2:5])
     assert vm.vcpu_tids == [100, 101] and vm.started_at == VM.started_at
     assert (vm.state, vm.ended_at) == ("stopped", T0 + timedelta(seconds=3))
@@ -65,7 +65,7 @@ def test_a_database_outage_buffers_ticks_until_it_returns(postgres_admin_url) ->
             conn.execute(text('CREATE DATABASE "iosignal_observer_outage"'))
         upgrade(url_s)
         assert writer.flush() and writer.buffered == 0
-        assert _count(engine, ObservedSample) == 2
+        assert _count(engine, Sample) == 2
     finally:
         engine.dispose()
         with admin.connect() as conn:
@@ -82,20 +82,18 @@ def test_rollups_sum_the_raw_minutes_and_retention_keeps_the_invariant(db_url) -
     mark = retention.roll_up(engine, "hostA", T0 + timedelta(seconds=140))
     assert mark == T0 + timedelta(minutes=2)
     with engine.connect() as conn:
-        rolled = conn.execute(
-            select(
-                ObservedRollup.minute_at, ObservedRollup.writes, ObservedRollup.userspace
-            ).order_by(ObservedRollup.minute_at)
-        ).all()
-    assert [tuple(r) for r in rolled] == [(T0, 18, 6), (T0 + timedelta(minutes=1), 18, 6)]
+        vm_id = conn.execute(select(Vm.id)).scalar_one()
+        rolled = stored(conn, vm_id, Feed.OBSERVED, rollups=True)
+    key = ("pio", 0x510, 2)
+    assert rolled == {(key, T0): (18, 6, 6), (key, T0 + timedelta(minutes=1)): (18, 6, 6)}
     retention.roll_up(engine, "hostA", T0 + timedelta(seconds=140))  # each minute once
-    assert _count(engine, ObservedRollup) == 2
+    assert _count(engine, Rollup) == 2
     # raw kept 0 h: only rolled-up minutes go; the third minute stays raw
     retention.enforce(engine, "hostA", T0 + timedelta(hours=1), raw_h=0, rollup_d=30)
-    assert _count(engine, ObservedSample) == 3
+    assert _count(engine, Sample) == 3
     # past the rollup window the ended VM goes, with its rollups and samples
     writer.put(_tick(T0 + timedelta(seconds=150), 0, 0, ended=True))
     assert writer.flush()
     retention.enforce(engine, "hostA", T0 + timedelta(days=31), raw_h=0, rollup_d=30)
-    assert (_count(engine, Vm), _count(engine, ObservedRollup)) == (0, 0)
+    assert (_count(engine, Vm), _count(engine, Rollup)) == (0, 0)
     engine.dispose()

@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
-from support import wait_for
+from support import stored, wait_for
 from test_store_writer import _admin, database_unavailable  # same folder, on sys.path
 
 from contract.db import make_engine
 from contract.models import (
     BenchmarkRun,
-    ExitSample,
+    Feed,
     Ioeventfd,
-    SignalSample,
+    Sample,
     Vm,
     WorkerEvent,
     Workload,
@@ -179,17 +179,11 @@ def test_kill_9_and_restart_loses_nothing(db_url, engine, spawn) -> None:
             ),
         )
     wait_for("the workload ringing again", lambda: _reg(engine, rung).signals_total > before + 100)
-    with Session(engine) as db:
-        new = db.scalar(
-            select(func.count()).where(
-                SignalSample.ioeventfd_id == rung,
-                SignalSample.taken_at > restarted_at,
-                SignalSample.signals > 0,
-            )
-        )
-        exits = db.scalar(
-            select(func.count()).where(ExitSample.addr == 0x620, ExitSample.taken_at > restarted_at)
-        )
+    with engine.connect() as conn:
+        signals = stored(conn, vm.id, Feed.SIGNALS)
+        exits_stored = stored(conn, vm.id, Feed.EXITS)
+    new = sum(1 for (rid, at), (n,) in signals.items() if rid == rung and at > restarted_at and n)
+    exits = sum(1 for (key, at) in exits_stored if key[1] == 0x620 and at > restarted_at)
     assert new > 0 and exits == 0  # rings reach the eventfd on the new VM, not userspace
     assert _stop(proc) == 0
 
@@ -212,9 +206,10 @@ def test_database_outage_keeps_every_tick(db_url, engine, spawn, request) -> Non
     with Session(engine) as db:
         times = list(
             db.scalars(
-                select(SignalSample.taken_at)
-                .where(SignalSample.ioeventfd_id == rid, SignalSample.taken_at >= outage_from)
-                .order_by(SignalSample.taken_at)
+                select(Sample.taken_at)
+                .where(Sample.vm_id == vm.id, Sample.feed == int(Feed.SIGNALS))
+                .where(Sample.taken_at >= outage_from)
+                .order_by(Sample.taken_at)
             )
         )
     gaps = [b - a for a, b in itertools.pairwise(times)]
@@ -225,9 +220,10 @@ def test_database_outage_keeps_every_tick(db_url, engine, spawn, request) -> Non
 
 def _count_after(engine: Engine, rid: int, after) -> int:
     with Session(engine) as db:
+        vm_id = select(Ioeventfd.vm_id).where(Ioeventfd.id == rid).scalar_subquery()
         return db.scalar(
             select(func.count()).where(
-                SignalSample.ioeventfd_id == rid, SignalSample.taken_at > after
+                Sample.vm_id == vm_id, Sample.feed == int(Feed.SIGNALS), Sample.taken_at > after
             )
         )
 

@@ -1,0 +1,226 @@
+"""The packed sample store, both sides: writers add ticks, readers get them decoded.
+
+A tick of one VM feed is one `samples` row (contract.models.Sample): its time, interval and
+every busy series' counts packed (contract/packed.py). Series are keyed by a registration id
+(signals, answers) or by (space, addr, len) (exits, observed); `SeriesIndex` turns keys into
+the VM's small indexes, adding new ones to `series` in the writer's own transaction.
+
+Writers (worker, observer, and issue 13's answers): build `TickIn`s and call `write_ticks` inside
+one transaction per batch of ticks, so a killed writer leaves whole ticks or none.
+Readers: `read` (tiered: rollups before a boundary, raw from it on) yields `Tick`s whose counts
+were checked; a corrupt value raises `CorruptPacked` naming the VM and tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+
+from contract.models import Feed, Rollup, Sample, SampleTime, Series
+from contract.packed import Packed, pack, unpack
+
+SeriesKey = Any  # int (ioeventfd_id) or tuple[str, int, int] (space, addr, len)
+
+
+class TickIn(NamedTuple):
+    """One tick of one VM feed as a writer hands it over: counts per series key."""
+
+    vm_id: int
+    feed: Feed
+    taken_at: datetime
+    interval_s: float
+    counts: Mapping[SeriesKey, Sequence[int]]  # `feed.fields` ints per key
+
+
+class Tick(NamedTuple):
+    """One decoded row: a raw tick or a rolled-up minute (`interval_s`: the time it covers)."""
+
+    at: datetime
+    interval_s: float
+    counts: Packed
+
+
+def key_of(row: Any) -> SeriesKey:
+    """The series key of a `series` row."""
+    if Feed(row.feed).by_registration:
+        return row.ioeventfd_id
+    return (row.space, row.addr, row.len)
+
+
+class SeriesIndex:
+    """A writer's cache of the series dictionary of the VM feeds it writes."""
+
+    def __init__(self) -> None:
+        self._maps: dict[tuple[int, Feed], dict[SeriesKey, int]] = {}
+
+    def forget(self) -> None:
+        """Drop the cache (after a rolled-back transaction: its new series never existed)."""
+        self._maps.clear()
+
+    def indexes(
+        self, conn: Connection, vm_id: int, feed: Feed, keys: Iterable[SeriesKey]
+    ) -> dict[SeriesKey, int]:
+        """The index of every key; keys seen for the first time are added to `series`."""
+        known = self._maps.get((vm_id, feed))
+        if known is None:
+            rows = conn.execute(
+                select(Series).where(Series.vm_id == vm_id, Series.feed == int(feed))
+            ).all()
+            known = self._maps[(vm_id, feed)] = {key_of(r): r.idx for r in rows}
+        new = [k for k in dict.fromkeys(keys) if k not in known]
+        if new:
+            first = len(known)
+            added: list[dict[str, Any]] = []
+            for i, key in enumerate(new, first):
+                row: dict[str, Any] = {"vm_id": vm_id, "feed": int(feed), "idx": i}
+                if feed.by_registration:
+                    row |= {"ioeventfd_id": key, "space": None, "addr": None, "len": None}
+                else:
+                    row |= {"ioeventfd_id": None, "space": key[0], "addr": key[1], "len": key[2]}
+                added.append(row)
+            conn.execute(insert(Series), added)
+            known.update((k, i) for i, k in enumerate(new, first))
+        return known
+
+
+def write_ticks(conn: Connection, index: SeriesIndex, ticks: Iterable[TickIn]) -> int:
+    """Insert ticks (in the caller's transaction); returns the number of busy series written."""
+    rows, busy = [], 0
+    for tick in ticks:
+        idx = index.indexes(conn, tick.vm_id, tick.feed, tick.counts)
+        value = pack(((idx[k], c) for k, c in tick.counts.items()), tick.feed.fields)
+        busy += sum(1 for c in tick.counts.values() if any(c))
+        rows.append(
+            {
+                "vm_id": tick.vm_id,
+                "feed": int(tick.feed),
+                "taken_at": tick.taken_at,
+                "interval_us": round(tick.interval_s * 1e6),
+                "counts": value,
+            }
+        )
+    if rows:
+        conn.execute(insert(Sample), rows)
+    return busy
+
+
+def series_of(conn: Connection, vm_id: int, feed: Feed) -> dict[int, SeriesKey]:
+    """The VM feed's dictionary: index -> series key."""
+    rows = conn.execute(select(Series).where(Series.vm_id == vm_id, Series.feed == int(feed)))
+    return {r.idx: key_of(r) for r in rows}
+
+
+def index_of(conn: Connection, vm_id: int, feed: Feed, key: SeriesKey) -> int | None:
+    """The index of one series, or None if it never counted anything."""
+    for idx, known in series_of(conn, vm_id, feed).items():
+        if known == key:
+            return idx
+    return None
+
+
+def decode(vm_id: int, feed: Feed, at: datetime, value: bytes) -> Packed:
+    """Unpack a stored value; a corrupt one raises CorruptPacked naming the VM and tick."""
+    return unpack(value, feed.fields, f"VM {vm_id} ({feed.name.lower()}), tick {at.isoformat()}")
+
+
+def read(
+    conn: Connection,
+    vm_id: int,
+    feed: Feed,
+    boundary: datetime | None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Iterator[Tick]:
+    """The feed's ticks in (since, until], each counted once: rolled-up minutes before
+    `boundary` (none without one), raw ticks from it on; oldest first within each tier."""
+    raw = select(Sample.taken_at, Sample.interval_us, Sample.counts).where(
+        Sample.vm_id == vm_id, Sample.feed == int(feed)
+    )
+    if until is not None:
+        raw = raw.where(Sample.taken_at <= until)
+    if boundary is not None and (since is None or boundary > since):
+        raw = raw.where(Sample.taken_at >= boundary)
+    elif since is not None:
+        raw = raw.where(Sample.taken_at > since)
+    parts = [raw.order_by(Sample.taken_at)]
+    if boundary is not None:
+        end = boundary if until is None else min(until, boundary)
+        rolled = select(Rollup.minute_at, Rollup.interval_us, Rollup.counts).where(
+            Rollup.vm_id == vm_id, Rollup.feed == int(feed), Rollup.minute_at < end
+        )
+        if since is not None:
+            rolled = rolled.where(Rollup.minute_at >= since.replace(second=0, microsecond=0))
+        parts.insert(0, rolled.order_by(Rollup.minute_at))
+    for query in parts:
+        for at, interval_us, value in conn.execute(query):
+            yield Tick(at, interval_us / 1e6, decode(vm_id, feed, at, value))
+
+
+def tick_span(
+    conn: Connection, vm_id: int, feeds: Sequence[Feed], since: datetime, until: datetime
+) -> tuple[datetime, datetime, float] | None:
+    """(first tick, last tick, longest interval in s) of the VM's raw `feeds` in (since, until]."""
+    row = conn.execute(
+        select(func.min(Sample.taken_at), func.max(Sample.taken_at), func.max(Sample.interval_us))
+        .where(Sample.vm_id == vm_id, Sample.feed.in_([int(f) for f in feeds]))
+        .where(Sample.taken_at > since, Sample.taken_at <= until)
+    ).one()
+    if row[0] is None:
+        return None
+    # min()/max() skip the column type on SQLite: read them back through the SampleTime
+    return _time(conn, row[0]), _time(conn, row[1]), (row[2] or 0) / 1e6
+
+
+def _time(conn: Connection, value: Any) -> datetime:
+    return SampleTime().process_result_value(value, conn.dialect)  # type: ignore[return-value]
+
+
+def roll_up(
+    conn: Connection, vm_id: int, feeds: Iterable[Feed], start: datetime, end: datetime
+) -> None:
+    """Sum the raw ticks in [start, end) into one rollup row per feed and minute, and add the
+    sums to each series' `rolled_total` (in the caller's transaction)."""
+    for feed in feeds:
+        minutes: dict[datetime, tuple[list[int], dict[int, list[int]]]] = {}
+        query = (
+            select(Sample.taken_at, Sample.interval_us, Sample.counts)
+            .where(Sample.vm_id == vm_id, Sample.feed == int(feed))
+            .where(Sample.taken_at >= start, Sample.taken_at < end)
+            .order_by(Sample.taken_at)
+        )
+        for at, interval_us, value in conn.execute(query):
+            minute = at.replace(second=0, microsecond=0)
+            interval, sums = minutes.setdefault(minute, ([0], {}))
+            interval[0] += interval_us
+            for i, tick_counts in decode(vm_id, feed, at, value).items():
+                acc = sums.get(i)
+                if acc is None:
+                    sums[i] = list(tick_counts)
+                else:
+                    for f, n in enumerate(tick_counts):
+                        acc[f] += n
+        if not minutes:
+            continue
+        conn.execute(
+            insert(Rollup),
+            [
+                {"vm_id": vm_id, "feed": int(feed), "minute_at": minute}
+                | {"interval_us": interval[0], "counts": pack(sums.items(), feed.fields)}
+                for minute, (interval, sums) in minutes.items()
+            ],
+        )
+        totals: dict[int, int] = {}
+        for _, sums in minutes.values():
+            for i, counts in sums.items():
+                totals[i] = totals.get(i, 0) + counts[0]
+        if any(totals.values()):
+            conn.execute(
+                update(Series)
+                .where(Series.vm_id == vm_id, Series.feed == int(feed))
+                .where(Series.idx == bindparam("i"))
+                .values(rolled_total=Series.rolled_total + bindparam("n")),
+                [{"i": i, "n": n} for i, n in totals.items() if n],
+            )
