@@ -215,5 +215,9 @@ def as_dict() -> dict[str, Any]:
         "max_doorbell_rate_hz": MAX_DOORBELL_RATE_HZ,
         "max_total_rate_hz": MAX_TOTAL_RATE_HZ,
         "max_answered_rate_hz": MAX_ANSWERED_RATE_HZ,
+        "irqchip": {
+            "pio": [list(r) for r in IRQCHIP_PORTS],
+            "mmio": [list(r) for r in IRQCHIP_MMIO],
+        },
         "collision_rule": COLLISION_RULE,
     }
