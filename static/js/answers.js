@@ -35,7 +35,8 @@ export class AnsweredDoorbells {
       const name = addrText(a.space, a.addr, a.len);
       return [
         { key: `${key}:kicks`, name: `${name} kicks/s`, y: a.kicks_hz },
-        { key: `${key}:interrupts`, name: `${name} interrupts/s`, y: a.interrupts_hz },
+        // Same colour, dashed: on top of the kicks line when every kick is answered.
+        { key: `${key}:interrupts`, name: `${name} interrupts/s`, y: a.interrupts_hz, colourKey: `${key}:kicks`, dash: "dash" },
       ];
     });
     this.chart.push(t, points, true); // an idle doorbell is left out of the tick: 0
