@@ -86,11 +86,12 @@ class Answers:
 
     def retire(self) -> None:
         """Close the devices no longer in the workload (the vCPU thread, between passes)."""
+        # Under the lock: a `set` naming the doorbell again must not assign its ioeventfd while
+        # the old one is still assigned (EEXIST); a consumer stops at once, so this is short.
         with self._lock:
             retiring, self._retiring = self._retiring, {}
-        for key, device in retiring.items():
-            device.close()
-            with self._lock:
+            for key, device in retiring.items():
+                device.close()
                 total = self._final.setdefault(key, [0, 0])
                 for i, n in enumerate(self._delta(device)):
                     total[i] += n

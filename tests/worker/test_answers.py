@@ -108,3 +108,15 @@ def test_a_registration_where_a_doorbell_is_answered_is_refused_naming_it(
     with pytest.raises(RegistrationError, match="an answered doorbell's device") as refused:
         machine.register(1, "pio", PORT, 0, None)
     assert refused.value.errno == errno.EEXIST
+
+
+def test_a_doorbell_answered_again_before_the_next_pass_keeps_its_device(machine: Machine) -> None:
+    answered = [Doorbell("pio", PORT, 2, 1, 0.0, answered=True)]
+    machine.set_workload(answered)
+    assert machine.answers is not None
+    device = machine.answers._devices[("pio", PORT, 2)]
+    machine.set_workload([])  # retires at the next pass ...
+    machine.set_workload(answered)  # ... which has not come: the same device, no EEXIST
+    assert machine.answers._devices[("pio", PORT, 2)] is device
+    machine.ring([Ring("pio", PORT, 2, 1, 20, answered=True)])
+    assert [(a.kicks, a.interrupts) for a in machine.collect().answers] == [(20, 20)]
