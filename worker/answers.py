@@ -49,7 +49,8 @@ class Answers:
 
     def set(self, keys: set[AnswerKey]) -> None:
         """Answer exactly `keys` from the next pass on: new devices now (all or none; ValueError
-        names the refusal), devices no longer wanted retire at the next `retire`."""
+        names the refusal), devices no longer wanted retire at the next `retire` (the vCPU thread
+        calls it between passes, and when woken idle)."""
         with self._lock:
             added: list[AnswerKey] = []
             try:

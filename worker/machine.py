@@ -77,7 +77,7 @@ class Machine:
                     self.pacer,
                     status,
                     self.clock,
-                    before_pass=self.answers.retire,
+                    between_passes=self.answers.retire,
                 )
                 self._sampler = Sampler(
                     self.registry, self.exits, self.clock, answers=self.answers.counts

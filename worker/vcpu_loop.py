@@ -54,11 +54,13 @@ class VcpuThread:
         pacer: Pacer,
         status: VcpuStatus,
         clock: Callable[[], float] = time.monotonic,
-        before_pass: Callable[[], None] = lambda: None,
+        between_passes: Callable[[], None] = lambda: None,
     ) -> None:
         self.runner = PassRunner(vcpu, exits, status, kick_signal=KICK_SIGNAL)
         self.mem, self.pacer, self.status, self.clock = mem, pacer, status, clock
-        self.before_pass = before_pass  # runs on this thread while the guest is out of KVM_RUN
+        # Runs on this thread, the guest out of KVM_RUN: before each pass, and on each wake
+        # while idle (a workload change), so what it undoes never waits for a next pass.
+        self.between_passes = between_passes
         self.passes = 0
         self._cond = threading.Condition()  # guards status changes against the job queue
         self._jobs: deque[_Job] = deque()
@@ -111,6 +113,7 @@ class VcpuThread:
     def _next(self) -> tuple[_Job | None, list[Ring] | None]:
         with self._cond:
             while not self.status.stopped and self.status.halt is None:
+                self.between_passes()
                 if self._jobs:
                     job = self._jobs.popleft()
                     return job, job.rings
@@ -135,7 +138,6 @@ class VcpuThread:
                     raise GuestFault(self.status.halt)
                 if rings is None:
                     return
-                self.before_pass()
                 write_table(self.mem, rings)
                 self.runner.run_pass()
                 self.passes += 1

@@ -120,3 +120,19 @@ def test_a_doorbell_answered_again_before_the_next_pass_keeps_its_device(machine
     assert machine.answers._devices[("pio", PORT, 2)] is device
     machine.ring([Ring("pio", PORT, 2, 1, 20, answered=True)])
     assert [(a.kicks, a.interrupts) for a in machine.collect().answers] == [(20, 20)]
+
+
+def test_an_idle_vcpu_retires_a_device_at_once_so_the_address_can_be_registered(
+    machine: Machine,
+) -> None:
+    machine.set_workload([Doorbell("pio", PORT, 2, 1, 0.0, answered=True)])
+    machine.set_workload([])  # no pass will come: the woken vCPU thread retires it
+    assert machine.answers is not None
+    answers = machine.answers
+
+    def retired() -> bool:
+        with answers._lock:  # held while the device closes
+            return not answers._retiring
+
+    _wait_until(retired)
+    machine.register(1, "pio", PORT, 2, None)  # the device's ioeventfd is gone
