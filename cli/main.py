@@ -180,13 +180,16 @@ def loadbench(
         str | None, typer.Option(help="Database to load (default: a temporary SQLite file).")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    vms: Annotated[
+        int, typer.Option(help="VMs writing at once, one worker process each (a fleet).", min=1)
+    ] = 1,
 ) -> None:
-    """Load the sample store: N registrations at 1 Hz; CPU %, missed ticks, lock errors, bytes."""
+    """Load the sample store: N VMs x M registrations; CPU %, missed ticks, lock errors, bytes."""
     from worker.storebench import cli_loadbench
 
     _setup_logging()
     raise typer.Exit(
-        cli_loadbench(registrations, duration, interval, database_url, json_out=json_out)
+        cli_loadbench(registrations, duration, interval, database_url, json_out=json_out, vms=vms)
     )
 
 

@@ -22,11 +22,17 @@ def fill(
     ticks: int = TICKS,
     exit_addrs: int = 5,
     rollup_days: float = 0.0,
+    varied: bool = False,
 ) -> tuple[int, list[int]]:
     """One VM, `regs` active registrations, `ticks` one-second ticks of samples (signals of
     every registration, exits of `exit_addrs` PIO ports from 0x7000), written as the worker
     writes them (one packed row per tick and feed); then per-minute rollups of `rollup_days`
-    before the raw ticks and of the raw ticks' own minutes, marked rolled up to the newest."""
+    before the raw ticks and of the raw ticks' own minutes, marked rolled up to the newest.
+    Counts are 5 signals and 3 exits a tick (300 and 180 a minute), or with `varied` every
+    series busy with 1..1,000 a tick (a minute's sum of 60 such), so that the stored bytes
+    are those of real, incompressible counts."""
+    import random
+
     from sqlalchemy import insert, update
 
     from contract.models import Feed, Ioeventfd, Rollup, Sample, Series, Vm, utcnow
@@ -50,14 +56,27 @@ def fill(
         exits = index.indexes(
             conn, vm.id, Feed.EXITS, [("pio", 0x7000 + j, 2) for j in range(exit_addrs)]
         )
-        # every tick counts the same: pack once (decoding costs the same as varied counts)
-        signals_value = pack([(i, (5,)) for i in sig.values()])
+        rng = random.Random(11)
+
+        def values(per: int, n: int) -> list[tuple[bytes, int]]:
+            """`n` packed ticks of signals (count, total per series) to cycle through."""
+            if not varied:
+                return [(pack([(i, (per,)) for i in sig.values()]), per)]
+            out = []
+            for _ in range(n):
+                counts = [sum(rng.randint(1, 1000) for _ in range(per)) for _ in sig]
+                out.append((pack(zip(sig.values(), ((c,) for c in counts), strict=True)), 0))
+            return out
+
+        signals_values = values(1, 97) if varied else values(5, 1)
+        signals_value = signals_values[0][0]
         exits_value = pack([(i, (3,)) for i in exits.values()])
         now = utcnow().replace(microsecond=0)
         first = now - timedelta(seconds=ticks)
         batch = []
         for k in range(ticks):
             t = first + timedelta(seconds=k)
+            signals_value = signals_values[k % len(signals_values)][0]
             for feed, value in ((Feed.SIGNALS, signals_value), (Feed.EXITS, exits_value)):
                 batch.append(
                     {"vm_id": vm.id, "feed": int(feed), "taken_at": t}
@@ -75,11 +94,12 @@ def fill(
             int(rollup_days * 1440) + (mark - first).seconds // 60 + (mark - first).days * 1440
         )
         if rollup_days:
-            sig_minute = pack([(i, (300,)) for i in sig.values()])
+            sig_minutes = values(60, 31) if varied else values(300, 1)
             exit_minute = pack([(i, (180,)) for i in exits.values()])
             batch = []
             for m in range(minutes):
                 at = mark - timedelta(minutes=minutes - m)
+                sig_minute = sig_minutes[m % len(sig_minutes)][0]
                 for feed, value in ((Feed.SIGNALS, sig_minute), (Feed.EXITS, exit_minute)):
                     batch.append(
                         {"vm_id": vm.id, "feed": int(feed), "minute_at": at}
@@ -91,6 +111,8 @@ def fill(
             if batch:
                 db.execute(insert(Rollup), batch)
             for feed, per_minute in ((Feed.SIGNALS, 300), (Feed.EXITS, 180)):
+                if feed is Feed.SIGNALS and varied:
+                    continue  # /metrics reads signals from ioeventfds, not from here
                 db.execute(
                     update(Series)
                     .where(Series.vm_id == vm.id, Series.feed == int(feed))
@@ -99,6 +121,26 @@ def fill(
             db.execute(update(Vm).where(Vm.id == vm.id).values(rolled_up_until=mark))
         db.commit()
         return vm.id, ids
+
+
+def print_sizes(session_factory) -> None:
+    """Stored bytes (table + index) per raw sample and per rolled-up series-minute."""
+    from sqlalchemy import func, select
+
+    from contract.models import Rollup, Sample, Series
+    from worker.storebench import _sizes
+
+    with session_factory() as db:
+        conn = db.connection()
+        series = db.scalar(select(func.count()).select_from(Series))
+        ticks = db.scalar(select(func.count()).select_from(Sample)) // 2  # signals, exits
+        minutes = db.scalar(select(func.count()).select_from(Rollup)) // 2
+        raw, rolled = _sizes(conn, "samples"), _sizes(conn, "rollups")
+    print(
+        f"{conn.dialect.name}: {raw / (series * ticks):.2f} bytes per raw sample "
+        f"({series:,} series x {ticks:,} ticks, all busy), "
+        f"{rolled / (series * minutes):.2f} bytes per rolled-up series-minute"
+    )
 
 
 def main(url: str) -> None:
@@ -118,11 +160,12 @@ def main(url: str) -> None:
         vm_id = db.scalar(select(Vm.id).where(Vm.name == "bench"))
         ids = list(db.scalars(select(Ioeventfd.id).where(Ioeventfd.vm_id == vm_id)))
     if vm_id is None:
-        vm_id, ids = fill(get_sessionmaker(), rollup_days=ROLLUP_DAYS)
+        vm_id, ids = fill(get_sessionmaker(), rollup_days=ROLLUP_DAYS, varied=True)
         print(
             f"stored {REGS * TICKS:,} raw signal samples and {ROLLUP_DAYS:g} days of rollups "
             f"in {time.perf_counter() - started:.1f} s"
         )
+    print_sizes(get_sessionmaker())
     client = TestClient(create_app())
 
     def timed(what: str, path: str, params: dict | None = None, n: int = 5) -> None:

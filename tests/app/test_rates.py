@@ -133,3 +133,28 @@ def test_exits_over_days_read_rollups(client, db, reg):
             "registered": False,
         }
     ]
+
+
+def test_a_corrupt_stored_tick_is_refused_naming_vm_and_tick_never_a_wrong_rate(client, db, reg):
+    from sqlalchemy import update
+
+    from contract.models import Feed, Sample
+
+    now = utcnow().replace(microsecond=0)
+    for i in range(1, 4):
+        add_signal(db, ioeventfd_id=reg.id, taken_at=now - timedelta(seconds=i), signals=10)
+    bad = now - timedelta(seconds=2)
+    db.execute(
+        update(Sample)
+        .where(Sample.vm_id == reg.vm_id, Sample.feed == int(Feed.SIGNALS), Sample.taken_at == bad)
+        .values(counts=b"\x01\x00\x01\x01\x00\x00\x00\x0a\x00\x00\x00\x00")  # a wrong checksum
+    )
+    db.commit()
+    response = client.get(
+        f"/api/vms/{reg.vm_id}/ioeventfds/{reg.id}/rates", params={"since": "-1m"}
+    )
+    assert response.status_code == 500
+    body = response.json()
+    assert body["errno"] == "EBADMSG"
+    assert f"VM {reg.vm_id} (signals), tick {bad.isoformat()}" in body["detail"]
+    assert "checksum" in body["detail"]

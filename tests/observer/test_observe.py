@@ -6,11 +6,11 @@ from __future__ import annotations
 import signal
 import threading
 
-from sqlalchemy import func, select
-from support import wait_for
+from sqlalchemy import select
+from support import stored, wait_for
 
 from contract.db import make_engine
-from contract.models import ObservedSample, Vm
+from contract.models import Feed, Vm
 from observer.bpf import loaded_programs
 
 IOEVENTFD_PORT, USER_PORT = 0x510, 0x520
@@ -27,15 +27,12 @@ def _vm(engine, pid: int):
 
 def _sums(engine, vm_id: int, port: int) -> tuple[int, int]:
     with engine.connect() as conn:
-        row = conn.execute(
-            select(func.sum(ObservedSample.writes), func.sum(ObservedSample.userspace)).where(
-                ObservedSample.vm_id == vm_id,
-                ObservedSample.space == "pio",
-                ObservedSample.addr == port,
-                ObservedSample.len == 4,
-            )
-        ).one()
-    return (row[0] or 0, row[1] or 0)
+        counts = [
+            c
+            for (key, _), c in stored(conn, vm_id, Feed.OBSERVED).items()
+            if key == ("pio", port, 4)
+        ]
+    return (sum(c[0] for c in counts), sum(c[1] for c in counts))
 
 
 def test_two_vmms_are_counted_exactly_and_an_exit_is_noticed(db_url, observer, vmm) -> None:
