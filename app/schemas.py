@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     field_validator,
     model_validator,
 )
@@ -17,11 +18,13 @@ from pydantic import (
 from contract.benchpaths import BENCH_PATHS
 from contract.models import BenchState, RegState, VmKind, VmState
 from contract.rules import (
+    MAX_ANSWERED_RATE_HZ,
     MAX_DOORBELL_RATE_HZ,
     MAX_DOORBELLS,
     MAX_TOTAL_RATE_HZ,
     doorbell_problem,
     parse_u64,
+    rate_problem,
     registration_problem,
     workload_problem,
 )
@@ -189,6 +192,11 @@ class DoorbellIn(BaseModel):
     len: int = Field(description="write width: 1, 2, 4 or 8 (PIO at most 4)")
     value: U64In = 0
     rate_hz: float = Field(gt=0, le=MAX_DOORBELL_RATE_HZ)
+    answered: StrictBool = Field(
+        False,
+        description="a device answers each write with an interrupt the guest waits for "
+        f"(rate_hz at most {MAX_ANSWERED_RATE_HZ:g})",
+    )
 
     @field_validator("addr", "value")
     @classmethod
@@ -197,7 +205,9 @@ class DoorbellIn(BaseModel):
 
     @model_validator(mode="after")
     def _rules(self) -> DoorbellIn:
-        problem = doorbell_problem(self.space, int(self.addr), self.len, int(self.value))
+        problem = doorbell_problem(
+            self.space, int(self.addr), self.len, int(self.value)
+        ) or rate_problem(self.rate_hz, self.answered)
         if problem:
             raise ValueError(problem)
         return self
@@ -224,6 +234,7 @@ class WorkloadLimits(BaseModel):
     max_doorbells: int = MAX_DOORBELLS
     max_doorbell_rate_hz: float = MAX_DOORBELL_RATE_HZ
     max_total_rate_hz: float = MAX_TOTAL_RATE_HZ
+    max_answered_rate_hz: float = MAX_ANSWERED_RATE_HZ
 
 
 class WorkloadOut(BaseModel):

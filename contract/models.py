@@ -288,6 +288,7 @@ class Workload(Base):
     vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
     # [{"space": "pio", "addr": int, "len": int, "value": int, "rate_hz": float}, ...]
+    # (+ "answered": true for a doorbell a device answers with an interrupt, issue 13)
     doorbells: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -299,17 +300,19 @@ class Feed(enum.IntEnum):
     SIGNALS = 1  # worker: eventfd signals per registration (ioeventfd_id)
     EXITS = 2  # worker: userspace exits per (space, addr, len)
     OBSERVED = 3  # observer: writes, userspace exits, reads per (space, addr, len)
-    ANSWERS = 4  # interrupts per answered registration (ioeventfd_id), issue 13
+    # worker: an answered doorbell's kicks and the device's interrupts per (space, addr, len);
+    # the doorbell is a workload's, answered by a device of its own, not a registration
+    ANSWERS = 4
 
     @property
     def fields(self) -> int:
         """Counts per series in a packed value."""
-        return 3 if self is Feed.OBSERVED else 1
+        return {Feed.OBSERVED: 3, Feed.ANSWERS: 2}.get(self, 1)
 
     @property
     def by_registration(self) -> bool:
         """Series keyed by ioeventfd_id (else by space, addr, len)."""
-        return self in (Feed.SIGNALS, Feed.ANSWERS)
+        return self is Feed.SIGNALS
 
 
 class Series(Base):

@@ -33,6 +33,14 @@ WRITE_LENS = (1, 2, 4, 8)
 MAX_DOORBELLS = TABLE_ENTRIES
 MAX_DOORBELL_RATE_HZ = 100_000.0
 MAX_TOTAL_RATE_HZ = 200_000.0
+# An answered doorbell's write waits for the device's interrupt (a round trip of ~40 us here),
+# so at most this many a second leave the guest time for the rest of its workload.
+MAX_ANSWERED_RATE_HZ = 10_000.0
+
+# The live VM has KVM's in-kernel irqchip (an answered doorbell's interrupts need it): its PIC
+# and IOAPIC handle these writes in the kernel, so a doorbell there would never reach a VMM.
+IRQCHIP_PORTS = ((0x20, 0x21), (0xA0, 0xA1), (0x4D0, 0x4D1))  # PIC master, slave, ELCR
+IRQCHIP_MMIO = ((0xFEC0_0000, 0xFEC0_00FF), (0xFEE0_0000, 0xFEE0_0FFF))  # IOAPIC, LAPIC
 
 COLLISION_RULE = (
     "same space and address, and a width of 0 on either side or the same width with "
@@ -103,6 +111,13 @@ def doorbell_problem(
         return problem
     if value >> (8 * len_):
         return f"value 0x{value:x} is wider than len {len_} bytes"
+    irqchip = IRQCHIP_PORTS if space == "pio" else IRQCHIP_MMIO
+    for first, last in irqchip:
+        if addr <= last and addr + len_ - 1 >= first:
+            return (
+                f"{space.upper()} {first:#x}-{last:#x} belongs to KVM's in-kernel interrupt "
+                "controller: writes there never reach a doorbell"
+            )
     if space == "pio":
         return guest_problem(space, addr, 0)
     if addr < mem_size or addr + len_ > MAPPED_LIMIT:
@@ -113,10 +128,17 @@ def doorbell_problem(
     return None
 
 
-def rate_problem(rate_hz: float) -> str | None:
-    """The rule a doorbell's rate breaks (0 means silent), or None."""
+def rate_problem(rate_hz: float, answered: object = False) -> str | None:
+    """The rule a doorbell's rate (0 means silent) or its `answered` flag breaks, or None."""
+    if not isinstance(answered, bool):
+        return f"answered must be true or false (got {answered!r})"
     if not (math.isfinite(rate_hz) and 0 <= rate_hz <= MAX_DOORBELL_RATE_HZ):
         return f"rate_hz must be between 0 and {MAX_DOORBELL_RATE_HZ:g} (got {rate_hz})"
+    if answered and rate_hz > MAX_ANSWERED_RATE_HZ:
+        return (
+            f"an answered doorbell's rate_hz must be at most {MAX_ANSWERED_RATE_HZ:g}: each write "
+            f"waits for the device's interrupt (got {rate_hz})"
+        )
     return None
 
 
@@ -187,5 +209,10 @@ def as_dict() -> dict[str, Any]:
         "max_doorbells": MAX_DOORBELLS,
         "max_doorbell_rate_hz": MAX_DOORBELL_RATE_HZ,
         "max_total_rate_hz": MAX_TOTAL_RATE_HZ,
+        "max_answered_rate_hz": MAX_ANSWERED_RATE_HZ,
+        "irqchip": {
+            "pio": [list(r) for r in IRQCHIP_PORTS],
+            "mmio": [list(r) for r in IRQCHIP_MMIO],
+        },
         "collision_rule": COLLISION_RULE,
     }

@@ -1,10 +1,13 @@
 """`iosignal bench`: the doorbell benchmark, userspace exits against ioeventfds, on a scratch VM.
 
 Each one-way path rings one doorbell `writes` times in one guest pass, `repeat` times. The host
-times the pass with the monotonic clock; the guest times it with its TSC (converted with
-KVM_GET_TSC_KHZ). Every pass is checked: an ioeventfd path must count exactly `writes` signals
-and no exits, a userspace path exactly `writes` exits. The round-trip paths (`writes` requests,
-each answered by an interrupt) run on VMs of their own: worker/roundtripbench.py.
+times the pass with the monotonic clock (and the vCPU thread's CPU time); the guest times it
+with its TSC (converted with KVM_GET_TSC_KHZ). Every pass is checked: an ioeventfd path must
+count exactly `writes` signals and no exits, a userspace path exactly `writes` exits. A
+userspace path's passes alternate with the same pass through the bare KVM_RUN loop
+(worker.bareloop), so its row carries that floor and the harness's own cost per exit, measured
+in the same run. The round-trip paths (`writes` requests, each answered by an interrupt) run on
+VMs of their own: worker/roundtripbench.py.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from rich.table import Table
 from contract.benchpaths import BENCH_PATHS
 from contract.config import get_settings
 from worker import hostinfo, roundtripbench
+from worker.bareloop import bare_pass
 from worker.exits import ExitCounter, GuestFault, PassRunner
 from worker.guest.boot import GuestVm
 from worker.guest.table import Ring, read_times, write_table
@@ -61,6 +65,14 @@ PATHS = {
 }
 
 
+class _Pass(NamedTuple):
+    """One timed pass: host wall clock, the vCPU thread's CPU time, guest TSC ticks."""
+
+    host_ns: int
+    cpu_ns: int
+    ticks: int
+
+
 class BenchError(RuntimeError):
     """The benchmark could not run or a pass did not count what the guest wrote."""
 
@@ -75,13 +87,12 @@ def _address(path: BenchPath) -> tuple[int, IoEventAddress]:
     return (BENCH_PORT, Pio(BENCH_PORT)) if path.space == "pio" else (BENCH_GPA, Mmio(BENCH_GPA))
 
 
-def _one_pass(vm: GuestVm, runner: PassRunner, ring: Ring, efd: int | None) -> tuple[float, int]:
-    """Run one pass; check the counts; return (host seconds, guest TSC ticks)."""
+def _one_pass(vm: GuestVm, runner: PassRunner, ring: Ring, efd: int | None) -> _Pass:
+    """Run one pass; check the counts; return its host, vCPU-thread and guest times."""
     write_table(vm.mem, [ring])
-    start = time.monotonic()
+    cpu, start = time.thread_time_ns(), time.perf_counter_ns()
     runner.run_pass()
-    seconds = time.monotonic() - start
-    times = read_times(vm.mem)
+    done = _Pass(time.perf_counter_ns() - start, time.thread_time_ns() - cpu, _guest_ticks(vm))
     exits = sum(runner.exits.swap().values())
     signals = 0
     if efd is not None:
@@ -95,7 +106,21 @@ def _one_pass(vm: GuestVm, runner: PassRunner, ring: Ring, efd: int | None) -> t
             f"{ring.writes} guest writes gave {signals} signals and {exits} exits, "
             f"expected {want[0]} and {want[1]}"
         )
-    return seconds, times.tsc_end - times.tsc_start
+    return done
+
+
+def _bare_pass(vm: GuestVm, ring: Ring) -> _Pass:
+    """The same pass through the bare KVM_RUN loop (worker.bareloop): the floor."""
+    assert vm.vcpu is not None
+    write_table(vm.mem, [ring])
+    cpu, start = time.thread_time_ns(), time.perf_counter_ns()
+    bare_pass(vm.vcpu, ring.writes)
+    return _Pass(time.perf_counter_ns() - start, time.thread_time_ns() - cpu, _guest_ticks(vm))
+
+
+def _guest_ticks(vm: GuestVm) -> int:
+    times = read_times(vm.mem)
+    return times.tsc_end - times.tsc_start
 
 
 def _run_path(
@@ -107,29 +132,53 @@ def _run_path(
     if path.reg_len is not None:
         efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         vm.vm.register_ioevent(efd, kvm_addr, path.reg_len, path.datamatch)
+    bare = efd is None  # a userspace path: its bare loop runs interleaved, pass for pass
     try:
         _one_pass(vm, runner, ring._replace(writes=WARMUP_WRITES), efd)
-        assert vm.vcpu is not None
-        tsc_khz = vm.vcpu.get_tsc_khz()
-        host_us, guest_us = [], []
+        if bare:
+            _bare_pass(vm, ring._replace(writes=WARMUP_WRITES))
+        passes, bare_passes = [], []
         for _ in range(repeat):
-            seconds, ticks = _one_pass(vm, runner, ring, efd)
-            host_us.append(seconds * 1e6 / writes)
-            guest_us.append(ticks * 1e3 / tsc_khz / writes)
+            passes.append(_one_pass(vm, runner, ring, efd))
+            if bare:
+                bare_passes.append(_bare_pass(vm, ring))
             tick()
     finally:
         if efd is not None:
             vm.vm.unregister_ioevent(efd, kvm_addr, path.reg_len or 0, path.datamatch)
             os.close(efd)
+    assert vm.vcpu is not None
+    tsc_khz = vm.vcpu.get_tsc_khz()
+    host_us = [p.host_ns / 1e3 / writes for p in passes]
     rtt = statistics.median(host_us)
-    return {
+    row = {
         "path": path.name,
         "writes": writes,
         "iops": round(1e6 / rtt, 1),
         "rtt_us": round(rtt, 4),
         "rtt_us_min": round(min(host_us), 4),
         "rtt_us_max": round(max(host_us), 4),
-        "guest_rtt_us": round(statistics.median(guest_us), 4),
+        "guest_rtt_us": round(
+            statistics.median(p.ticks for p in passes) * 1e3 / tsc_khz / writes, 4
+        ),
+    }
+    return row | (_harness(passes, bare_passes, writes) if bare else {})
+
+
+def _harness(passes: list[_Pass], bare: list[_Pass], writes: int) -> dict:
+    """The bare loop's figures beside the harness's, and what the harness adds per exit.
+
+    The overhead is read from the vCPU thread's CPU time, least of the passes: other load on
+    the host stretches the wall clock by far more than the difference, but not the CPU time the
+    thread spends, and the least pass is the one nothing else disturbed.
+    """
+    cpu_ns = min(p.cpu_ns for p in passes) / writes
+    bare_cpu_ns = min(p.cpu_ns for p in bare) / writes
+    return {
+        "bare_rtt_us": round(statistics.median(p.host_ns for p in bare) / 1e3 / writes, 4),
+        "cpu_ns": round(cpu_ns, 1),
+        "bare_cpu_ns": round(bare_cpu_ns, 1),
+        "harness_overhead_ns": round(cpu_ns - bare_cpu_ns, 1),
     }
 
 
@@ -189,11 +238,16 @@ def run_bench(
 def render_table(report: dict) -> Table:
     """The seed's table: one row per path, speedup over the userspace twin last.
 
-    A round-trip row counts requests (one write and one interrupt each) and adds its p99.
+    A round-trip row counts requests (one write and one interrupt each) and adds its p99. A
+    userspace row adds the bare KVM_RUN loop's time per exit on the same guest and path, and
+    what the harness adds to it per exit (vCPU thread CPU time).
     """
     title = f"doorbell writes and round trips on {report['host']} ({report['kernel']})"
     table = Table(title=title)
-    headers = ("path", "writes", "writes/s", r"rtt us median \[min-max]", "p99", "guest rtt us")
+    headers = (
+        *("path", "writes", "writes/s", r"rtt us median \[min-max]", "p99", "guest rtt us"),
+        *("bare loop us", "harness ns"),
+    )
     for header in headers:
         table.add_column(header, justify="left" if header == "path" else "right", no_wrap=True)
     table.add_column("vs userspace", justify="right", no_wrap=True)
@@ -208,6 +262,8 @@ def render_table(report: dict) -> Table:
             f"{r['rtt_us']:.2f} [{r['rtt_us_min']:.2f}-{r['rtt_us_max']:.2f}]",
             f"{r['rtt_us_p99']:.2f}" if "rtt_us_p99" in r else "",
             f"{r['guest_rtt_us']:.2f}",
+            f"{r['bare_rtt_us']:.2f}" if "bare_rtt_us" in r else "",
+            f"{r['harness_overhead_ns']:+,.0f}" if "harness_overhead_ns" in r else "",
             speedup,
         )
     return table
@@ -237,6 +293,6 @@ def cli_bench(writes: int, repeat: int, paths: list[str] | None, json_out: bool)
         print(json.dumps(report))
     else:
         out = Console()
-        out.width = max(out.width, 132)  # piped output defaults to 80 columns: too narrow
+        out.width = max(out.width, 160)  # piped output defaults to 80 columns: too narrow
         out.print(render_table(report))
     return 0

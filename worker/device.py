@@ -88,17 +88,19 @@ class Consumer:
 
 
 class IrqfdDevice:
-    """Kicks at `address` (4-byte writes) answered by an interrupt on `gsi`, all in the kernel
-    but for the Consumer thread between them. Deassigns what it assigned on close."""
+    """Kicks at `address` (`length`-byte writes) answered by an interrupt on `gsi`, all in the
+    kernel but for the Consumer thread between them. Deassigns what it assigned on close."""
 
-    def __init__(self, vm: Vm, address: IoEventAddress, gsi: int, *, poll: bool = False) -> None:
+    def __init__(
+        self, vm: Vm, address: IoEventAddress, gsi: int, *, poll: bool = False, length: int = 4
+    ) -> None:
         self.consumer: Consumer | None = None
         self._undo: list[Callable[[], None]] = []
         doorbell, irq = os.eventfd(0, os.EFD_CLOEXEC), os.eventfd(0, os.EFD_CLOEXEC)
         self._fds = [doorbell, irq]
         try:
-            vm.register_ioevent(doorbell, address, 4)
-            self._undo.append(lambda: vm.unregister_ioevent(doorbell, address, 4))
+            vm.register_ioevent(doorbell, address, length)
+            self._undo.append(lambda: vm.unregister_ioevent(doorbell, address, length))
             vm.register_irqfd(irq, gsi)
             self._undo.append(lambda: vm.unregister_irqfd(irq, gsi))
             self.consumer = Consumer(doorbell, irq, poll=poll)

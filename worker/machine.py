@@ -11,11 +11,15 @@ from collections.abc import Callable
 
 from contract.models import VmState
 from worker import guest
+from worker.answers import Answers
 from worker.exits import ExitCounter, VcpuStatus
 from worker.guest.boot import GuestVm
-from worker.guest.table import PassTimes, Ring
+from worker.guest.requests import VECTOR
+from worker.guest.table import PassTimes, Ring, write_vector
 from worker.kvm import Kvm
+from worker.kvm.vm import msi_route
 from worker.registry import Registry
+from worker.roundtrip import DEVICE_GSI, MSI_ADDRESS
 from worker.sampler import Collected, Sampler
 from worker.vcpu_loop import VcpuThread
 from worker.workload import Doorbell, Pacer
@@ -41,6 +45,7 @@ class Machine:
         self._status = VcpuStatus(stopped=True)
         self.pacer = Pacer(clock, period=period)
         self.registry: Registry | None = None
+        self.answers: Answers | None = None
         self.exits: ExitCounter | None = None
         self._kvm: Kvm | None = None
         self._guest: GuestVm | None = None
@@ -55,15 +60,28 @@ class Machine:
                 raise RuntimeError("machine already started")
             self._kvm = Kvm.open(self.kvm_path)
             try:
-                self._guest = GuestVm(self._kvm, self.mem_size)
+                # The in-kernel irqchip (before the vCPU) and one MSI route to the guest's
+                # vector: answered doorbells interrupt the guest through it.
+                self._guest = GuestVm(self._kvm, self.mem_size, irqchip=True)
+                self._guest.vm.set_gsi_routing([msi_route(DEVICE_GSI, MSI_ADDRESS, VECTOR)])
+                write_vector(self._guest.mem, VECTOR)
                 self.registry = Registry(self._guest.vm, self.mem_size)
+                self.answers = Answers(self._guest.vm, DEVICE_GSI, self._halt)
                 self.exits = ExitCounter()
                 assert self._guest.vcpu is not None
                 status = VcpuStatus()
                 self._thread = VcpuThread(
-                    self._guest.vcpu, self.exits, self._guest.mem, self.pacer, status, self.clock
+                    self._guest.vcpu,
+                    self.exits,
+                    self._guest.mem,
+                    self.pacer,
+                    status,
+                    self.clock,
+                    between_passes=self.answers.retire,
                 )
-                self._sampler = Sampler(self.registry, self.exits, self.clock)
+                self._sampler = Sampler(
+                    self.registry, self.exits, self.clock, answers=self.answers.counts
+                )
                 self._thread.start()
             except BaseException:
                 self._teardown()
@@ -82,8 +100,15 @@ class Machine:
         """Why the VM failed, once it has."""
         return self._status.fault
 
+    def _halt(self, reason: str) -> None:
+        log.error("VM failed: %s", reason)
+        if self._thread is not None:
+            self._thread.halt(reason)
+
     def _teardown(self) -> None:
         stopped = self._thread.stop() if self._thread else True
+        if self.answers is not None:
+            self.answers.close()
         if self.registry is not None:
             self.registry.close()
         if self._guest is not None:
@@ -141,6 +166,11 @@ class Machine:
     def set_workload(self, doorbells: list[Doorbell]) -> None:
         """Replace what the guest rings; takes effect at the next pass. ValueError names a rule."""
         bells = [Doorbell(**b) if isinstance(b, dict) else Doorbell(*b) for b in doorbells]
+        self.pacer.check(bells, self.mem_size)
+        if self.answers is not None:  # devices first: the guest waits for their answers
+            self.answers.set({(b.space, b.addr, b.len) for b in bells if b.answered})
+        elif any(b.answered for b in bells):
+            raise ValueError("answered doorbells need a started machine")
         self.pacer.set(bells, self.mem_size)
         if self._thread is not None:
             self._thread.wake()

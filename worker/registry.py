@@ -117,7 +117,13 @@ class Registry:
     def _explain(self, code: int | None, reg: Registration) -> str:
         if code == errno.EEXIST:
             other = next((r for r in self._regs.values() if r.collides(reg)), None)
-            who = f"registration {other.key} ({other.describe()})" if other else "another one"
+            # No registration in the way: on the live VM only an answered doorbell's device
+            # holds other ioeventfds.
+            who = (
+                f"registration {other.key} ({other.describe()})"
+                if other
+                else "an ioeventfd that is no registration (an answered doorbell's device)"
+            )
             return rules.collision_sentence(reg.describe(), who)
         return f"the kernel refused {reg.describe()}: {os.strerror(code or errno.EIO)}"
 

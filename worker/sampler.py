@@ -38,11 +38,25 @@ class ExitSample(NamedTuple):
     interval_s: float
 
 
+class AnswerSample(NamedTuple):
+    """An answered doorbell's kicks (its writes) and the device's interrupts in one interval."""
+
+    space: str
+    addr: int
+    len: int
+    taken_at: datetime
+    kicks: int
+    interrupts: int
+    interval_s: float
+
+
 class Collected(NamedTuple):
-    """One collect: a SignalSample per registration (and removed leftovers), exits > 0 only."""
+    """One collect: a SignalSample per registration (and removed leftovers), exits > 0 only,
+    and an AnswerSample per answered doorbell (idle ones too: a stalled device shows as 0)."""
 
     signals: list[SignalSample]
     exits: list[ExitSample]
+    answers: list[AnswerSample] = []
 
 
 def utc_now() -> datetime:
@@ -59,8 +73,9 @@ class Sampler:
         exits: ExitCounter,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], datetime] = utc_now,
+        answers: Callable[[], dict[tuple[str, int, int], tuple[int, int]]] = dict,
     ) -> None:
-        self.registry, self.exits = registry, exits
+        self.registry, self.exits, self.answers = registry, exits, answers
         self.clock = clock
         self.wallclock = wallclock
         self._lock = threading.Lock()  # two concurrent collects must not share an interval
@@ -74,6 +89,7 @@ class Sampler:
     def _collect(self) -> Collected:
         drained = self.registry.drain()
         exits = self.exits.swap()
+        answers = self.answers()
         now, taken_at = self.clock(), self.wallclock()
         interval, self._last = now - self._last, now
         # Every sample of a tick covers the whole tick, a registration made or removed mid-tick
@@ -87,5 +103,9 @@ class Sampler:
                 ExitSample(space, addr, length, taken_at, n, interval)
                 for (space, addr, length), n in sorted(exits.items())
                 if n
+            ],
+            [
+                AnswerSample(space, addr, length, taken_at, kicks, interrupts, interval)
+                for (space, addr, length), (kicks, interrupts) in sorted(answers.items())
             ],
         )

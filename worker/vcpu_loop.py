@@ -54,9 +54,13 @@ class VcpuThread:
         pacer: Pacer,
         status: VcpuStatus,
         clock: Callable[[], float] = time.monotonic,
+        between_passes: Callable[[], None] = lambda: None,
     ) -> None:
         self.runner = PassRunner(vcpu, exits, status, kick_signal=KICK_SIGNAL)
         self.mem, self.pacer, self.status, self.clock = mem, pacer, status, clock
+        # Runs on this thread, the guest out of KVM_RUN: before each pass, and on each wake
+        # while idle (a workload change), so what it undoes never waits for a next pass.
+        self.between_passes = between_passes
         self.passes = 0
         self._cond = threading.Condition()  # guards status changes against the job queue
         self._jobs: deque[_Job] = deque()
@@ -97,9 +101,19 @@ class VcpuThread:
             self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def halt(self, reason: str) -> None:
+        """The guest can never go on (`reason`): fail the VM at once, in a pass or between."""
+        with self._cond:
+            self.status.halt = reason
+            self._cond.notify()
+        if self._thread.is_alive() and self._thread.ident is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pthread_kill(self._thread.ident, KICK_SIGNAL)  # out of KVM_RUN now
+
     def _next(self) -> tuple[_Job | None, list[Ring] | None]:
         with self._cond:
-            while not self.status.stopped:
+            while not self.status.stopped and self.status.halt is None:
+                self.between_passes()
                 if self._jobs:
                     job = self._jobs.popleft()
                     return job, job.rings
@@ -120,6 +134,8 @@ class VcpuThread:
             self.runner.vcpu.set_signal_mask(_BLOCKED)  # KICK_SIGNAL gets through in KVM_RUN
             while True:
                 job, rings = self._next()
+                if self.status.halt is not None:
+                    raise GuestFault(self.status.halt)
                 if rings is None:
                     return
                 write_table(self.mem, rings)

@@ -26,13 +26,14 @@ class Doorbell(NamedTuple):
     len: int
     value: int
     rate_hz: float
+    answered: bool = False  # a device answers each write with an interrupt the guest waits for
 
 
 def check_doorbell(bell: Doorbell, mem_size: int = DEFAULT_MEM_SIZE) -> None:
     """Raise ValueError naming the rule unless the guest can ring `bell` at its rate."""
     problem = rules.doorbell_problem(
         bell.space, bell.addr, bell.len, bell.value, mem_size
-    ) or rules.rate_problem(bell.rate_hz)
+    ) or rules.rate_problem(bell.rate_hz, bell.answered)
     if problem:
         raise ValueError(problem)
 
@@ -55,13 +56,18 @@ class Pacer:
         self._last: float | None = None  # when the previous pass was planned
         self._deadline = 0.0
 
-    def set(self, bells: list[Doorbell], mem_size: int = DEFAULT_MEM_SIZE) -> None:
-        """Replace the workload; validated whole, so a bad doorbell changes nothing."""
+    @staticmethod
+    def check(bells: list[Doorbell], mem_size: int = DEFAULT_MEM_SIZE) -> None:
+        """Raise ValueError naming the rule unless the whole workload can be rung."""
         for bell in bells:
             check_doorbell(bell, mem_size)
         problem = rules.workload_problem([bell.rate_hz for bell in bells])
         if problem:
             raise ValueError(problem)
+
+    def set(self, bells: list[Doorbell], mem_size: int = DEFAULT_MEM_SIZE) -> None:
+        """Replace the workload; validated whole, so a bad doorbell changes nothing."""
+        self.check(bells, mem_size)
         with self._lock:
             old = {b[:4]: carry for b, carry in zip(self._bells, self._carry, strict=True)}
             self._bells = [b for b in bells if b.rate_hz > 0]
@@ -103,5 +109,6 @@ class Pacer:
                 count = int(want)
                 self._carry[i] = want - count
                 if count:
-                    rings.append(Ring(bell.space, bell.addr, bell.len, bell.value, count))
+                    ring = Ring(bell.space, bell.addr, bell.len, bell.value, count, bell.answered)
+                    rings.append(ring)
             return rings

@@ -57,7 +57,7 @@ def batch_seconds(interval_s: float) -> float:
 
 
 def _size(batch: Any) -> int:
-    return len(batch.signals) + len(batch.exits)
+    return len(batch.signals) + len(batch.exits) + len(getattr(batch, "answers", ()))
 
 
 class SampleWriter:
@@ -150,7 +150,7 @@ class SampleWriter:
         return True
 
     def _ticks(self, batch: Any, totals: dict[int, int]) -> list[TickIn]:
-        """A Collected as (at most) two packed ticks; adds its signals to `totals`."""
+        """A Collected as (at most) three packed ticks; adds its signals to `totals`."""
         ticks = []
         if batch.signals:  # every registration is in it, zeros too: the tick is known
             s0 = batch.signals[0]
@@ -163,6 +163,11 @@ class SampleWriter:
             e0 = batch.exits[0]
             exits = {(e.space, e.addr, e.len): (e.exits,) for e in batch.exits}
             ticks.append(TickIn(self.vm_id, Feed.EXITS, e0.taken_at, e0.interval_s, exits))
+        answers = getattr(batch, "answers", ())
+        if answers:  # every answered doorbell, idle ones too: a stalled device shows as 0
+            a0 = answers[0]
+            counts = {(a.space, a.addr, a.len): (a.kicks, a.interrupts) for a in answers}
+            ticks.append(TickIn(self.vm_id, Feed.ANSWERS, a0.taken_at, a0.interval_s, counts))
         return ticks
 
     def _write(self, chunk: list[Any]) -> None:

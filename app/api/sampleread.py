@@ -21,6 +21,7 @@ from contract.samples import SeriesKey, Tick
 from contract.timeparse import epoch_us
 
 _US = timedelta(microseconds=1)
+WORKER_FEEDS = (Feed.SIGNALS, Feed.EXITS, Feed.ANSWERS)  # a worker tick is any of them
 Buckets = dict[int, list[float]]  # bucket start (ms since the epoch) -> [count..., seconds]
 
 
@@ -134,18 +135,19 @@ def _sum_into(out: dict, keys: dict[int, SeriesKey], rows: Any, feed: Feed) -> N
 def tick_span(
     db: Session, vm_id: int, since: datetime, until: datetime
 ) -> tuple[datetime, datetime, float] | None:
-    """First and last worker tick (signals or exits) in (since, until], and the longest interval."""
-    return samples.tick_span(db.connection(), vm_id, (Feed.SIGNALS, Feed.EXITS), since, until)
+    """First and last worker tick (signals, exits or answers) in (since, until], and the longest
+    interval."""
+    return samples.tick_span(db.connection(), vm_id, WORKER_FEEDS, since, until)
 
 
 def tick_times(db: Session, vm_id: int, after: datetime, limit: int) -> list[datetime]:
-    """Times of the worker's ticks (signals or exits) after `after`, oldest first."""
+    """Times of the worker's ticks (signals, exits or answers) after `after`, oldest first."""
     per_feed = [
         select(Sample.taken_at)
         .where(Sample.vm_id == vm_id, Sample.feed == int(feed), Sample.taken_at > after)
         .order_by(Sample.taken_at)
         .limit(limit)
-        for feed in (Feed.SIGNALS, Feed.EXITS)
+        for feed in WORKER_FEEDS
     ]
     times = {t for query in per_feed for t in db.scalars(query)}
     return sorted(times)[:limit]
@@ -160,7 +162,7 @@ def newest_tick(db: Session, vm_id: int, not_before: datetime) -> datetime | Non
             .order_by(Sample.taken_at.desc())
             .limit(1)
         )
-        for feed in (Feed.SIGNALS, Feed.EXITS)
+        for feed in WORKER_FEEDS
     ]
     return max((t for t in newest if t is not None), default=None)
 

@@ -43,7 +43,14 @@ def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> l
     upto = times[-1]
     regs = {r.id: r for r in db.scalars(select(Ioeventfd).where(Ioeventfd.vm_id == vm_id))}
     ticks: dict[datetime, dict[str, Any]] = {
-        t: {"vm_id": vm_id, "t": t, "interval_s": 0.0, "registrations": [], "exits": []}
+        t: {
+            "vm_id": vm_id,
+            "t": t,
+            "interval_s": 0.0,
+            "registrations": [],
+            "exits": [],
+            "answers": [],
+        }
         for t in times
     }
     # Plain dicts made once, copied per tick: a replay page can hold half a million rows.
@@ -87,6 +94,7 @@ def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> l
                 }
             )
         ticks[tick.at]["interval_s"] = max(ticks[tick.at]["interval_s"], tick.interval_s)
+    _add_answers(db, vm_id, ticks, after, upto)
     per_tick = observed_per_tick(db, vm_id, after, times)
     out = []
     for t in times:
@@ -97,6 +105,32 @@ def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> l
         tick_out["t"] = t.isoformat()  # the payload is plain JSON types already
         out.append({"id": epoch_ms(t), "data": tick_out})
     return out
+
+
+def _add_answers(
+    db: Session, vm_id: int, ticks: dict[datetime, dict[str, Any]], after: datetime, upto: datetime
+) -> None:
+    """Each tick's answered doorbells: kicks and the device's interrupts, and their rates."""
+    keys = sampleread.series_keys(db, vm_id, Feed.ANSWERS)
+    for tick in sampleread.ticks(db, vm_id, Feed.ANSWERS, None, after, upto):
+        payload = ticks.get(tick.at)
+        if payload is None:
+            continue
+        interval = tick.interval_s
+        payload["interval_s"] = max(payload["interval_s"], interval)
+        for i, (kicks, interrupts) in tick.counts.items():
+            space, addr, len_ = keys[i]
+            payload["answers"].append(
+                {
+                    "space": space,
+                    "addr": addr,
+                    "len": len_,
+                    "kicks": kicks,
+                    "interrupts": interrupts,
+                    "kicks_hz": kicks / interval if interval else 0.0,
+                    "interrupts_hz": interrupts / interval if interval else 0.0,
+                }
+            )
 
 
 def newest_tick(db: Session, vm_id: int, not_before: datetime) -> datetime | None:

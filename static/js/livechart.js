@@ -28,7 +28,8 @@ export class LiveChart {
   }
 
   /**
-   * Adds one tick at time `t`: `points` is [{key, name, y}]. Series seen before but missing from
+   * Adds one tick at time `t`: `points` is [{key, name, y}] (optionally `colourKey`, to share a
+   * colour with another series, and `dash`). Series seen before but missing from
    * this tick get 0 when `absentIsZero` (an address that stopped exiting), else no point.
    */
   push(t, points, absentIsZero) {
@@ -38,7 +39,8 @@ export class LiveChart {
       if (!this.series.has(p.key)) {
         this.series.set(p.key, {
           x: [], y: [], name: plotText(p.name), type: "scatter", mode: "lines",
-          line: { color: colourFor(p.key), width: 2 }, hovertemplate: "%{y:.4~s}/s",
+          line: { color: colourFor(p.colourKey ?? p.key), width: 2, dash: p.dash ?? "solid" },
+          hovertemplate: "%{y:.4~s}/s",
         });
       }
       seen.add(p.key);

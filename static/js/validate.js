@@ -100,6 +100,12 @@ function doorbellProblem(rules, memSize, { space, addr, len, value }) {
   const problem = addressProblem(rules, space, addr, len);
   if (problem) return problem;
   if (!fits(value, len)) return `value ${hex(value)} is wider than len ${len} bytes`;
+  for (const [first, last] of rules.irqchip?.[space] ?? []) {
+    if (addr <= BigInt(last) && addr + BigInt(len) - 1n >= BigInt(first)) {
+      return `${space.toUpperCase()} ${hex(first)}-${hex(last)} belongs to KVM's in-kernel interrupt ` +
+        "controller: writes there never reach a doorbell";
+    }
+  }
   if (space === "pio" && addr === BigInt(rules.control_port)) {
     return `PIO port ${hex(rules.control_port)} is the guest's pass-done port, kept by iosignal`;
   }
@@ -110,7 +116,7 @@ function doorbellProblem(rules, memSize, { space, addr, len, value }) {
   return null;
 }
 
-/** Checks one doorbell row {space, addr, len, value, rate_hz}; returns {errors, body}. */
+/** Checks one doorbell row {space, addr, len, value, rate_hz, answered}; returns {errors, body}. */
 function checkDoorbell(row, index, rules, memSize) {
   const errors = [];
   const { addr, value } = parseFields(row, [["addr", true], ["value", false]], rules, errors);
@@ -120,7 +126,13 @@ function checkDoorbell(row, index, rules, memSize) {
   const rateHz = Number(row.rate_hz);
   const max = rules.max_doorbell_rate_hz;
   if (!(rateHz > 0 && rateHz <= max)) errors.push(`rate_hz must be greater than 0 and at most ${max}`);
-  const body = { ...bell, addr: toJson(addr), value: toJson(bell.value), rate_hz: rateHz };
+  const answered = row.answered === true;
+  if (answered && rateHz > rules.max_answered_rate_hz) {
+    errors.push(`an answered doorbell's rate_hz must be at most ${rules.max_answered_rate_hz}: ` +
+      `each write waits for the device's interrupt (got ${rateHz})`);
+  }
+  const body = { ...bell, addr: toJson(addr), value: toJson(bell.value), rate_hz: rateHz,
+    ...(answered ? { answered: true } : {}) };
   return { errors: errors.map((e) => `doorbell ${index + 1}: ${e}`), body };
 }
 

@@ -9,8 +9,9 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from support import add_exit, add_signal
+from support import add_exit, add_signal, put_sample
 
+from app.api import stream_query
 from app.api.stream_hub import StreamHub
 from app.core.security import create_token
 from contract.models import Feed, Ioeventfd, utcnow
@@ -238,3 +239,25 @@ def test_a_stalled_connection_is_closed_while_a_reader_gets_every_tick(
     stalled.close()
     print(f"stalled client cut off after {received / 1e6:.1f} MB")
     assert received < 1200 * 8000  # it was cut off, not sent everything
+
+
+def test_a_tick_carries_the_answered_doorbells_kicks_and_interrupts(db, make_vm):
+    vm = make_vm(alive=True)
+    when = utcnow()
+    # a VM with no registrations and no exits: the answers alone make the tick
+    put_sample(db, vm.id, Feed.ANSWERS, when, ("pio", 0x6000, 2), 400, 399, interval_s=0.5)
+    db.commit()
+    (event,) = stream_query.ticks_after(db, vm.id, when - timedelta(seconds=1))
+    tick = event["data"]
+    assert tick["registrations"] == [] and tick["exits"] == [] and tick["interval_s"] == 0.5
+    assert tick["answers"] == [
+        {
+            "space": "pio",
+            "addr": 0x6000,
+            "len": 2,
+            "kicks": 400,
+            "interrupts": 399,
+            "kicks_hz": 800.0,
+            "interrupts_hz": 798.0,
+        }
+    ]

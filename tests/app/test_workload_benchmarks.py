@@ -44,6 +44,9 @@ def test_workload_rules_are_422(client, make_vm):
         ({**BELL, "rate_hz": 1e9}, "rate_hz"),
         ({**BELL, "addr": 0xF4, "len": 1}, "pass-done port"),
         ({**BELL, "space": "mmio", "addr": 0x1000}, "outside guest RAM"),
+        ({**BELL, "answered": True, "rate_hz": 20_000}, "answered doorbell's rate_hz"),
+        ({**BELL, "answered": "yes"}, "answered"),
+        ({**BELL, "addr": 0x20, "len": 1}, "in-kernel interrupt controller"),
     ]
     for bell, rule in cases:
         response = client.put(url, json={"doorbells": [bell]})
@@ -53,6 +56,18 @@ def test_workload_rules_are_422(client, make_vm):
     assert response.status_code == 422 and "add up to at most" in response.json()["detail"]
     assert client.get(url).json()["version"] == 0
     assert client.get("/api/vms/999/workload").status_code == 404
+
+
+def test_an_answered_doorbell_is_stored_with_its_flag(client, make_vm, db):
+    vm = make_vm()
+    url = f"/api/vms/{vm.id}/workload"
+    answered = {**BELL, "addr": 0x6004, "answered": True}
+    response = client.put(url, json={"doorbells": [BELL, answered]})
+    assert response.status_code == 200, response.text
+    plain, stored = response.json()["doorbells"]
+    assert "answered" not in plain  # absent means not answered: older workloads read the same
+    assert stored["answered"] is True and stored["addr"] == 0x6004
+    assert client.get(url).json()["limits"]["max_answered_rate_hz"] == 10_000
 
 
 def test_mmio_inside_the_ram_size_the_worker_reports_is_422(client, make_vm, db):

@@ -20,10 +20,29 @@ from contract.rules import doorbell_problem
         ("mmio", 4 << 30, 4, 0, "below 4 GiB"),
         ("pio", 0x10, 1, 0x100, "wider than len 1"),
         ("bus", 0x10, 1, 0, "'pio' or 'mmio'"),
+        ("pio", 0x20, 1, 0, "in-kernel interrupt controller"),  # the PIC
+        ("pio", 0x4CF, 2, 0, "in-kernel interrupt controller"),  # reaches the ELCR's first port
+        ("mmio", 0xFEC0_0010, 4, 0, "in-kernel interrupt controller"),  # the IOAPIC
+        ("mmio", 0xFEE0_00B0, 4, 0, "in-kernel interrupt controller"),  # the LAPIC
     ],
 )
 def test_writes_the_guest_cannot_do_are_refused(space, addr, length, value, rule) -> None:
     assert rule in (doorbell_problem(space, addr, length, value, DEFAULT_MEM_SIZE) or "")
+
+
+def test_around_the_irqchip_doorbells_are_fine() -> None:
+    assert doorbell_problem("pio", 0x22, 1, 0) is None
+    assert doorbell_problem("mmio", 0xFEC0_0100, 4, 0) is None
+    assert doorbell_problem("mmio", 0xFEE0_1000, 4, 0) is None
+
+
+def test_an_answered_doorbell_waits_for_each_answer_so_its_rate_is_lower() -> None:
+    assert rules.rate_problem(rules.MAX_ANSWERED_RATE_HZ, True) is None
+    assert rules.rate_problem(rules.MAX_ANSWERED_RATE_HZ + 1) is None  # not answered: fine
+    problem = rules.rate_problem(rules.MAX_ANSWERED_RATE_HZ + 1, True)
+    assert "answered doorbell's rate_hz must be at most 10000" in (problem or "")
+    assert "answered must be true or false" in (rules.rate_problem(1.0, "yes") or "")
+    assert rules.as_dict()["max_answered_rate_hz"] == rules.MAX_ANSWERED_RATE_HZ
 
 
 def test_workload_limits_count_and_total_rate() -> None:

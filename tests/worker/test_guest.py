@@ -71,6 +71,9 @@ def test_a_halting_guest_is_a_fault_not_a_hang(guest_vm: GuestVm) -> None:
     runner = PassRunner(guest_vm.vcpu, ExitCounter())
     write_table(guest_vm.mem, [])
     runner.run_pass()
-    guest_vm.mem[guest.CODE_GPA] = 0xF4  # hlt where the next pass starts; no IRQ will wake it
+    # hlt where the next pass starts (rdtsc; shl $32, %rdx; or %rdx, %rax; mov %rax, 8(%rbx)):
+    # this VM has no irqchip, so it exits to userspace as KVM_EXIT_HLT
+    pass_start = guest.image().index(bytes.fromhex("0f3148c1e2204809d048894308"))
+    guest_vm.mem[guest.CODE_GPA + pass_start] = 0xF4
     with pytest.raises(GuestFault, match="KVM_EXIT_HLT"):
         runner.run_pass()

@@ -118,7 +118,7 @@ def test_every_registered_key_gets_a_sample_each_collect(machine: Machine) -> No
 
 def test_info_start_and_close(kvm_path: str) -> None:
     m = Machine(kvm_path)
-    assert m.state == "stopped" and m.collect() == ([], [])
+    assert m.state == "stopped" and m.collect() == ([], [], [])
     with pytest.raises(RuntimeError, match="not started"):
         m.register(1, "pio", 0x10, 1, None)
     m.start()

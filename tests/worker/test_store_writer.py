@@ -302,3 +302,33 @@ def test_a_corrupt_stored_value_is_refused_naming_the_vm_and_tick(db_url: str) -
     assert f"VM {vm_id} (signals), tick {bad_at.isoformat()}" in str(err.value)
     assert "refusing" in str(err.value)
     engine.dispose()
+
+
+def test_answered_doorbells_are_stored_as_kicks_and_interrupts(db_url: str, kvm_path: str) -> None:
+    from worker.guest.table import Ring
+    from worker.machine import Machine
+    from worker.workload import Doorbell
+
+    engine = make_engine(db_url)
+    vm_id, _ = _setup(engine, regs=0)
+    writer = SampleWriter(engine, vm_id)
+    machine = Machine(kvm_path)
+    machine.start()
+    try:
+        machine.set_workload([Doorbell("pio", 0x6000, 2, 1, 0.0, answered=True)])
+        machine.collect()
+        machine.ring([Ring("pio", 0x6000, 2, 1, 300, answered=True)])
+        tick = machine.collect()
+        machine.ring([Ring("pio", 0x6000, 2, 1, 5, answered=True)])
+        second = machine.collect()
+    finally:
+        machine.close()
+    writer.put(tick)
+    writer.put(second)
+    assert writer.flush()
+    at, then = tick.answers[0].taken_at, second.answers[0].taken_at
+    assert _stored(engine, vm_id, Feed.ANSWERS) == {
+        (("pio", 0x6000, 2), at): (300, 300),
+        (("pio", 0x6000, 2), then): (5, 5),
+    }
+    engine.dispose()

@@ -275,3 +275,30 @@ def test_a_queued_benchmark_runs_and_stores_one_result_per_path(empty_sqlite_url
         assert all(r.writes == 2000 and r.iops > 0 for r in run.results)
     assert _stop(proc) == 0
     engine.dispose()
+
+
+def test_an_answered_workload_stores_kicks_and_interrupts(db_url, engine, spawn) -> None:
+    proc = spawn(db_url, "vm-answered")
+    vm = wait_for("the VM row", lambda: _running(engine, "vm-answered", proc.pid))
+    (reg,) = _desire(engine, vm.id, Ioeventfd(vm_id=vm.id, space="pio", addr=0x6100, len=2))
+    wait_for("active", lambda: _reg(engine, reg).state == "active")
+    bell = {"space": "pio", "addr": 0x6000, "len": 2, "value": 1, "rate_hz": 500.0}
+    _desire(engine, vm.id, Workload(vm_id=vm.id, version=1, doorbells=[bell | {"answered": True}]))
+
+    def answered() -> tuple[int, int] | None:
+        with engine.connect() as conn:
+            rows = stored(conn, vm.id, Feed.ANSWERS)
+        kicks = sum(c[0] for c in rows.values())
+        interrupts = sum(c[1] for c in rows.values())
+        return (kicks, interrupts) if kicks >= 300 else None
+
+    kicks, interrupts = wait_for("answered kicks stored", answered)
+    assert abs(kicks - interrupts) <= 1  # a kick read but not yet answered at the last tick
+    # An answered doorbell where a registration already catches the writes: the version is
+    # refused whole, the VM keeps running, and the error says why.
+    caught = bell | {"addr": 0x6100, "answered": True}
+    _desire(engine, vm.id, Workload(vm_id=vm.id, version=2, doorbells=[caught]))
+    refused = wait_for("version 2 refused", lambda: (v := _vm(engine, "vm-answered")) and v.error)
+    assert "workload version 2 refused" in refused and "EEXIST" in refused
+    assert _vm(engine, "vm-answered").state == "running"
+    assert _stop(proc) == 0

@@ -47,7 +47,7 @@ def test_changing_the_workload_keeps_fractions_and_drops_rate_zero() -> None:
     pacer = Pacer(clock=lambda: 0.0, period=0.01)
     pacer.set([Doorbell("pio", 0x10, 1, 1, 50.0)])
     assert run_plans(pacer, [0.0, 0.01]) == [0, 1]  # 0.5 carried into the second pass
-    pacer.set([Doorbell("pio", 0x10, 1, 1, 50.0), Doorbell("pio", 0x20, 1, 1, 0.0)])
+    pacer.set([Doorbell("pio", 0x10, 1, 1, 50.0), Doorbell("pio", 0x30, 1, 1, 0.0)])
     assert len(pacer.doorbells) == 1
     assert run_plans(pacer, [0.02]) == [0]  # carry 0 + 0.5: still nothing whole
 

@@ -11,8 +11,12 @@
  *     +8   tsc_start     written by the guest at the start of each pass
  *     +16  tsc_end       written by the guest at the end of each pass
  *     +24  passes        incremented by the guest after each pass
+ *     +32  interrupts    the device's interrupts taken, ever (the handler counts)
+ *     +40  vector        the device's interrupt vector, read once at start; 0 = none (a VM
+ *                        without an in-kernel irqchip): no IDT, no LAPIC, interrupts stay off
  *     +64  entries[n_entries], 32 bytes each:
- *          +0 kind   1=pio8 2=pio16 3=pio32 4=mmio8 5=mmio16 6=mmio32 7=mmio64
+ *          +0 kind   1=pio8 2=pio16 3=pio32 4=mmio8 5=mmio16 6=mmio32 7=mmio64;
+ *                    plus 8 (9..15): "answered", each write waits for the device's interrupt
  *          +8 addr   port or guest-physical address
  *          +16 value value to write (only the low `width` bytes are written)
  *          +24 count number of writes
@@ -20,7 +24,12 @@
  * One pass performs every entry's writes in order, then `out` to the control port: a
  * userspace exit. The worker may rewrite the table while the vCPU is out; re-entering
  * KVM_RUN completes the `out` and the guest starts the next pass. An unknown kind executes
- * ud2: with no IDT that is a triple fault, which the worker reports as a failed VM.
+ * ud2: no IDT gate for #UD, so a triple fault, which the worker reports as a failed VM.
+ *
+ * An answered write is a request as in roundtrip.S: note the interrupt count, write, hlt until
+ * the count passes the noted one. Interrupts stay on from start (with a vector) to finish, and
+ * the handler closes the check-then-hlt race the same way: interrupted between the check and
+ * the hlt, it resumes past the hlt, which loops back to the check. Plain writes never wait.
  *
  * Assemble: as --64 -o doorbell.o doorbell.S && ld -Ttext=0 --oformat=binary ... (see
  * worker/guest/__init__.py: assemble()).
@@ -28,7 +37,36 @@
         .code64
         .text
         .globl  start
+        .set    LAPIC, 0xfee00000
+        .set    APIC_SVR, 0xf0
+        .set    APIC_EOI, 0xb0
 start:
+        movq    40(%rbx), %rdi          /* the device's vector; 0: no interrupts on this VM */
+        testq   %rdi, %rdi
+        jz      pass
+        /* Interrupt delivery and iretq load CS and SS from the GDT: give them a real one. */
+        leaq    gdt(%rip), %rax
+        movq    %rax, gdtr+2(%rip)
+        lgdt    gdtr(%rip)
+        leaq    idt(%rip), %rax
+        movq    %rax, idtr+2(%rip)
+        lidt    idtr(%rip)
+        leaq    interrupt(%rip), %rax   /* IDT[vector]: 64-bit interrupt gate to `interrupt` */
+        shlq    $4, %rdi
+        addq    idtr+2(%rip), %rdi
+        movw    %ax, 0(%rdi)
+        movw    $8, 2(%rdi)             /* the code segment */
+        movw    $0x8e00, 4(%rdi)        /* present, DPL 0, interrupt gate (clears IF) */
+        shrq    $16, %rax
+        movw    %ax, 6(%rdi)
+        shrq    $16, %rax
+        movl    %eax, 8(%rdi)
+        movl    $0, 12(%rdi)
+        movl    $LAPIC, %r13d
+        movl    $0x1ff, APIC_SVR(%r13)  /* APIC software-enabled, spurious vector 0xff */
+        leaq    wait_hlt(%rip), %r14    /* the handler's "about to sleep" window ... */
+        leaq    woken(%rip), %r12       /* ... and where it resumes instead */
+        sti
 pass:
         rdtsc
         shlq    $32, %rdx
@@ -46,6 +84,8 @@ next_entry:
         testq   %rcx, %rcx
         jz      entry_done
         movq    0(%rsi), %r9            /* kind */
+        cmpq    $8, %r9
+        ja      answered
         cmpq    $1, %r9
         je      pio8
         cmpq    $2, %r9
@@ -90,6 +130,51 @@ mmio64: movq    %rax, (%rdi)
         decq    %rcx
         jnz     mmio64
 
+        jmp     entry_done
+
+answered:                               /* kinds 9..15: one write, then wait for its answer */
+        subq    $8, %r9
+answer_next:
+        movq    32(%rbx), %r11
+        incq    %r11                    /* the interrupt count this write waits for */
+        cmpq    $1, %r9
+        je      a_pio8
+        cmpq    $2, %r9
+        je      a_pio16
+        cmpq    $3, %r9
+        je      a_pio32
+        cmpq    $4, %r9
+        je      a_mmio8
+        cmpq    $5, %r9
+        je      a_mmio16
+        cmpq    $6, %r9
+        je      a_mmio32
+        cmpq    $7, %r9
+        je      a_mmio64
+        ud2                             /* bad kind */
+a_pio8: outb    %al, %dx
+        jmp     wait_hlt
+a_pio16: outw   %ax, %dx
+        jmp     wait_hlt
+a_pio32: outl   %eax, %dx
+        jmp     wait_hlt
+a_mmio8: movb   %al, (%rdi)
+        jmp     wait_hlt
+a_mmio16: movw  %ax, (%rdi)
+        jmp     wait_hlt
+a_mmio32: movl  %eax, (%rdi)
+        jmp     wait_hlt
+a_mmio64: movq  %rax, (%rdi)
+wait_hlt:
+        cmpq    %r11, 32(%rbx)
+        jae     answer_done
+        hlt                             /* until the interrupt (the handler skips it if early) */
+woken:
+        jmp     wait_hlt
+answer_done:
+        decq    %rcx
+        jnz     answer_next
+
 entry_done:
         addq    $32, %rsi
         decq    %r8
@@ -104,3 +189,32 @@ pass_done:
         movq    %r15, %rdx
         outb    %al, %dx                /* pass done: exits to the worker */
         jmp     pass
+
+interrupt:                              /* the device answered */
+        incq    32(%rbx)                /* interrupts */
+        movl    $0, APIC_EOI(%r13)      /* end of interrupt: the next edge can be delivered */
+        pushq   %rax
+        movq    8(%rsp), %rax           /* the interrupted rip */
+        subq    %r14, %rax
+        cmpq    $woken - wait_hlt, %rax /* in [wait_hlt, woken): between the check and hlt */
+        jae     1f
+        movq    %r12, 8(%rsp)           /* then do not sleep: resume at `woken` */
+1:
+        popq    %rax
+        iretq                           /* restores rflags: the compare above is harmless */
+
+        .balign 8
+gdt:
+        .quad   0
+        .quad   0x00af9a000000ffff      /* 0x08: 64-bit code, DPL 0 */
+        .quad   0x00cf92000000ffff      /* 0x10: data, read/write */
+gdt_end:
+gdtr:
+        .word   gdt_end - gdt - 1
+        .quad   0                       /* base: filled in at start */
+idtr:
+        .word   256 * 16 - 1
+        .quad   0
+        .balign 16
+idt:
+        .skip   256 * 16                /* every gate but `vector` not present */

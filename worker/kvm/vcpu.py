@@ -19,6 +19,8 @@ class Vcpu:
     `io` and `mmio` are the kvm_run exit union as its two typed members, views built once over
     the mapping: after `run()` returns KVM_EXIT_IO or KVM_EXIT_MMIO they hold that exit, decoded
     field by field with no copy, so the userspace exit path allocates nothing to read an exit.
+    `exit_words` are the union's first three u64s as one view: a loop that only asks "the same
+    exit as the last one?" compares two or three ints instead of decoding fields.
     """
 
     def __init__(self, fd: int, mmap_size: int) -> None:
@@ -27,6 +29,7 @@ class Vcpu:
         self.kvm_run = s.kvm_run.from_buffer(self.run_buf)
         self.io: s.kvm_run_io = self.kvm_run.io
         self.mmio: s.kvm_run_mmio = self.kvm_run.mmio
+        self.exit_words = (s.u64 * 3).from_buffer(self.run_buf, s.kvm_run.exit.offset)
 
     def run(self) -> int:
         """KVM_RUN until the next userspace exit; returns why: kvm_run.exit_reason (KVM_EXIT_*).
@@ -70,7 +73,12 @@ class Vcpu:
         """Unmap kvm_run and close the vCPU fd (idempotent)."""
         if self.fd < 0:
             return
-        del self.kvm_run, self.io, self.mmio  # ctypes views pin the mmap; drop them first
+        del (
+            self.kvm_run,
+            self.io,
+            self.mmio,
+            self.exit_words,
+        )  # ctypes views pin the mmap; drop them first
         # A caller may still hold a view: the mapping then goes when the last view does.
         with contextlib.suppress(BufferError):
             self.run_buf.close()

@@ -69,6 +69,7 @@ def put_workload(vm: OwnedVmDep, body: WorkloadIn, db: SessionDep) -> WorkloadOu
             "len": d.len,
             "value": int(d.value),
             "rate_hz": d.rate_hz,
+            **({"answered": True} if d.answered else {}),  # absent: not answered, as before
         }
         for d in body.doorbells
     ]

@@ -1,8 +1,10 @@
 // Live view of one VM: signals/s per registration and userspace exits/s per address, fed by the
-// `rates` events of /api/stream, and the Hot doorbells table (busiest unregistered addresses).
+// `rates` events of /api/stream, the Hot doorbells table (busiest unregistered addresses), and
+// kicks/s and interrupts/s of the answered doorbells.
 // An observed VM (another VMM's) gets observedlive.js instead: writes split in-kernel/userspace.
 
 import { keepAnnotated } from "../annotations.js";
+import { AnsweredDoorbells } from "../answers.js";
 import { api } from "../api.js";
 import { addrKey, addrText, emptyState, h, regName } from "../format.js";
 import { HotDoorbells } from "../hotdoorbells.js";
@@ -48,7 +50,9 @@ export function mount(root, ctx) {
   const exitCard = chartCard("exits");
   let regs = [];
   const hot = new HotDoorbells(ctx, () => regs, loadRegs);
-  root.append(h("div", { class: "grid two" }, sigCard.card, exitCard.card), hot.section);
+  const answered = new AnsweredDoorbells();
+  root.append(h("div", { class: "grid two" }, sigCard.card, exitCard.card), hot.section, answered.section);
+  answered.draw();
   const signals = new LiveChart(sigCard.div, "Signals/s per registration (ioeventfd)", "signals/s");
   const exits = new LiveChart(exitCard.div, "Userspace exits/s per address", "exits/s");
 
@@ -73,10 +77,11 @@ export function mount(root, ctx) {
     sigCard.note(notes.signals);
     exitCard.note(notes.exits);
     hot.tick(t, tick.exits);
+    answered.tick(t, tick.answers ?? []);
   }
 
   // Markers over the last minute (a little more, so one just left of the edge still shows).
-  const marks = keepAnnotated(() => [signals, exits], () => [Date.now() - 120_000, Date.now() + 5_000], ctx.vmId);
+  const marks = keepAnnotated(() => [signals, exits, answered.chart], () => [Date.now() - 120_000, Date.now() + 5_000], ctx.vmId);
 
   function onRegistration(reg) {
     // A removed registration's line stops; its legend entry says why.
@@ -93,5 +98,6 @@ export function mount(root, ctx) {
     offs.forEach((off) => off());
     signals.destroy();
     exits.destroy();
+    answered.destroy();
   };
 }

@@ -21,18 +21,24 @@ function rowEditor(bell, rules, onRemove, readOnly) {
     h("td", {}, select("len", lens, bell.len)),
     h("td", {}, input("value", hex(bell.value ?? 0))),
     h("td", {}, input("rate_hz", bell.rate_hz, "narrow")),
+    h("td", {}, h("input", { type: "checkbox", name: "answered", checked: Boolean(bell.answered),
+      disabled: readOnly, "aria-label": "answered" })),
     h("td", { class: "write" }, h("button", { type: "button", class: "danger", onclick: onRemove }, "Remove")));
 }
 
 function readRow(tr) {
   const get = (name) => tr.querySelector(`[name=${name}]`).value;
-  return { space: get("space"), addr: get("addr"), len: get("len"), value: get("value"), rate_hz: get("rate_hz") };
+  return {
+    space: get("space"), addr: get("addr"), len: get("len"), value: get("value"), rate_hz: get("rate_hz"),
+    answered: tr.querySelector("[name=answered]").checked,
+  };
 }
 
 function limitsText(rules) {
   const n = (v) => v.toLocaleString("en-US");
   return `Limits: at most ${n(rules.max_doorbells)} doorbells, ${n(rules.max_doorbell_rate_hz)} Hz each, ` +
-    `${n(rules.max_total_rate_hz)} Hz in total (every exit costs the host a few µs of a core).`;
+    `${n(rules.max_total_rate_hz)} Hz in total (every exit costs the host a few µs of a core); ` +
+    `an answered doorbell at most ${n(rules.max_answered_rate_hz)} Hz (each write waits for its interrupt).`;
 }
 
 /** Mounts the page; returns its cleanup. */
@@ -51,7 +57,7 @@ export function mount(root, ctx) {
   const empty = emptyState("The guest rings nothing", "Add a doorbell: the guest writes it at the rate you set.");
   const version = h("span", { class: "muted" });
   const table = h("table", { id: "workload-table" },
-    h("thead", {}, h("tr", {}, ["Space", "Address", "Len", "Value", "Rate (Hz)"].map((t) => h("th", {}, t)),
+    h("thead", {}, h("tr", {}, ["Space", "Address", "Len", "Value", "Rate (Hz)", "Answered"].map((t) => h("th", {}, t)),
       h("th", { class: "write" }, ""))), tbody);
   // Editing waits for the saved rows: loading them replaces the table.
   const save = h("button", { type: "submit", class: "primary write", disabled: true }, "Save workload");
@@ -61,7 +67,9 @@ export function mount(root, ctx) {
     h("div", { class: "row", style: "margin-top:0.8rem" }, add, save, version), errors);
   root.append(h("section", { class: "card" }, h("h2", {}, "Doorbells the guest rings"),
     h("p", { class: "hint" }, "Each doorbell is written at its rate. A registered address signals its " +
-      "ioeventfd; any other address exits to userspace (and shows on the Live page as a hot doorbell)."),
+      "ioeventfd; any other address exits to userspace (and shows on the Live page as a hot doorbell). " +
+      "An answered doorbell has a device of its own that answers each write with an interrupt the " +
+      "guest waits for; the Live page shows its kicks/s and interrupts/s."),
     h("p", { class: "hint" }, limitsText(rules)), form));
 
   function sync() {
