@@ -67,7 +67,7 @@ def registrations(db: Session, span: Range, vm_id: int | None) -> Iterator[Annot
         query = select(Ioeventfd, column).where(
             column > since, column <= until, only, _vm(Ioeventfd.vm_id, vm_id)
         )
-        for reg, at in db.execute(query).tuples():
+        for reg, at in db.execute(query):
             name = describe(reg.space, reg.addr, reg.len, reg.datamatch)
             label = f" ({reg.label})" if reg.label else ""
             why = f": {reg.errno} {reg.error or ''}".rstrip() if what == "failed" else ""
