@@ -23,6 +23,7 @@ from contract.timeparse import epoch_us
 _US = timedelta(microseconds=1)
 WORKER_FEEDS = (Feed.SIGNALS, Feed.EXITS, Feed.ANSWERS)  # a worker tick is any of them
 Buckets = dict[int, list[float]]  # bucket start (ms since the epoch) -> [count..., seconds]
+_JOIN_OVER = 8  # wanted series per tick above which the planes are joined (measured: 144 -> 2x)
 
 
 def ticks(
@@ -66,16 +67,26 @@ def bucketed(
     pick = {i: k for i, k in series_keys(db, vm_id, feed).items() if k in wanted}
     out: dict[SeriesKey, Buckets] = {key: {} for key in wanted}
     width = feed.fields
+    current: int | None = None
+    slots: dict[SeriesKey, list[float]] = {}  # the current bucket's slot of each series
     for tick in ticks(db, vm_id, feed, boundary, since, until):
         bucket = bucket_start_ms(tick.at, step_s)
+        if bucket != current:  # ticks come in time order: a bucket's slots are found once
+            current = bucket
+            slots = {k: _slot(b, bucket, width) for k, b in out.items()} if idle_seconds else {}
         if idle_seconds:
-            for buckets in out.values():
-                _slot(buckets, bucket, width)[-1] += tick.interval_s
+            for each in slots.values():
+                each[-1] += tick.interval_s
+        packed = tick.counts
+        if len(pick) > _JOIN_OVER:
+            _ = packed.counts  # join the byte planes once: cheaper than reading each series
         for i, key in pick.items():
-            got = tick.counts.get(i)
+            got = packed.get(i)
             if got is None:
                 continue
-            slot = _slot(out[key], bucket, width)
+            slot = slots.get(key)
+            if slot is None:
+                slot = slots[key] = _slot(out[key], bucket, width)
             for f, n in enumerate(got):
                 slot[f] += n
             if not idle_seconds:
