@@ -5,6 +5,9 @@ counts   PERCPU_HASH  AccessKey -> AccessCounts   monotonic: the kernel only add
 pending  PERCPU_ARRAY 0 -> PendingWrite        the last write on this CPU and its thread, armed
                                                   until it is handled in the kernel or exits
          (LRU_HASH thread id -> PendingWrite on a kernel without BTF)
+recent   PERCPU_ARRAY 0 -> Recent                the last written key on this CPU and its counts
+                                                  not yet in `counts` (a guest hammering one
+                                                  doorbell costs an array slot, not a hash lookup)
 drops    PERCPU_ARRAY 0 -> Drops                  increments lost to a full map
 """
 
@@ -57,6 +60,22 @@ class PendingWrite(ctypes.Structure):
         ("tid", ctypes.c_uint32),  # the writing thread
         ("pad", ctypes.c_uint32),
         ("migrations", ctypes.c_uint64),  # its task_struct.se.nr_migrations at the write
+    ]
+
+
+class Recent(ctypes.Structure):
+    """One CPU's most recently written key, with the counts it has not handed to `counts` yet.
+
+    The programs change the key as gen_b += 1, key and counts, gen_a = gen_b; the kernel copies
+    the slot to the reader front to back, so a copy with gen_a == gen_b saw no change midway.
+    """
+
+    _fields_ = [
+        ("gen_a", ctypes.c_uint64),
+        ("key", AccessKey),
+        ("writes", ctypes.c_uint64),
+        ("userspace", ctypes.c_uint64),
+        ("gen_b", ctypes.c_uint64),
     ]
 
 

@@ -28,6 +28,7 @@ from observer.layout import (
     AccessKey,
     Drops,
     PendingWrite,
+    Recent,
 )
 
 REQUIRED = ("kvm_pio", "kvm_mmio", "kvm_userspace_exit", "kvm_entry")
@@ -136,7 +137,7 @@ class KvmProbe:
                 raise
             self.mode = CLASSIC
             ctx = {e: _source(e, fmt, self.mode) for e, fmt in formats.items()}
-        self.counts = self.pending = self.drops = None
+        self.counts = self.pending = self.drops = self.recent = None
         self.attached: list[Attached] = []
         try:
             self.counts = Map(
@@ -149,7 +150,10 @@ class KvmProbe:
                 pending_type, slots = sc.MAP_TYPE_PERCPU_ARRAY, 1
             self.pending = Map(pending_type, ctypes.c_uint32, PendingWrite, slots, "kvm_pending")
             self.drops = Map(sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, Drops, 1, "kvm_drops")
-            maps = p.Maps(self.counts.fd, self.pending.fd, self.drops.fd, task, migrations_at)
+            self.recent = Map(sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, Recent, 1, "kvm_recent")
+            maps = p.Maps(
+                self.counts.fd, self.pending.fd, self.drops.fd, self.recent.fd, task, migrations_at
+            )
             code = {e: _build(e, fmt, ctx[e], maps) for e, fmt in formats.items()}
             for event, fmt in formats.items():
                 self.attached.append(_attach(self.mode, event, fmt, code[event]))
@@ -167,7 +171,7 @@ class KvmProbe:
             a.link.close()
             a.program.close()
         self.attached = []
-        for m in (self.counts, self.pending, self.drops):
+        for m in (self.counts, self.pending, self.drops, self.recent):
             if m is not None:
                 m.close()
 

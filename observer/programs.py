@@ -1,13 +1,15 @@
 """The counting programs: what each KVM tracepoint adds to the maps of observer.layout.
 
-kvm_pio / kvm_mmio (write)  counts[VM, space, addr, len].writes += count; this CPU's pending
+kvm_pio / kvm_mmio (write)  recent.writes += count if this CPU's Recent slot holds the key
+                            [VM, space, addr, len], else the slot hands its counts over to
+                            counts[its key] and takes the new key; this CPU's pending
                             write is armed with that key, the thread and its migration count
 kvm_pio (in) / kvm_mmio     counts[...].reads += count; reads disarm the pending write, so do
   (read, unsatisfied read)  an MMIO read about to exit and the guest entry below
 kvm_userspace_exit          reason KVM_EXIT_IO/MMIO, no error: the armed pending write of the
                             same space, thread and migration count exited to userspace:
-                            counts[its key].userspace += count (a thread that migrated since
-                            its write: drops.unmatched += 1, never another write's key)
+                            (recent or counts)[its key].userspace += count (a thread that
+                            migrated since its write: drops.unmatched += 1, never another key)
 kvm_entry                   the guest runs again: a write still armed was handled in the kernel
 kvm_fast_mmio (if present)  a len-0 MMIO ioeventfd took the write in the kernel: writes += 1
 
@@ -28,6 +30,7 @@ from observer.layout import (
     AccessKey,
     Drops,
     PendingWrite,
+    Recent,
     offset,
 )
 
@@ -38,6 +41,7 @@ TID_AT = ZERO_AT - 4  # the thread id, key of `pending`
 DROP_AT = TID_AT - 4  # key of `drops` and `pending` (0)
 MIG_AT = DROP_AT - 8  # the thread's migration count
 PEND_AT = MIG_AT - 40  # a PendingWrite being inserted (PER_THREAD)
+FLUSH_AT = PEND_AT - 16  # the key a Recent slot hands over to `counts`
 
 Source = dict[str, tuple[int, int]]  # field -> (offset in the context, size)
 
@@ -55,9 +59,15 @@ class Maps:
     """
 
     def __init__(
-        self, counts: int, pending: int, drops: int, task: str, migrations_at: int = 0
+        self,
+        counts: int,
+        pending: int,
+        drops: int,
+        recent: int,
+        task: str,
+        migrations_at: int = 0,
     ) -> None:
-        self.counts, self.pending, self.drops = counts, pending, drops
+        self.counts, self.pending, self.drops, self.recent = counts, pending, drops, recent
         self.task, self.migrations_at = task, migrations_at
 
 
@@ -92,29 +102,109 @@ def _key_prologue(a: Asm, ctx: Source, space: int, addr: str, width: str) -> Non
 
 def _bump(a: Asm, m: Maps, field: str, amount: int, tag: str) -> None:
     """counts[key at KEY_AT].field += amount register (a key not yet there is inserted)."""
-    _lookup(a, m.counts, KEY_AT)
+    _bump_fields(a, m, [(field, amount)], tag, KEY_AT)
+
+
+def _bump_fields(a: Asm, m: Maps, adds: list[tuple[str, int]], tag: str, key_at: int) -> None:
+    """counts[key at key_at].field += register, for each (field, register) of `adds`."""
+    _lookup(a, m.counts, key_at)
     a.jump("jne", R0, 0, f"{tag}_add")
     for i in range(0, 24, 8):
         a.store_imm(8, FP, ZERO_AT + i, 0)
     a.load_map_fd(R1, m.counts)
     a.mov_reg(R2, FP)
-    a.alu64("add", R2, KEY_AT)
+    a.alu64("add", R2, key_at)
     a.mov_reg(R3, FP)
     a.alu64("add", R3, ZERO_AT)
     a.mov(R4, NOEXIST)  # another CPU may have inserted it meanwhile: then just look it up
     a.call(asm.MAP_UPDATE_ELEM)
-    _lookup(a, m.counts, KEY_AT)
+    _lookup(a, m.counts, key_at)
     a.jump("jne", R0, 0, f"{tag}_add")
     _drop(a, m, "map_full", tag)  # the map is full: count the loss instead
     a.goto(f"{tag}_end")
     a.label(f"{tag}_add")
     # A plain add, not a locked one: the value is this CPU's copy and the programs run with
     # preemption off, so nothing else writes it meanwhile (measured ~10 ns less per event).
-    at = offset(AccessCounts, field)
-    a.load(8, R1, R0, at)
-    a.alu64("add", R1, amount, reg=True)
-    a.store(8, R0, at, R1)
+    for field, amount in adds:
+        at = offset(AccessCounts, field)
+        a.load(8, R1, R0, at)
+        a.alu64("add", R1, amount, reg=True)
+        a.store(8, R0, at, R1)
     a.label(f"{tag}_end")
+
+
+def _recent(a: Asm, m: Maps) -> None:
+    """R8 = this CPU's Recent slot (0 never happens for a one-slot array; the verifier asks)."""
+    a.store_imm(4, FP, DROP_AT, 0)
+    _lookup(a, m.recent, DROP_AT)
+    a.mov_reg(R8, R0)
+
+
+def _same_key(a: Asm, other: str) -> None:
+    """Jump to `other` unless the key at KEY_AT is the Recent slot's (R8)."""
+    for i in (0, 8):
+        a.load(8, R1, FP, KEY_AT + i)
+        a.load(8, R2, R8, offset(Recent, "key") + i)
+        a.jump("jne", R1, R2, other, reg=True)
+
+
+def _count_write(a: Asm, m: Maps, amount: int, tag: str) -> None:
+    """Recent.writes += amount register, for the key at KEY_AT (clobbers R8, and R9 when the
+    slot changes key: its counts go to `counts` first, under the reader's generation check)."""
+    _recent(a, m)
+    a.jump("jeq", R8, 0, f"{tag}_hash")
+    _same_key(a, f"{tag}_change")
+    a.goto(f"{tag}_add")
+    a.label(f"{tag}_change")
+    a.load(8, R1, R8, offset(Recent, "writes"))
+    a.load(8, R2, R8, offset(Recent, "userspace"))
+    a.alu64("or", R1, R2, reg=True)
+    a.jump("jeq", R1, 0, f"{tag}_take")  # nothing to hand over (a fresh slot)
+    for i in (0, 8):
+        a.load(8, R1, R8, offset(Recent, "key") + i)
+        a.store(8, FP, FLUSH_AT + i, R1)
+    a.load(8, R9, R8, offset(Recent, "writes"))
+    a.load(8, R1, R8, offset(Recent, "userspace"))
+    a.store(8, FP, MIG_AT, R1)  # parked: the helpers clobber R1-R5
+    # counts[slot key] += the slot's counts: userspace parked on the stack, writes in R9
+    _bump_fields(a, m, [("writes", R9)], f"{tag}_fw", FLUSH_AT)
+    a.load(8, R9, FP, MIG_AT)
+    _bump_fields(a, m, [("userspace", R9)], f"{tag}_fu", FLUSH_AT)
+    a.label(f"{tag}_take")
+    # gen_b first and gen_a last: a reader copying the slot forward sees them equal only if
+    # no change overlapped its copy
+    a.load(8, R1, R8, offset(Recent, "gen_a"))
+    a.alu64("add", R1, 1)
+    a.store(8, R8, offset(Recent, "gen_b"), R1)
+    for i in (0, 8):
+        a.load(8, R2, FP, KEY_AT + i)
+        a.store(8, R8, offset(Recent, "key") + i, R2)
+    a.store_imm(8, R8, offset(Recent, "writes"), 0)
+    a.store_imm(8, R8, offset(Recent, "userspace"), 0)
+    a.store(8, R8, offset(Recent, "gen_a"), R1)
+    a.label(f"{tag}_add")
+    a.load(8, R1, R8, offset(Recent, "writes"))
+    a.alu64("add", R1, amount, reg=True)
+    a.store(8, R8, offset(Recent, "writes"), R1)
+    a.goto(f"{tag}_done")
+    a.label(f"{tag}_hash")
+    _bump(a, m, "writes", amount, f"{tag}_h")
+    a.label(f"{tag}_done")
+
+
+def _count_userspace(a: Asm, m: Maps, amount: int, tag: str) -> None:
+    """userspace += amount register for the key at KEY_AT: in the Recent slot if it holds
+    that key, else in `counts`."""
+    _recent(a, m)
+    a.jump("jeq", R8, 0, f"{tag}_hash")
+    _same_key(a, f"{tag}_hash")
+    a.load(8, R1, R8, offset(Recent, "userspace"))
+    a.alu64("add", R1, amount, reg=True)
+    a.store(8, R8, offset(Recent, "userspace"), R1)
+    a.goto(f"{tag}_done")
+    a.label(f"{tag}_hash")
+    _bump(a, m, "userspace", amount, f"{tag}_h")
+    a.label(f"{tag}_done")
 
 
 def _drop(a: Asm, m: Maps, field: str, tag: str) -> None:
@@ -212,7 +302,7 @@ def pio_program(m: Maps, ctx: Source) -> bytes:
     a.load(ctx["count"][1], R7, R6, ctx["count"][0])
     a.load(ctx["rw"][1], R8, R6, ctx["rw"][0])
     a.jump("jeq", R8, 0, "read")  # the format prints rw ? "write" : "read"
-    _bump(a, m, "writes", R7, "w")
+    _count_write(a, m, R7, "w")
     _arm(a, m, R7, "arm")
     a.goto("out")
     a.label("read")
@@ -234,7 +324,7 @@ def mmio_program(m: Maps, ctx: Source, kinds: dict[str, int]) -> bytes:
     a.label("write")
     _key_prologue(a, ctx, SPACE_MMIO, "gpa", "len")
     a.mov(R7, 1)
-    _bump(a, m, "writes", R7, "w")
+    _count_write(a, m, R7, "w")
     a.mov(R9, 1)
     _arm(a, m, R9, "arm")
     a.goto("out")
@@ -278,7 +368,7 @@ def userspace_exit_program(m: Maps, ctx: Source, reasons: dict[str, int]) -> byt
         a.load(8, R1, R7, offset(PendingWrite, "key") + i)
         a.store(8, FP, KEY_AT + i, R1)
     a.load(4, R7, R7, offset(PendingWrite, "count"))
-    _bump(a, m, "userspace", R7, "u")
+    _count_userspace(a, m, R7, "u")
     a.goto("out")
     a.label("unmatched")
     _drop(a, m, "unmatched", "u_unmatched")
@@ -302,6 +392,6 @@ def fast_mmio_program(m: Maps, ctx: Source) -> bytes:
     a.load(ctx["gpa"][1], R1, R6, ctx["gpa"][0])
     a.store(8, FP, KEY_AT + 8, R1)
     a.mov(R7, 1)
-    _bump(a, m, "writes", R7, "w")
+    _count_write(a, m, R7, "w")
     _disarm(a, m, "dis")
     return _done(a)
