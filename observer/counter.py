@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from observer.bpf import Map
 from observer.layout import SPACES, AccessKey
@@ -56,20 +56,30 @@ class CountReader:
         self._dying: set[Address] = set()  # of exited processes, deleted once no slot holds them
         self.torn = 0  # slot copies left out because a change overlapped them
 
-    def totals(self) -> dict[Address, Counts]:
-        """Every address's counts since the programs were attached, summed over CPUs."""
-        out = {}
-        for key, per_cpu in self.map.lookup_batch():
-            addr = _address(key)
-            self._keys[addr] = key
-            out[addr] = Counts(
-                sum(v.writes for v in per_cpu),
-                sum(v.userspace for v in per_cpu),
-                sum(v.reads for v in per_cpu),
-            )
+    def _slots(self) -> list[Any]:
+        return (self.recent.lookup(ctypes.c_uint32(0)) or []) if self.recent is not None else []
+
+    def totals(self, attempts: int = 3) -> dict[Address, Counts]:
+        """Every address's counts since the programs were attached, summed over CPUs.
+
+        The slots are read before and after `counts`; if one changed key meanwhile its hand-over
+        may be missing from what was read, so the read is tried again (`attempts` in all)."""
+        for _ in range(attempts):
+            before = [slot.gen_a for slot in self._slots()]
+            out = {}
+            for key, per_cpu in self.map.lookup_batch():
+                addr = _address(key)
+                self._keys[addr] = key
+                out[addr] = Counts(
+                    sum(v.writes for v in per_cpu),
+                    sum(v.userspace for v in per_cpu),
+                    sum(v.reads for v in per_cpu),
+                )
+            slots = self._slots()
+            if [slot.gen_b for slot in slots] == before:
+                break
         cached, complete = set(), True
-        slots = self.recent.lookup(ctypes.c_uint32(0)) if self.recent is not None else None
-        for slot in slots or []:
+        for slot in slots:
             if slot.gen_a != slot.gen_b:
                 self.torn += 1
                 complete = False

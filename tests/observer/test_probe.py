@@ -151,3 +151,40 @@ def test_forget_deletes_an_exited_vms_counters(probe, vmm) -> None:
     assert not any(key[0] == v.pid for key in reader.deltas())
     assert not any(key[0] == v.pid for key in reader.totals())
     assert not any(k.tgid == v.pid for k, _ in probe.counts.lookup_batch())
+
+
+def test_ticks_read_while_two_vmms_share_a_cpu_sum_to_the_exact_counts(probe, vmm) -> None:
+    """Two VMMs on one CPU take turns in its slot (a hand-over at nearly every switch) while a
+    reader ticks every millisecond: no tick is negative and the ticks sum to exact counts."""
+    a, b = vmm(IOEVENTFD_PORT), vmm(IOEVENTFD_PORT)
+    cpu = min(os.sched_getaffinity(0))
+    for v in (a, b):
+        for tid in os.listdir(f"/proc/{v.pid}/task"):
+            os.sched_setaffinity(int(tid), {cpu})
+    reader = CountReader(probe.counts, probe.recent)
+    reader.deltas()
+    sums: dict = {}
+    stop = threading.Event()
+
+    def tick() -> None:
+        while True:
+            last = stop.is_set()
+            for addr, c in reader.deltas().items():
+                assert min(c) >= 0
+                s = sums.get(addr, Counts(0, 0, 0))
+                sums[addr] = Counts(*(x + y for x, y in zip(s, c, strict=True)))
+            if last:
+                return
+            time.sleep(0.001)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    rings = {a: (30000, 3000), b: (25000, 4000)}
+    try:
+        _ring_both(rings)
+    finally:
+        stop.set()
+        ticker.join()
+    for v, (n, m) in rings.items():
+        assert sums[(v.pid, "pio", IOEVENTFD_PORT, 4)] == Counts(n, 0, 0)
+        assert sums[(v.pid, "pio", USER_PORT, 4)] == Counts(m, m, 0)
