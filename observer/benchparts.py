@@ -39,8 +39,8 @@ def main(rounds: int = 6) -> int:
     variants = {
         "whole": (),
         "without arming": ("_arm",),
-        "without counting": ("_bump",),
-        "without both": ("_arm", "_bump"),
+        "without counting": ("_count_write",),
+        "without both": ("_arm", "_count_write"),
     }
     vm = BenchVm()
     try:

@@ -59,7 +59,7 @@ def observe(settings: Settings, probe: KvmProbe, engine: Engine, stop: threading
         log.warning("KVM per-VM totals unavailable: %s", debugfs.unavailable)
     discovery = Discovery(kvm_dir=debugfs.kvm if debugfs.present else None)
     assert probe.counts is not None  # a probe that could not make its maps raised instead
-    sampler = ObserverSampler(CountReader(probe.counts), discovery, debugfs)
+    sampler = ObserverSampler(CountReader(probe.counts, probe.recent), discovery, debugfs)
     writer = ObservedWriter(engine, host, after_flush=_retention_hook(settings, engine, host))
     ticker = Ticker(sampler.collect, writer.put, settings.sample_interval_s)
     stop_ticker, stop_writer = threading.Event(), threading.Event()

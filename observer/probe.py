@@ -19,7 +19,7 @@ from typing import NamedTuple
 from observer import programs as p
 from observer.bpf import Link, Map, Program, read_format
 from observer.bpf import syscall as sc
-from observer.bpf.btf import BTF_DIR, BtfError, raw_tracepoint_args
+from observer.bpf.btf import BTF_DIR, BtfError, kernel_btf, raw_tracepoint_args
 from observer.bpf.tracefs import TRACEFS, EventFormat
 from observer.layout import (
     MAX_KEYS,
@@ -28,11 +28,12 @@ from observer.layout import (
     AccessKey,
     Drops,
     PendingWrite,
+    Recent,
 )
 
 REQUIRED = ("kvm_pio", "kvm_mmio", "kvm_userspace_exit", "kvm_entry")
 OPTIONAL = ("kvm_fast_mmio",)
-RAW, CLASSIC = "raw", "classic"
+BTF, RAW, CLASSIC = "btf", "raw", "classic"
 
 
 class Attached(NamedTuple):
@@ -53,7 +54,7 @@ FIELDS = {  # what each program reads, by the names tracefs formats and BTF both
 
 
 def _source(event: str, fmt: EventFormat, mode: str) -> p.Source:
-    if mode == RAW:
+    if mode in (BTF, RAW):
         args = raw_tracepoint_args(event, *FIELDS[event])
         return {name: (a.offset, a.size) for name, a in args.items()}
     return p.fields_of(fmt, *FIELDS[event])
@@ -73,11 +74,21 @@ def _build(event: str, fmt: EventFormat, ctx: p.Source, maps: p.Maps) -> bytes:
 
 
 def _attach(mode: str, event: str, fmt: EventFormat, code: bytes) -> Attached:
-    prog_type = sc.PROG_TYPE_RAW_TRACEPOINT if mode == RAW else sc.PROG_TYPE_TRACEPOINT
-    prog = Program(prog_type, code, f"iosig_{event[4:]}")
+    name = f"iosig_{event[4:]}"
+    if mode == BTF:
+        prog = Program(
+            sc.PROG_TYPE_TRACING,
+            code,
+            name,
+            attach_type=sc.ATTACH_TRACE_RAW_TP,
+            attach_btf_id=kernel_btf().typedef_id(f"btf_trace_{event}"),
+        )
+    else:
+        prog_type = sc.PROG_TYPE_RAW_TRACEPOINT if mode == RAW else sc.PROG_TYPE_TRACEPOINT
+        prog = Program(prog_type, code, name)
     try:
-        if mode == RAW:
-            link = Link.raw_tracepoint(prog, event)
+        if mode in (BTF, RAW):
+            link = Link.raw_tracepoint(prog, event, by_btf=mode == BTF)
         else:
             link = Link.perf_tracepoint(prog, fmt.id)
     except BaseException:
@@ -86,9 +97,26 @@ def _attach(mode: str, event: str, fmt: EventFormat, code: bytes) -> Attached:
     return Attached(event, prog, link)
 
 
+def _task_access(mode: str) -> tuple[str, int]:
+    """How the programs read a thread's migration count: (Maps.task, its offset)."""
+    try:
+        at = kernel_btf().member_offset("task_struct", "se", "nr_migrations")
+    except (OSError, BtfError):
+        return p.PER_THREAD, 0
+    return (p.TASK_BTF if mode == BTF else p.TASK_PROBE), at
+
+
 def default_mode() -> str:
-    """Raw tracepoints where the kernel has BTF to place their arguments, else classic."""
-    return RAW if os.path.exists(os.path.join(BTF_DIR, "vmlinux")) else CLASSIC
+    """BTF-typed raw tracepoint programs where the kernel has BTF to place their arguments
+    and name their tracepoints, else classic tracepoints."""
+    if not os.path.exists(os.path.join(BTF_DIR, "vmlinux")):
+        return CLASSIC
+    try:
+        for event in REQUIRED:
+            kernel_btf().typedef_id(f"btf_trace_{event}")
+    except BtfError:
+        return RAW  # the tracepoints live in a module's BTF: not named from vmlinux's
+    return BTF
 
 
 class KvmProbe:
@@ -109,17 +137,23 @@ class KvmProbe:
                 raise
             self.mode = CLASSIC
             ctx = {e: _source(e, fmt, self.mode) for e, fmt in formats.items()}
-        self.counts = self.pending = self.drops = None
+        self.counts = self.pending = self.drops = self.recent = None
         self.attached: list[Attached] = []
         try:
             self.counts = Map(
                 sc.MAP_TYPE_PERCPU_HASH, AccessKey, AccessCounts, MAX_KEYS, "kvm_counts"
             )
-            self.pending = Map(
-                sc.MAP_TYPE_LRU_HASH, ctypes.c_uint32, PendingWrite, MAX_THREADS, "kvm_pending"
-            )
+            task, migrations_at = _task_access(self.mode)
+            if task == p.PER_THREAD:
+                pending_type, slots = sc.MAP_TYPE_LRU_HASH, MAX_THREADS
+            else:
+                pending_type, slots = sc.MAP_TYPE_PERCPU_ARRAY, 1
+            self.pending = Map(pending_type, ctypes.c_uint32, PendingWrite, slots, "kvm_pending")
             self.drops = Map(sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, Drops, 1, "kvm_drops")
-            maps = p.Maps(self.counts.fd, self.pending.fd, self.drops.fd)
+            self.recent = Map(sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, Recent, 1, "kvm_recent")
+            maps = p.Maps(
+                self.counts.fd, self.pending.fd, self.drops.fd, self.recent.fd, task, migrations_at
+            )
             code = {e: _build(e, fmt, ctx[e], maps) for e, fmt in formats.items()}
             for event, fmt in formats.items():
                 self.attached.append(_attach(self.mode, event, fmt, code[event]))
@@ -137,7 +171,7 @@ class KvmProbe:
             a.link.close()
             a.program.close()
         self.attached = []
-        for m in (self.counts, self.pending, self.drops):
+        for m in (self.counts, self.pending, self.drops, self.recent):
             if m is not None:
                 m.close()
 

@@ -22,7 +22,7 @@ _MAGIC = 0xEB9F
 # extra bytes after the 12-byte common part: fixed, or per vlen item
 _FIXED = {1: 4, 3: 12, 14: 4, 17: 4}
 _PER_ITEM = {4: 12, 5: 12, 6: 8, 13: 8, 15: 12, 19: 12}
-_INT, _PTR, _ENUM, _TYPEDEF, _FUNC, _FUNC_PROTO, _ENUM64 = 1, 2, 6, 8, 12, 13, 19
+_INT, _PTR, _STRUCT, _ENUM, _TYPEDEF, _FUNC, _FUNC_PROTO, _ENUM64 = 1, 2, 4, 6, 8, 12, 13, 19
 _MODIFIERS = {_TYPEDEF, 9, 10, 11, 18}  # typedef, volatile, const, restrict, type_tag
 
 
@@ -92,6 +92,44 @@ class Btf:
                 return size_or_type
             raise BtfError(f"type {type_id} of kind {kind} is not a scalar argument")
         raise BtfError(f"type {type_id}: too many typedefs")
+
+    def typedef_id(self, name: str) -> int:
+        """The id of the typedef `name` (btf_trace_<event> names a raw tracepoint's probe)."""
+        return self._named(_TYPEDEF, name)
+
+    def _named(self, kind: int, name: str) -> int:
+        """The id of the type of `kind` named `name` (this blob's types only)."""
+        for i, pos in enumerate(self.offsets):
+            name_off, info, _ = _TYPE.unpack_from(self.data, pos)
+            if (info >> 24) & 0x1F == kind and self.name(name_off) == name:
+                return self.first_id + i
+        raise BtfError(f"no {name} of kind {kind} in this BTF")
+
+    def member_offset(self, struct_name: str, *path: str) -> int:
+        """Byte offset of struct_name.path[0].path[1]... (each but the last a struct)."""
+        type_id, total = self._named(_STRUCT, struct_name), 0
+        for member in path:
+            kind, vlen, _, _ = self.type(type_id)
+            while kind in _MODIFIERS:
+                type_id = self.type(type_id)[3]
+                kind, vlen, _, _ = self.type(type_id)
+            if kind != _STRUCT:
+                raise BtfError(f"{struct_name}: {member} is not in a struct")
+            at = self.offsets[type_id - self.first_id] + 12
+            for k in range(vlen):
+                name_off, member_type, bits = struct.unpack_from("<III", self.data, at + 12 * k)
+                if self.name(name_off) == member:
+                    # with kind_flag the high byte is a bitfield's size, the rest its offset
+                    total += (bits & 0xFFFFFF if self._kind_flag(type_id) else bits) // 8
+                    type_id = member_type
+                    break
+            else:
+                raise BtfError(f"{struct_name} has no member {member}")
+        return total
+
+    def _kind_flag(self, type_id: int) -> bool:
+        _, info, _ = _TYPE.unpack_from(self.data, self.offsets[type_id - self.first_id])
+        return bool(info >> 31)
 
     def func_params(self, func: str) -> list[tuple[str, int]]:
         """(name, size) of each parameter of the BTF function named `func`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,6 +110,13 @@ class Map(FdObject):
                 sc.bpf(sc.MAP_LOOKUP_BATCH, attr, f"batch lookup in map {self.name}")
             except FileNotFoundError:  # ENOENT: the walk reached the end (count may be > 0)
                 done = True
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                # a hash bucket holds more keys than `chunk`: the same batch, in bigger buffers
+                chunk *= 2
+                keys, values = (self.key_type * chunk)(), (self._value_buf * chunk)()
+                continue
             raw, size = bytes(values), ctypes.sizeof(self.key_type)
             for i in range(attr.count):
                 key = self.key_type.from_buffer_copy(keys, i * size)

@@ -24,7 +24,16 @@ class VerifierError(OSError):
 class Program(FdObject):
     """A loaded BPF program."""
 
-    def __init__(self, prog_type: int, insns: bytes, name: str, log_size: int = 1 << 20):
+    def __init__(
+        self,
+        prog_type: int,
+        insns: bytes,
+        name: str,
+        log_size: int = 1 << 20,
+        *,
+        attach_type: int = 0,
+        attach_btf_id: int = 0,
+    ):
         self.name = name
         code = ctypes.create_string_buffer(insns, len(insns))
         lic = ctypes.create_string_buffer(LICENSE)
@@ -34,6 +43,8 @@ class Program(FdObject):
             insns=ctypes.addressof(code),
             license=ctypes.addressof(lic),
             prog_name=name.encode()[: sc.OBJ_NAME_LEN - 1],
+            expected_attach_type=attach_type,
+            attach_btf_id=attach_btf_id,
         )
         try:
             self.fd = sc.bpf(sc.PROG_LOAD, attr, f"load program {name}")
@@ -60,10 +71,11 @@ class Link(FdObject):
         self.fd, self.anchor = fd, anchor  # anchor: the perf event fd a perf link rides on
 
     @classmethod
-    def raw_tracepoint(cls, prog: Program, name: str) -> Link:
-        """RAW_TRACEPOINT_OPEN: attach a RAW_TRACEPOINT program to tracepoint `name`."""
+    def raw_tracepoint(cls, prog: Program, name: str, *, by_btf: bool = False) -> Link:
+        """RAW_TRACEPOINT_OPEN: attach a RAW_TRACEPOINT program to tracepoint `name`, or a
+        TRACING one (`by_btf`: its tracepoint was named by BTF id when it was loaded)."""
         cname = ctypes.create_string_buffer(name.encode())
-        attr = sc.RawTracepointAttr(name=ctypes.addressof(cname), prog_fd=prog.fd)
+        attr = sc.RawTracepointAttr(name=0 if by_btf else ctypes.addressof(cname), prog_fd=prog.fd)
         return cls(sc.bpf(sc.RAW_TRACEPOINT_OPEN, attr, f"attach raw tracepoint {name}"))
 
     @classmethod

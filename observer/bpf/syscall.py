@@ -42,6 +42,8 @@ MAP_TYPE_LRU_HASH = 9
 # program types (enum bpf_prog_type) and the attach type of a perf-event link
 PROG_TYPE_TRACEPOINT = 5
 PROG_TYPE_RAW_TRACEPOINT = 17
+PROG_TYPE_TRACING = 26
+ATTACH_TRACE_RAW_TP = 23  # a TRACING program on a raw tracepoint named by BTF (tp_btf)
 ATTACH_PERF_EVENT = 41
 
 # map update flags
@@ -110,6 +112,17 @@ class ProgLoadAttr(ctypes.Structure):
         ("kern_version", ctypes.c_uint32),
         ("prog_flags", ctypes.c_uint32),
         ("prog_name", ctypes.c_char * OBJ_NAME_LEN),
+        ("prog_ifindex", ctypes.c_uint32),
+        ("expected_attach_type", ctypes.c_uint32),
+        ("prog_btf_fd", ctypes.c_uint32),
+        ("func_info_rec_size", ctypes.c_uint32),
+        ("func_info", ctypes.c_uint64),
+        ("func_info_cnt", ctypes.c_uint32),
+        ("line_info_rec_size", ctypes.c_uint32),
+        ("line_info", ctypes.c_uint64),
+        ("line_info_cnt", ctypes.c_uint32),
+        ("attach_btf_id", ctypes.c_uint32),  # the BTF type the program attaches to
+        ("attach_btf_obj_fd", ctypes.c_uint32),  # 0: vmlinux's BTF
     ]
 
 

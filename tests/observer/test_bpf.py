@@ -17,13 +17,14 @@ def test_struct_sizes_match_the_kernel_headers() -> None:
     # include/uapi/linux/bpf.h and perf_event.h (PERF_ATTR_SIZE_VER5 = 112)
     assert ctypes.sizeof(sc.MapElemAttr) == 32
     assert ctypes.sizeof(sc.MapBatchAttr) == 56
-    assert ctypes.sizeof(sc.ProgLoadAttr) == 64
+    assert ctypes.sizeof(sc.ProgLoadAttr) == 120  # through attach_btf_obj_fd, padded
+    assert sc.ProgLoadAttr.attach_btf_id.offset == 108
     assert ctypes.sizeof(sc.LinkCreateAttr) == 24
     assert ctypes.sizeof(sc.PerfEventAttr) == 112
     assert sc.ProgInfo.name.offset == 64
     assert (sc.ProgInfo.run_time_ns.offset, sc.ProgInfo.run_cnt.offset) == (192, 200)
     assert (ctypes.sizeof(AccessKey), ctypes.sizeof(AccessCounts)) == (16, 24)
-    assert ctypes.sizeof(PendingWrite) == 24
+    assert ctypes.sizeof(PendingWrite) == 40
 
 
 def test_hash_map_update_lookup_delete_and_walk(bpf: None) -> None:

@@ -7,7 +7,7 @@ import os
 import pytest
 from support import need
 
-from observer.bpf.btf import Btf, BtfError, raw_tracepoint_args
+from observer.bpf.btf import Btf, BtfError, kernel_btf, raw_tracepoint_args
 
 
 @pytest.fixture(scope="module")
@@ -32,3 +32,17 @@ def test_a_missing_argument_or_tracepoint_is_named(btf) -> None:
 def test_bytes_that_are_not_btf_are_refused() -> None:
     with pytest.raises(BtfError, match="bad magic"):
         Btf(bytes(64))
+
+
+def test_struct_members_and_tracepoint_typedefs_are_found(btf) -> None:
+    vmlinux = kernel_btf()
+    assert vmlinux.member_offset("list_head", "next") == 0
+    assert vmlinux.member_offset("list_head", "prev") == 8
+    nested = vmlinux.member_offset("task_struct", "se", "nr_migrations")
+    parts = vmlinux.member_offset("task_struct", "se")
+    assert nested == parts + vmlinux.member_offset("sched_entity", "nr_migrations")
+    assert vmlinux.typedef_id("btf_trace_kvm_pio") > 0  # what a tp_btf program attaches to
+    with pytest.raises(BtfError, match="task_struct has no member nope"):
+        vmlinux.member_offset("task_struct", "nope")
+    with pytest.raises(BtfError):
+        vmlinux.typedef_id("btf_trace_kvm_nothing")

@@ -32,6 +32,22 @@ def test_unchanged_kvm_entries_reuse_the_last_pass_until_a_full_one_is_due(tmp_p
     assert discovery.full_scans == 1  # entries unchanged: no /proc pass
     discovery.scan()
     assert discovery.full_scans == 2  # full_every reached
-    (tmp_path / "124-5").mkdir()  # a VM was created
+    (tmp_path / "124-5").mkdir()  # a VM was created: only new processes are looked at
     discovery.scan()
-    assert discovery.full_scans == 3
+    assert discovery.full_scans == 2
+
+
+def test_between_full_passes_only_new_processes_fds_are_read(vmm) -> None:
+    discovery = Discovery(full_every=1000, young_ticks=2)
+    discovery.scan()
+    processes = sum(n.isdigit() for n in os.listdir("/proc"))
+    v = vmm(0x510)  # a new process: read every tick while young, so its VM is found at once
+    assert v.pid in {vm.pid for vm in discovery.scan().values()}
+    for _ in range(3):
+        discovery.scan()
+    before = discovery.fd_scans
+    assert v.pid in {vm.pid for vm in discovery.scan().values()}  # alive: same start time
+    assert discovery.fd_scans - before < processes // 2  # old processes are skipped
+    v.quit()
+    assert v.pid not in {vm.pid for vm in discovery.scan().values()}  # gone within one tick
+    assert discovery.full_scans == 1

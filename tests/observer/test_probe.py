@@ -2,27 +2,113 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 import threading
+import time
 
 import pytest
 
+from observer import probe as probe_module
 from observer.counter import CountReader, Counts
 from observer.probe import KvmProbe
+from observer.programs import PER_THREAD
 
 IOEVENTFD_PORT, USER_PORT, MMIO_GPA = 0x510, 0x520, 0xD000_0000
 
 
-@pytest.fixture(params=["raw", "classic"])
-def probe(tracefs: str, request):
-    """The probe in each mode: raw tracepoints (BTF places arguments), classic (tracefs)."""
-    with KvmProbe(tracefs, mode=request.param) as p:
-        assert p.mode == request.param
+@pytest.fixture(params=["btf", "raw", "classic", "per-thread"])
+def probe(tracefs: str, request, monkeypatch):
+    """The probe in each mode: BTF-typed and raw tracepoints (BTF places arguments), classic
+    (tracefs), and classic as on a kernel without BTF (the pending write kept per thread)."""
+    mode = request.param
+    if mode == "per-thread":
+        monkeypatch.setattr(probe_module, "_task_access", lambda _mode: (PER_THREAD, 0))
+        mode = "classic"
+    with KvmProbe(tracefs, mode=mode) as p:
+        assert p.mode == mode
         yield p
+
+
+def _unmatched(p: KvmProbe) -> int:
+    assert p.drops is not None
+    return sum(d.unmatched for d in p.drops.lookup(ctypes.c_uint32(0)) or [])
+
+
+def _ring_both(rings: dict) -> None:
+    def ring(v, n, m):
+        v.ring("pio", IOEVENTFD_PORT, 4, n)
+        v.ring("pio", USER_PORT, 4, m)
+
+    threads = [threading.Thread(target=ring, args=(v, *nm)) for v, nm in rings.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_two_vmms_one_on_each_cpu_are_exact(probe, vmm) -> None:
+    """Each CPU's pending-write slot serves whichever thread runs there: one VMM per CPU,
+    then both swapped, counted exactly."""
+    a, b = vmm(IOEVENTFD_PORT), vmm(IOEVENTFD_PORT)
+    cpus = sorted(os.sched_getaffinity(0))
+    reader = CountReader(probe.counts, probe.recent)
+    reader.deltas()
+    for first, second in ((cpus[0], cpus[-1]), (cpus[-1], cpus[0])):
+        for v, cpu in ((a, first), (b, second)):
+            for tid in os.listdir(f"/proc/{v.pid}/task"):
+                os.sched_setaffinity(int(tid), {cpu})
+        rings = {a: (2000, 600), b: (900, 1300)}
+        _ring_both(rings)
+        got = reader.deltas()
+        for v, (n, m) in rings.items():
+            assert got[(v.pid, "pio", IOEVENTFD_PORT, 4)] == Counts(n, 0, 0)
+            assert got[(v.pid, "pio", USER_PORT, 4)] == Counts(m, m, 0)
+
+
+def test_threads_moved_between_cpus_are_never_misattributed(probe, vmm) -> None:
+    """VMM threads thrown between CPUs while they ring: every write is counted, and a
+    userspace exit is either its own write's or counted unmatched, never another's."""
+    a, b = vmm(IOEVENTFD_PORT), vmm(IOEVENTFD_PORT)
+    cpus = sorted(os.sched_getaffinity(0))
+    reader = CountReader(probe.counts, probe.recent)
+    reader.deltas()
+    before = _unmatched(probe)
+    stop = threading.Event()
+
+    def shuffle() -> None:
+        i = 0
+        while not stop.is_set():
+            for v in (a, b):
+                for tid in os.listdir(f"/proc/{v.pid}/task"):
+                    with contextlib.suppress(OSError):
+                        os.sched_setaffinity(int(tid), {cpus[i % len(cpus)]})
+                i += 1
+            time.sleep(0.0005)
+
+    mover = threading.Thread(target=shuffle)
+    mover.start()
+    rings = {a: (20000, 4000), b: (15000, 5000)}
+    try:
+        _ring_both(rings)
+    finally:
+        stop.set()
+        mover.join()
+    got = reader.deltas()
+    userspace = 0
+    for v, (n, m) in rings.items():
+        assert got[(v.pid, "pio", IOEVENTFD_PORT, 4)].writes == n
+        assert got[(v.pid, "pio", IOEVENTFD_PORT, 4)].userspace == 0  # never another's exit
+        assert got[(v.pid, "pio", USER_PORT, 4)].writes == m
+        assert got[(v.pid, "pio", USER_PORT, 4)].userspace <= m
+        userspace += got[(v.pid, "pio", USER_PORT, 4)].userspace
+    assert userspace + _unmatched(probe) - before >= sum(m for _, m in rings.values())
 
 
 def test_writes_split_exactly_into_in_kernel_and_userspace(probe, vmm) -> None:
     a, b = vmm(IOEVENTFD_PORT), vmm(IOEVENTFD_PORT)
-    reader = CountReader(probe.counts)
+    reader = CountReader(probe.counts, probe.recent)
     reader.deltas()  # whatever ran before
     rings = {a: (3000, 700, 200), b: (1100, 2500, 300)}
 
@@ -49,10 +135,56 @@ def test_writes_split_exactly_into_in_kernel_and_userspace(probe, vmm) -> None:
 
 
 def test_forget_deletes_an_exited_vms_counters(probe, vmm) -> None:
-    v = vmm()
-    reader = CountReader(probe.counts)
+    v, w = vmm(), vmm()
+    reader = CountReader(probe.counts, probe.recent)
     v.ring("pio", USER_PORT, 4, 10)
     assert reader.deltas()[(v.pid, "pio", USER_PORT, 4)] == Counts(10, 10, 0)
     v.quit()
     reader.forget({v.pid})
+    # Its key may wait in the slot of the CPU it last wrote on, counted once all the same;
+    # another VM's writes on every CPU take the slots, and then the counters are gone.
+    assert not any(key[0] == v.pid for key in reader.deltas())
+    for cpu in sorted(os.sched_getaffinity(0)):
+        for tid in os.listdir(f"/proc/{w.pid}/task"):
+            os.sched_setaffinity(int(tid), {cpu})
+        w.ring("pio", USER_PORT, 4, 1)
+    assert not any(key[0] == v.pid for key in reader.deltas())
     assert not any(key[0] == v.pid for key in reader.totals())
+    assert not any(k.tgid == v.pid for k, _ in probe.counts.lookup_batch())
+
+
+def test_ticks_read_while_two_vmms_share_a_cpu_sum_to_the_exact_counts(probe, vmm) -> None:
+    """Two VMMs on one CPU take turns in its slot (a hand-over at nearly every switch) while a
+    reader ticks every millisecond: no tick is negative and the ticks sum to exact counts."""
+    a, b = vmm(IOEVENTFD_PORT), vmm(IOEVENTFD_PORT)
+    cpu = min(os.sched_getaffinity(0))
+    for v in (a, b):
+        for tid in os.listdir(f"/proc/{v.pid}/task"):
+            os.sched_setaffinity(int(tid), {cpu})
+    reader = CountReader(probe.counts, probe.recent)
+    reader.deltas()
+    sums: dict = {}
+    stop = threading.Event()
+
+    def tick() -> None:
+        while True:
+            last = stop.is_set()
+            for addr, c in reader.deltas().items():
+                assert min(c) >= 0
+                s = sums.get(addr, Counts(0, 0, 0))
+                sums[addr] = Counts(*(x + y for x, y in zip(s, c, strict=True)))
+            if last:
+                return
+            time.sleep(0.001)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    rings = {a: (30000, 3000), b: (25000, 4000)}
+    try:
+        _ring_both(rings)
+    finally:
+        stop.set()
+        ticker.join()
+    for v, (n, m) in rings.items():
+        assert sums[(v.pid, "pio", IOEVENTFD_PORT, 4)] == Counts(n, 0, 0)
+        assert sums[(v.pid, "pio", USER_PORT, 4)] == Counts(m, m, 0)
