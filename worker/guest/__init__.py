@@ -53,7 +53,9 @@ def assemble(source: Path = SOURCE) -> bytes:
             raise FileNotFoundError(f"`{tool}` not found: install binutils to assemble {source}")
     with tempfile.TemporaryDirectory() as tmp:
         obj, out = Path(tmp) / "doorbell.o", Path(tmp) / "doorbell.bin"
-        subprocess.run(["as", "--64", "-o", str(obj), str(source)], check=True)
+        # -I: the sources .include their shared interrupt half (interrupts.inc) from beside them
+        as_cmd = ["as", "--64", "-I", str(source.parent), "-o", str(obj), str(source)]
+        subprocess.run(as_cmd, check=True)
         subprocess.run(
             ["ld", "-e", "start", "-Ttext=0", "--oformat=binary", "-o", str(out), str(obj)],
             check=True,

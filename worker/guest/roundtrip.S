@@ -130,31 +130,5 @@ pass_done:
 bad:
         ud2                             /* bad kind: no gate for #UD, a triple fault stops the VM */
 
-interrupt:                              /* the device answered */
-        incq    72(%rbx)                /* interrupts */
-        movl    $0, APIC_EOI(%r13)      /* end of interrupt: the next edge can be delivered */
-        pushq   %rax
-        movq    8(%rsp), %rax           /* the interrupted rip */
-        subq    %r14, %rax
-        cmpq    $woken - wait_hlt, %rax /* in [wait_hlt, woken): between the check and hlt */
-        jae     1f
-        movq    %r12, 8(%rsp)           /* then do not sleep: resume at `woken` */
-1:
-        popq    %rax
-        iretq                           /* restores rflags: the compare above is harmless */
-
-        .balign 8
-gdt:
-        .quad   0
-        .quad   0x00af9a000000ffff      /* 0x08: 64-bit code, DPL 0 */
-        .quad   0x00cf92000000ffff      /* 0x10: data, read/write */
-gdt_end:
-gdtr:
-        .word   gdt_end - gdt - 1
-        .quad   0                       /* base: filled in at start */
-idtr:
-        .word   256 * 16 - 1
-        .quad   0
-        .balign 16
-idt:
-        .skip   256 * 16                /* every gate but `vector` not present */
+        .set    INTERRUPTS, 72          /* table +72: interrupts taken */
+        .include "interrupts.inc"
