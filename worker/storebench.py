@@ -36,6 +36,20 @@ from worker.writer import SampleWriter, batch_seconds
 PIO_BASE, MMIO_BASE = 0x1000, 0xE000_0000
 
 
+# Each VM's figures that a fleet run adds up (and the table prints in this order).
+_SUMMED = (
+    "ticker_cpu_s",
+    "writer_cpu_s",
+    "ticks",
+    "ticks_missed",
+    "samples_written",
+    "samples_dropped",
+    "transactions",
+    "write_errors",
+    "lock_errors",
+)
+
+
 def _addresses(n: int) -> list[tuple[str, int]]:
     # Half PIO, half MMIO: each KVM bus holds a limited number of devices (1,000 on many kernels).
     return [
@@ -247,20 +261,7 @@ def run_loadbench(
         for vm in each:
             _cleanup(engine, vm["vm_id"])
         cpu_s = sum(vm["cpu_s"] for vm in each)
-        summed = {
-            key: sum(vm[key] for vm in each)
-            for key in (
-                "ticker_cpu_s",
-                "writer_cpu_s",
-                "ticks",
-                "ticks_missed",
-                "samples_written",
-                "samples_dropped",
-                "transactions",
-                "write_errors",
-                "lock_errors",
-            )
-        }
+        summed = {key: sum(vm[key] for vm in each) for key in _SUMMED}
         return {
             "database": engine.dialect.name,
             "vms": vms,
@@ -382,15 +383,7 @@ def cli_loadbench(
         "interval_s",
         "duration_s",
         "cpu_percent_one_core",
-        "ticker_cpu_s",
-        "writer_cpu_s",
-        "ticks",
-        "ticks_missed",
-        "samples_written",
-        "samples_dropped",
-        "transactions",
-        "write_errors",
-        "lock_errors",
+        *_SUMMED,
         "series",
         "rows",
         "busy_samples",
