@@ -92,7 +92,7 @@ def _lookup(a: Asm, map_fd: int, key_at: int) -> None:
 def _whoami(a: Asm, m: Maps) -> None:
     """One helper call per program: the thread id at TID_AT, the process id in the key and,
     with BTF, the thread's migration count at MIG_AT. A helper call and its return cost
-    ~15-20 ns on a host with return-thunk mitigations (SRSO safe RET, measured), so with BTF
+    ~10-20 ns on a host with return-thunk mitigations (SRSO safe RET, measured), so with BTF
     the ids are read from the task, not asked of bpf_get_current_pid_tgid."""
     if m.task == TASK_BTF:
         a.call(asm.GET_CURRENT_TASK_BTF)
