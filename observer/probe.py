@@ -151,8 +151,18 @@ class KvmProbe:
             self.pending = Map(pending_type, ctypes.c_uint32, PendingWrite, slots, "kvm_pending")
             self.drops = Map(sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, Drops, 1, "kvm_drops")
             self.recent = Map(sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, Recent, 1, "kvm_recent")
+            ids_at = {}
+            if task == p.TASK_BTF:
+                ids_at = {n: kernel_btf().member_offset("task_struct", n) for n in ("pid", "tgid")}
             maps = p.Maps(
-                self.counts.fd, self.pending.fd, self.drops.fd, self.recent.fd, task, migrations_at
+                self.counts.fd,
+                self.pending.fd,
+                self.drops.fd,
+                self.recent.fd,
+                task,
+                migrations_at,
+                ids_at.get("pid", 0),
+                ids_at.get("tgid", 0),
             )
             code = {e: _build(e, fmt, ctx[e], maps) for e, fmt in formats.items()}
             for event, fmt in formats.items():

@@ -42,6 +42,7 @@ DROP_AT = TID_AT - 4  # key of `drops` and `pending` (0)
 MIG_AT = DROP_AT - 8  # the thread's migration count
 PEND_AT = MIG_AT - 40  # a PendingWrite being inserted (PER_THREAD)
 FLUSH_AT = PEND_AT - 16  # the key a Recent slot hands over to `counts`
+PARK_AT = FLUSH_AT - 8  # a count parked across helper calls (they clobber R1-R5)
 
 Source = dict[str, tuple[int, int]]  # field -> (offset in the context, size)
 
@@ -53,9 +54,11 @@ class Maps:
     """The fds of the three maps, and how the programs tell a thread's migrations.
 
     `task`: TASK_BTF reads current->se.nr_migrations directly (a BTF-typed TRACING program),
-    TASK_PROBE through bpf_probe_read_kernel (~50 ns more per event, measured), both at
-    `migrations_at`; PER_THREAD (no BTF to place it): `pending` is an LRU hash keyed by thread
-    id instead of a per-CPU slot, so a thread's write is found wherever its exit runs.
+    and the thread and process ids from the same task (`pid_at`, `tgid_at`), so a program
+    makes one helper call, not two; TASK_PROBE reads the count through
+    bpf_probe_read_kernel (~50 ns more per event, measured), both at `migrations_at`;
+    PER_THREAD (no BTF to place it): `pending` is an LRU hash keyed by thread id instead of a
+    per-CPU slot, so a thread's write is found wherever its exit runs.
     """
 
     def __init__(
@@ -66,9 +69,12 @@ class Maps:
         recent: int,
         task: str,
         migrations_at: int = 0,
+        pid_at: int = 0,
+        tgid_at: int = 0,
     ) -> None:
         self.counts, self.pending, self.drops, self.recent = counts, pending, drops, recent
         self.task, self.migrations_at = task, migrations_at
+        self.pid_at, self.tgid_at = pid_at, tgid_at
 
 
 def fields_of(fmt: EventFormat, *names: str) -> Source:
@@ -83,8 +89,20 @@ def _lookup(a: Asm, map_fd: int, key_at: int) -> None:
     a.call(asm.MAP_LOOKUP_ELEM)
 
 
-def _whoami(a: Asm) -> None:
-    """One helper call per program: the thread id at TID_AT, the process id in the key."""
+def _whoami(a: Asm, m: Maps) -> None:
+    """One helper call per program: the thread id at TID_AT, the process id in the key and,
+    with BTF, the thread's migration count at MIG_AT. A helper call and its return cost
+    ~10-20 ns on a host with return-thunk mitigations (SRSO safe RET, measured), so with BTF
+    the ids are read from the task, not asked of bpf_get_current_pid_tgid."""
+    if m.task == TASK_BTF:
+        a.call(asm.GET_CURRENT_TASK_BTF)
+        a.load(4, R1, R0, m.pid_at)  # the thread (task->pid), as bpf_get_current_pid_tgid
+        a.store(4, FP, TID_AT, R1)
+        a.load(4, R1, R0, m.tgid_at)  # the process (task->tgid): the VM
+        a.store(4, FP, KEY_AT + offset(AccessKey, "tgid"), R1)
+        a.load(8, R1, R0, m.migrations_at)  # checked direct loads (BPF_PROBE_MEM)
+        a.store(8, FP, MIG_AT, R1)
+        return
     a.call(asm.GET_CURRENT_PID_TGID)
     a.store(4, FP, TID_AT, R0)  # low half: the thread
     a.alu64("rsh", R0, 32)
@@ -165,10 +183,10 @@ def _count_write(a: Asm, m: Maps, amount: int, tag: str) -> None:
         a.store(8, FP, FLUSH_AT + i, R1)
     a.load(8, R9, R8, offset(Recent, "writes"))
     a.load(8, R1, R8, offset(Recent, "userspace"))
-    a.store(8, FP, MIG_AT, R1)  # parked: the helpers clobber R1-R5
+    a.store(8, FP, PARK_AT, R1)
     # counts[slot key] += the slot's counts: userspace parked on the stack, writes in R9
     _bump_fields(a, m, [("writes", R9)], f"{tag}_fw", FLUSH_AT)
-    a.load(8, R9, FP, MIG_AT)
+    a.load(8, R9, FP, PARK_AT)
     _bump_fields(a, m, [("userspace", R9)], f"{tag}_fu", FLUSH_AT)
     a.label(f"{tag}_take")
     # gen_b first and gen_a last: a reader copying the slot forward sees them equal only if
@@ -218,14 +236,12 @@ def _drop(a: Asm, m: Maps, field: str, tag: str) -> None:
 
 
 def _migrations(a: Asm, m: Maps) -> None:
-    """The current thread's migration count at MIG_AT (0 if unreadable or per-thread)."""
+    """The current thread's migration count at MIG_AT (0 if unreadable or per-thread; with
+    BTF, _whoami put it there)."""
+    if m.task == TASK_BTF:
+        return
     if m.task == PER_THREAD:
         a.store_imm(8, FP, MIG_AT, 0)
-        return
-    if m.task == TASK_BTF:
-        a.call(asm.GET_CURRENT_TASK_BTF)
-        a.load(8, R1, R0, m.migrations_at)  # a checked direct load (BPF_PROBE_MEM)
-        a.store(8, FP, MIG_AT, R1)
         return
     a.call(asm.GET_CURRENT_TASK)
     a.mov_reg(R3, R0)
@@ -297,7 +313,7 @@ def pio_program(m: Maps, ctx: Source) -> bytes:
     """kvm_pio: count a port write (arming it) or read, `count` times for string I/O."""
     a = Asm()
     a.mov_reg(R6, R1)
-    _whoami(a)
+    _whoami(a, m)
     _key_prologue(a, ctx, SPACE_PIO, "port", "size")
     a.load(ctx["count"][1], R7, R6, ctx["count"][0])
     a.load(ctx["rw"][1], R8, R6, ctx["rw"][0])
@@ -315,7 +331,7 @@ def mmio_program(m: Maps, ctx: Source, kinds: dict[str, int]) -> bytes:
     """kvm_mmio: count a write (arming it) or a completed read; an unsatisfied read disarms."""
     a = Asm()
     a.mov_reg(R6, R1)
-    _whoami(a)
+    _whoami(a, m)
     a.load(ctx["type"][1], R8, R6, ctx["type"][0])
     a.jump("jeq", R8, kinds["write"], "write")
     a.jump("jeq", R8, kinds["read"], "read")
@@ -348,12 +364,15 @@ def userspace_exit_program(m: Maps, ctx: Source, reasons: dict[str, int]) -> byt
     a.mov(R9, SPACE_MMIO)
     a.jump("jne", R8, reasons["KVM_EXIT_MMIO"], "out")
     a.label("io")
-    _whoami(a)
+    if m.task == PER_THREAD:
+        _whoami(a, m)  # the thread id keys its pending write
     _pending(a, m)
     a.jump("jeq", R0, 0, "out")
     a.load(4, R1, R0, offset(PendingWrite, "armed"))
     a.jump("jeq", R1, 0, "out")  # no write waiting on this CPU (a read, or taken already)
-    a.mov_reg(R7, R0)  # R7 = the slot (callee-saved across the helper below)
+    a.mov_reg(R7, R0)  # R7 = the slot (callee-saved across the helpers below)
+    if m.task != PER_THREAD:
+        _whoami(a, m)  # only now: an exit with nothing armed costs no helper call
     a.load(4, R1, R7, offset(PendingWrite, "tid"))
     a.load(4, R2, FP, TID_AT)
     a.jump("jne", R1, R2, "unmatched", reg=True)  # another thread's write: left armed for it
@@ -378,7 +397,7 @@ def userspace_exit_program(m: Maps, ctx: Source, reasons: dict[str, int]) -> byt
 def entry_program(m: Maps) -> bytes:
     """kvm_entry: the guest runs again, so a write still armed did not exit to userspace."""
     a = Asm()
-    _whoami(a)
+    _whoami(a, m)
     _disarm(a, m, "dis")
     return _done(a)
 
@@ -387,7 +406,7 @@ def fast_mmio_program(m: Maps, ctx: Source) -> bytes:
     """kvm_fast_mmio: a len-0 ioeventfd took an MMIO write without decoding it (len 0)."""
     a = Asm()
     a.mov_reg(R6, R1)
-    _whoami(a)
+    _whoami(a, m)
     a.store_imm(4, FP, KEY_AT + 4, SPACE_MMIO)
     a.load(ctx["gpa"][1], R1, R6, ctx["gpa"][0])
     a.store(8, FP, KEY_AT + 8, R1)
