@@ -40,33 +40,12 @@
         .set    LAPIC, 0xfee00000
         .set    APIC_SVR, 0xf0
         .set    APIC_EOI, 0xb0
+        .include "interrupts.inc"         /* arm_interrupts, interrupt_half */
 start:
         movq    40(%rbx), %rdi          /* the device's vector; 0: no interrupts on this VM */
         testq   %rdi, %rdi
         jz      pass
-        /* Interrupt delivery and iretq load CS and SS from the GDT: give them a real one. */
-        leaq    gdt(%rip), %rax
-        movq    %rax, gdtr+2(%rip)
-        lgdt    gdtr(%rip)
-        leaq    idt(%rip), %rax
-        movq    %rax, idtr+2(%rip)
-        lidt    idtr(%rip)
-        leaq    interrupt(%rip), %rax   /* IDT[vector]: 64-bit interrupt gate to `interrupt` */
-        shlq    $4, %rdi
-        addq    idtr+2(%rip), %rdi
-        movw    %ax, 0(%rdi)
-        movw    $8, 2(%rdi)             /* the code segment */
-        movw    $0x8e00, 4(%rdi)        /* present, DPL 0, interrupt gate (clears IF) */
-        shrq    $16, %rax
-        movw    %ax, 6(%rdi)
-        shrq    $16, %rax
-        movl    %eax, 8(%rdi)
-        movl    $0, 12(%rdi)
-        movl    $LAPIC, %r13d
-        movl    $0x1ff, APIC_SVR(%r13)  /* APIC software-enabled, spurious vector 0xff */
-        leaq    wait_hlt(%rip), %r14    /* the handler's "about to sleep" window ... */
-        leaq    woken(%rip), %r12       /* ... and where it resumes instead */
-        sti
+        arm_interrupts
 pass:
         rdtsc
         shlq    $32, %rdx
@@ -190,5 +169,4 @@ pass_done:
         outb    %al, %dx                /* pass done: exits to the worker */
         jmp     pass
 
-        .set    INTERRUPTS, 32          /* table +32: interrupts taken */
-        .include "interrupts.inc"
+        interrupt_half 32               /* table +32: interrupts taken */

@@ -39,32 +39,11 @@
         .set    LAPIC, 0xfee00000
         .set    APIC_SVR, 0xf0
         .set    APIC_EOI, 0xb0
+        .include "interrupts.inc"         /* arm_interrupts, interrupt_half */
 
 start:
-        /* Interrupt delivery and iretq load CS and SS from the GDT: give them a real one. */
-        leaq    gdt(%rip), %rax
-        movq    %rax, gdtr+2(%rip)
-        lgdt    gdtr(%rip)
-        leaq    idt(%rip), %rax
-        movq    %rax, idtr+2(%rip)
-        lidt    idtr(%rip)
-        leaq    interrupt(%rip), %rax   /* IDT[vector]: 64-bit interrupt gate to `interrupt` */
-        movq    88(%rbx), %rdi
-        shlq    $4, %rdi
-        addq    idtr+2(%rip), %rdi
-        movw    %ax, 0(%rdi)
-        movw    $8, 2(%rdi)             /* the code segment */
-        movw    $0x8e00, 4(%rdi)        /* present, DPL 0, interrupt gate (clears IF) */
-        shrq    $16, %rax
-        movw    %ax, 6(%rdi)
-        shrq    $16, %rax
-        movl    %eax, 8(%rdi)
-        movl    $0, 12(%rdi)
-        movl    $LAPIC, %r13d
-        movl    $0x1ff, APIC_SVR(%r13)  /* APIC software-enabled, spurious vector 0xff */
-        leaq    wait_hlt(%rip), %r14    /* the handler's "about to sleep" window ... */
-        leaq    woken(%rip), %r12       /* ... and where it resumes instead */
-        sti
+        movq    88(%rbx), %rdi          /* the device's vector */
+        arm_interrupts
 
 pass:
         movq    0(%rbx), %r8            /* requests left */
@@ -130,5 +109,4 @@ pass_done:
 bad:
         ud2                             /* bad kind: no gate for #UD, a triple fault stops the VM */
 
-        .set    INTERRUPTS, 72          /* table +72: interrupts taken */
-        .include "interrupts.inc"
+        interrupt_half 72               /* table +72: interrupts taken */
