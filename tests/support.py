@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -158,3 +159,18 @@ class FakeTime:
         self.now += timeout
         self.waits -= 1
         return self.waits < 0  # "stop is set" after the allowed number of waits
+
+
+def ring_together(rings: dict[Any, tuple[int, int]], in_kernel_port: int, user_port: int) -> None:
+    """Test VMMs (tests/observer's `vmm`) ringing at once, each on its own thread: `n` PIO writes
+    to `in_kernel_port`, then `m` to `user_port`, for each VMM's (n, m)."""
+
+    def ring(v: Any, n: int, m: int) -> None:
+        v.ring("pio", in_kernel_port, 4, n)
+        v.ring("pio", user_port, 4, m)
+
+    threads = [threading.Thread(target=ring, args=(v, *nm)) for v, nm in rings.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

@@ -4,10 +4,9 @@ PostgreSQL): exact counts per VM, VMs told apart, exits noticed, nothing left at
 from __future__ import annotations
 
 import signal
-import threading
 
 from sqlalchemy import select
-from support import stored, wait_for
+from support import ring_together, stored, wait_for
 
 from contract.db import make_engine
 from contract.models import Feed, Vm
@@ -44,15 +43,7 @@ def test_two_vmms_are_counted_exactly_and_an_exit_is_noticed(db_url, observer, v
     assert "vmm.py" in rows[a].cmdline and rows[a].started_at is not None
     rings = {a: (4000, 900), b: (1500, 2200)}
 
-    def ring(v, n, m):
-        v.ring("pio", IOEVENTFD_PORT, 4, n)
-        v.ring("pio", USER_PORT, 4, m)
-
-    threads = [threading.Thread(target=ring, args=(v, *nm)) for v, nm in rings.items()]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    ring_together(rings, IOEVENTFD_PORT, USER_PORT)
     for v, (n, m) in rings.items():
         vm_id = rows[v].id
         kernel = (vm_id, IOEVENTFD_PORT, (n, 0))

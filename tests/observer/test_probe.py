@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from support import ring_together
 
 from observer import probe as probe_module
 from observer.counter import CountReader, Counts
@@ -37,15 +38,7 @@ def _unmatched(p: KvmProbe) -> int:
 
 
 def _ring_both(rings: dict) -> None:
-    def ring(v, n, m):
-        v.ring("pio", IOEVENTFD_PORT, 4, n)
-        v.ring("pio", USER_PORT, 4, m)
-
-    threads = [threading.Thread(target=ring, args=(v, *nm)) for v, nm in rings.items()]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    ring_together(rings, IOEVENTFD_PORT, USER_PORT)
 
 
 def test_two_vmms_one_on_each_cpu_are_exact(probe, vmm) -> None:
