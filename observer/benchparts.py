@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from observer import programs
-from observer.bench import BenchVm, _pct, overhead
+from observer.bench import COUNTING, OFF, BenchVm, _pct, overhead
 
 
 @contextmanager
@@ -50,7 +50,7 @@ def main(rounds: int = 6) -> int:
                 ns = overhead(vm, rounds, 200_000, {})["ioeventfd"]
             cells = []
             for q in (0.1, 0.25):
-                off, on = (_pct([x[1] for x in ns[w]], q) for w in (False, True))
+                off, on = (_pct([x[1] for x in ns[w]], q) for w in (OFF, COUNTING))
                 cells.append(
                     f"p{int(q * 100)} {off:,.0f} -> {on:,.0f} ns (+{on - off:.0f}, {off / on:.3f})"
                 )

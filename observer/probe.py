@@ -122,7 +122,11 @@ def default_mode() -> str:
 class KvmProbe:
     """Counts every KVM guest's port and MMIO accesses per (VM, space, addr, len)."""
 
-    def __init__(self, tracefs: str = TRACEFS, mode: str | None = None) -> None:
+    def __init__(
+        self, tracefs: str = TRACEFS, mode: str | None = None, *, empty: bool = False
+    ) -> None:
+        """`empty`: attach programs that do nothing, with the same maps, tracepoints and mode
+        (the floor `iosignal observe --bench` measures the counting programs against)."""
         self.mode = mode or default_mode()
         formats = {e: read_format("kvm", e, tracefs) for e in REQUIRED}
         for event in OPTIONAL:
@@ -164,7 +168,10 @@ class KvmProbe:
                 ids_at.get("pid", 0),
                 ids_at.get("tgid", 0),
             )
-            code = {e: _build(e, fmt, ctx[e], maps) for e, fmt in formats.items()}
+            code = {
+                e: p.empty_program() if empty else _build(e, fmt, ctx[e], maps)
+                for e, fmt in formats.items()
+            }
             for event, fmt in formats.items():
                 self.attached.append(_attach(self.mode, event, fmt, code[event]))
         except BaseException:

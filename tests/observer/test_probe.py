@@ -12,6 +12,7 @@ import pytest
 from support import ring_together
 
 from observer import probe as probe_module
+from observer.bpf import RunStats
 from observer.counter import CountReader, Counts
 from observer.probe import KvmProbe
 from observer.programs import PER_THREAD
@@ -181,3 +182,23 @@ def test_ticks_read_while_two_vmms_share_a_cpu_sum_to_the_exact_counts(probe, vm
     for v, (n, m) in rings.items():
         assert sums[(v.pid, "pio", IOEVENTFD_PORT, 4)] == Counts(n, 0, 0)
         assert sums[(v.pid, "pio", USER_PORT, 4)] == Counts(m, m, 0)
+
+
+def test_the_benchs_floor_probe_runs_on_every_access_and_counts_nothing(tracefs, vmm) -> None:
+    """`observe --bench` measures the counting programs against programs that return at once
+    on the same tracepoints: those run for every access (the kernel's own run count) and
+    leave the maps untouched, so their cost is the hooks' alone."""
+    v = vmm(IOEVENTFD_PORT)
+    with KvmProbe(tracefs) as counting:
+        events = counting.events()
+    with RunStats(), KvmProbe(tracefs, empty=True) as floor:
+        assert floor.events() == events
+        v.ring("pio", IOEVENTFD_PORT, 4, 500)
+        v.ring("pio", USER_PORT, 4, 300)
+        runs = {a.event: a.program.info().run_cnt for a in floor.attached}
+        assert floor.counts is not None
+        assert list(floor.counts.lookup_batch()) == []
+        assert all(s.writes == 0 for s in floor.recent.lookup(ctypes.c_uint32(0)) or [])
+    # other VMs on the host may add runs, never take them away
+    assert runs["kvm_pio"] >= 500 + 300
+    assert runs["kvm_userspace_exit"] >= 300
