@@ -10,12 +10,8 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
-from collections.abc import Callable
-from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from contract.config import Settings, get_settings
 from contract.db import make_engine
@@ -27,28 +23,10 @@ from observer.preflight import ObserverUnavailable, open_probe
 from observer.probe import KvmProbe
 from observer.sampler import ObserverSampler
 from observer.writer import ObservedWriter
-from worker.main import install_signal_handlers
+from worker.main import install_signal_handlers, retention_hook
 from worker.ticker import Ticker
 
 log = logging.getLogger("iosignal.observer")
-RETENTION_EVERY_S = 60.0
-
-
-def _retention_hook(settings: Settings, engine: Engine, host: str) -> Callable[[datetime], None]:
-    last = {"at": float("-inf")}
-
-    def after_flush(newest: datetime) -> None:
-        if time.monotonic() - last["at"] < RETENTION_EVERY_S:
-            return
-        last["at"] = time.monotonic()
-        try:
-            retention.run(
-                engine, host, newest, settings.raw_retention_h, settings.rollup_retention_d
-            )
-        except SQLAlchemyError as exc:
-            log.error("observed retention pass failed, retrying later: %s", exc)
-
-    return after_flush
 
 
 def observe(settings: Settings, probe: KvmProbe, engine: Engine, stop: threading.Event) -> int:
@@ -60,7 +38,13 @@ def observe(settings: Settings, probe: KvmProbe, engine: Engine, stop: threading
     discovery = Discovery(kvm_dir=debugfs.kvm if debugfs.present else None)
     assert probe.counts is not None  # a probe that could not make its maps raised instead
     sampler = ObserverSampler(CountReader(probe.counts, probe.recent), discovery, debugfs)
-    writer = ObservedWriter(engine, host, after_flush=_retention_hook(settings, engine, host))
+    prune = retention_hook(
+        "observed retention",
+        lambda newest: retention.run(
+            engine, host, newest, settings.raw_retention_h, settings.rollup_retention_d
+        ),
+    )
+    writer = ObservedWriter(engine, host, after_flush=prune)
     ticker = Ticker(sampler.collect, writer.put, settings.sample_interval_s)
     stop_ticker, stop_writer = threading.Event(), threading.Event()
     threads = [

@@ -45,7 +45,9 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
-def _retention_hook(settings: Settings, engine: Engine, vm_id: int) -> Callable[[Any], None]:
+def retention_hook(what: str, run: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A writer's after-flush hook: `run(newest sample time)` at most once a minute; a database
+    error is logged and the pass tried again at a later flush (the samples are written)."""
     last = {"at": float("-inf")}
 
     def after_flush(newest: Any) -> None:
@@ -53,11 +55,9 @@ def _retention_hook(settings: Settings, engine: Engine, vm_id: int) -> Callable[
             return
         last["at"] = time.monotonic()
         try:
-            retention.run(
-                engine, vm_id, newest, settings.raw_retention_h, settings.rollup_retention_d
-            )
+            run(newest)
         except SQLAlchemyError as exc:
-            log.error("retention pass failed, retrying later: %s", reason(exc))
+            log.error("%s pass failed, retrying later: %s", what, reason(exc))
 
     return after_flush
 
@@ -91,7 +91,12 @@ def serve(settings: Settings, machine: MachineHandle, engine: Engine, stop: thre
     writer = SampleWriter(
         engine,
         vm_id,
-        after_flush=_retention_hook(settings, engine, vm_id),
+        after_flush=retention_hook(
+            "retention",
+            lambda newest: retention.run(
+                engine, vm_id, newest, settings.raw_retention_h, settings.rollup_retention_d
+            ),
+        ),
         batch_s=batch_seconds(settings.sample_interval_s),
     )
     ticker = Ticker(machine.collect, writer.put, settings.sample_interval_s)
