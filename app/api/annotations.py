@@ -42,15 +42,20 @@ def notes(db: Session, span: Range, vm_id: int | None) -> Iterator[AnnotationOut
         )
     )
     for n in rows:
-        yield AnnotationOut(
-            id=f"note:{n.id}",
-            kind="note",
-            time=n.time,
-            time_end=n.time_end,
-            text=n.text,
-            vm_id=n.vm_id,
-            author=n.author,
-        )
+        yield note_out(n)
+
+
+def note_out(note: Note) -> AnnotationOut:
+    """A stored note as an annotation."""
+    return AnnotationOut(
+        id=f"note:{note.id}",
+        kind="note",
+        time=note.time,
+        time_end=note.time_end,
+        text=note.text,
+        vm_id=note.vm_id,
+        author=note.author,
+    )
 
 
 def registrations(db: Session, span: Range, vm_id: int | None) -> Iterator[AnnotationOut]:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from app.api.annotations import find_annotations
+from app.api.annotations import find_annotations, note_out
 from app.api.deps import AUTH_RESPONSES, INT32_MAX, AuthorDep, Authorized, Responses, SessionDep
 from app.api.errors import ApiError, not_found
 from app.api.series import window_for
@@ -30,19 +30,6 @@ NOTE_ERRORS: Responses = {
     404: {"model": ErrorOut, "description": "no such note"},
     422: {"model": ErrorOut, "description": "not a note: automatic annotations stay"},
 }
-
-
-def note_out(note: Note) -> AnnotationOut:
-    """A stored note as an annotation."""
-    return AnnotationOut(
-        id=f"note:{note.id}",
-        kind="note",
-        time=note.time,
-        time_end=note.time_end,
-        text=note.text,
-        vm_id=note.vm_id,
-        author=note.author,
-    )
 
 
 @router.get("", response_model=list[AnnotationOut])
