@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import threading
 import time
 
 from observer.bpf import loaded_programs
+from observer.bpf.tracefs import TRACEFS
 
 IOEVENTFD_PORT, USER_PORT = 0x510, 0x520
 
@@ -138,6 +140,39 @@ def overhead(
     return ns
 
 
+def cheaper_hooks(tracefs: str = TRACEFS) -> list[str]:
+    """Whether this kernel offers hooks that could count a userspace exit with one program
+    instead of two tracepoint programs: an fexit program on kvm_io_bus_write (its return
+    value tells in-kernel from userspace), a kprobe. One line each: offered, or why not."""
+    from observer.bpf import Asm, Program
+    from observer.bpf import syscall as sc
+    from observer.bpf.asm import R0
+    from observer.bpf.btf import BtfError, kernel_btf
+
+    a = Asm()
+    a.mov(R0, 0)
+    a.exit()
+    try:
+        target = kernel_btf().func_id("kvm_io_bus_write")
+        Program(
+            sc.PROG_TYPE_TRACING,
+            a.assemble(),
+            "iosig_fexit",
+            attach_type=sc.ATTACH_TRACE_FEXIT,
+            attach_btf_id=target,
+        ).close()
+        fexit = "loads"
+    except OSError as exc:
+        fexit = f"refused at BPF_PROG_LOAD: {errno.errorcode.get(exc.errno or 0, exc.errno)}"
+    except BtfError as exc:
+        fexit = f"not in this kernel's BTF ({exc})"
+    kprobes = os.path.exists(os.path.join(tracefs, "kprobe_events"))
+    return [
+        f"fexit on kvm_io_bus_write: {fexit}",
+        "kprobes: " + ("offered" if kprobes else "not in this kernel (no kprobe_events)"),
+    ]
+
+
 def _pct(values: list[float], q: float) -> float:
     return sorted(values)[int(len(values) * q)]
 
@@ -223,6 +258,9 @@ def cli_bench(
                 f"counting +{on - hooks:.0f} over it"
             )
         print(f"  {path:9s} " + "   ".join(cells))
+    print("hooks cheaper than two tracepoints for a userspace exit, offered here?")
+    for line in cheaper_hooks():
+        print(f"  {line}")
     print("the programs' own time per event (kernel run-time statistics, every VM on the host):")
     for event, (ns, runs) in cost.items():
         print(f"  {event:20s} {ns / runs if runs else 0:6.0f} ns x {runs:,} runs")

@@ -97,6 +97,10 @@ class Btf:
         """The id of the typedef `name` (btf_trace_<event> names a raw tracepoint's probe)."""
         return self._named(_TYPEDEF, name)
 
+    def func_id(self, name: str) -> int:
+        """The id of the kernel function `name` (what an fentry/fexit program attaches to)."""
+        return self._named(_FUNC, name)
+
     def _named(self, kind: int, name: str) -> int:
         """The id of the type of `kind` named `name` (this blob's types only)."""
         for i, pos in enumerate(self.offsets):

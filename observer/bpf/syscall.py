@@ -44,6 +44,7 @@ PROG_TYPE_TRACEPOINT = 5
 PROG_TYPE_RAW_TRACEPOINT = 17
 PROG_TYPE_TRACING = 26
 ATTACH_TRACE_RAW_TP = 23  # a TRACING program on a raw tracepoint named by BTF (tp_btf)
+ATTACH_TRACE_FEXIT = 25  # a TRACING program on a kernel function's return
 ATTACH_PERF_EVENT = 41
 
 # map update flags

@@ -105,3 +105,18 @@ def test_link_attaches_to_a_tracepoint_and_closing_detaches(tracefs: str) -> Non
     assert _ours() == {"t_attach"}
     link.close()
     assert _ours() == set()
+
+
+def test_the_bench_asks_the_kernel_for_cheaper_hooks_and_leaves_nothing_loaded(
+    tracefs: str,
+) -> None:
+    """`observe --bench` says whether an fexit program on kvm_io_bus_write loads (by loading
+    one, not by reading a config) and whether kprobes exist; the trial program is unloaded."""
+    from observer.bench import cheaper_hooks
+
+    fexit, kprobes = cheaper_hooks(tracefs)
+    assert fexit == "fexit on kvm_io_bus_write: loads" or fexit.startswith(
+        "fexit on kvm_io_bus_write: refused at BPF_PROG_LOAD: E"
+    )
+    assert kprobes.startswith("kprobes: ")
+    assert "iosig_fexit" not in {name for _, name in loaded_programs()}
