@@ -7,6 +7,7 @@ import ctypes
 import os
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from support import ring_together
@@ -42,6 +43,18 @@ def _ring_both(rings: dict) -> None:
     ring_together(rings, IOEVENTFD_PORT, USER_PORT)
 
 
+def _ring_both_while(rings: dict, background: Callable[[threading.Event], None]) -> None:
+    """_ring_both while `background(stop)` runs on its own thread, until `stop` is set after."""
+    stop = threading.Event()
+    thread = threading.Thread(target=background, args=(stop,))
+    thread.start()
+    try:
+        _ring_both(rings)
+    finally:
+        stop.set()
+        thread.join()
+
+
 def test_two_vmms_one_on_each_cpu_are_exact(probe, vmm) -> None:
     """Each CPU's pending-write slot serves whichever thread runs there: one VMM per CPU,
     then both swapped, counted exactly."""
@@ -69,9 +82,8 @@ def test_threads_moved_between_cpus_are_never_misattributed(probe, vmm) -> None:
     reader = CountReader(probe.counts, probe.recent)
     reader.deltas()
     before = _unmatched(probe)
-    stop = threading.Event()
 
-    def shuffle() -> None:
+    def shuffle(stop: threading.Event) -> None:
         i = 0
         while not stop.is_set():
             for v in (a, b):
@@ -81,14 +93,8 @@ def test_threads_moved_between_cpus_are_never_misattributed(probe, vmm) -> None:
                 i += 1
             time.sleep(0.0005)
 
-    mover = threading.Thread(target=shuffle)
-    mover.start()
     rings = {a: (20000, 4000), b: (15000, 5000)}
-    try:
-        _ring_both(rings)
-    finally:
-        stop.set()
-        mover.join()
+    _ring_both_while(rings, shuffle)
     got = reader.deltas()
     userspace = 0
     for v, (n, m) in rings.items():
@@ -158,9 +164,8 @@ def test_ticks_read_while_two_vmms_share_a_cpu_sum_to_the_exact_counts(probe, vm
     reader = CountReader(probe.counts, probe.recent)
     reader.deltas()
     sums: dict = {}
-    stop = threading.Event()
 
-    def tick() -> None:
+    def tick(stop: threading.Event) -> None:
         while True:
             last = stop.is_set()
             for addr, c in reader.deltas().items():
@@ -171,14 +176,8 @@ def test_ticks_read_while_two_vmms_share_a_cpu_sum_to_the_exact_counts(probe, vm
                 return
             time.sleep(0.001)
 
-    ticker = threading.Thread(target=tick)
-    ticker.start()
     rings = {a: (30000, 3000), b: (25000, 4000)}
-    try:
-        _ring_both(rings)
-    finally:
-        stop.set()
-        ticker.join()
+    _ring_both_while(rings, tick)
     for v, (n, m) in rings.items():
         assert sums[(v.pid, "pio", IOEVENTFD_PORT, 4)] == Counts(n, 0, 0)
         assert sums[(v.pid, "pio", USER_PORT, 4)] == Counts(m, m, 0)
