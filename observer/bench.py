@@ -20,11 +20,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 
 from observer.bpf import loaded_programs
 from observer.bpf.tracefs import TRACEFS
 
 IOEVENTFD_PORT, USER_PORT = 0x510, 0x520
+Progress = Callable[[float], None] | None  # told the fraction done, for a bar
 
 
 def _cpu_s(pid: int) -> float:
@@ -51,10 +53,13 @@ class ObserverProcess:
             time.sleep(0.05)
         time.sleep(1.5)  # past its first tick
 
-    def cpu_share(self, seconds: float) -> float:
-        """Share of one core it uses over the next `seconds`."""
+    def cpu_share(self, seconds: float, progress: Progress = None) -> float:
+        """Share of one core it uses over the next `seconds` (`progress` told each second)."""
         cpu0, t0 = _cpu_s(self.proc.pid), time.monotonic()
-        time.sleep(seconds)
+        while (waited := time.monotonic() - t0) < seconds:
+            if progress is not None:
+                progress(waited / seconds)
+            time.sleep(min(1.0, seconds - waited))
         return (_cpu_s(self.proc.pid) - cpu0) / (time.monotonic() - t0)
 
     def stop(self) -> None:
@@ -99,7 +104,7 @@ OFF, HOOKS, COUNTING = "off", "hooks", "counting"  # the phases of `overhead`
 
 
 def overhead(
-    vm: BenchVm, rounds: int, writes: int, cost: dict[str, list[int]]
+    vm: BenchVm, rounds: int, writes: int, cost: dict[str, list[int]], progress: Progress = None
 ) -> dict[str, dict[str, list[tuple[float, float]]]]:
     """Per path and phase: guest ns per write (wall clock, vCPU CPU time) in three phases:
     OFF (nothing attached), HOOKS (programs that return at once, on the same tracepoints: what
@@ -129,6 +134,8 @@ def overhead(
                     ns[p][phase].append((1e9 / wall, 1e9 / cpu))
             if probe is not None:
                 probe.close()
+        if progress is not None:
+            progress((r + 1) / rounds)
     # One more counting phase with the statistics on (they add two clock reads to every run,
     # so they stay out of the figures above).
     with RunStats(), KvmProbe() as probe:
@@ -177,7 +184,9 @@ def _pct(values: list[float], q: float) -> float:
     return sorted(values)[int(len(values) * q)]
 
 
-def busy_cpu(vm: BenchVm, url: str, seconds: float) -> tuple[float, float]:
+def busy_cpu(
+    vm: BenchVm, url: str, seconds: float, progress: Progress = None
+) -> tuple[float, float]:
     """(observer CPU share, guest writes/s) while the guest writes flat out."""
     stop, done = threading.Event(), []
 
@@ -188,14 +197,14 @@ def busy_cpu(vm: BenchVm, url: str, seconds: float) -> tuple[float, float]:
     obs = ObserverProcess(url)
     t = threading.Thread(target=ring)
     t.start()
-    share = obs.cpu_share(seconds)
+    share = obs.cpu_share(seconds, progress)
     stop.set()
     t.join()
     obs.stop()
     return share, 200_000 * len(done) / sum(done)
 
 
-def idle_cpu(url: str, n_vms: int, seconds: float) -> float:
+def idle_cpu(url: str, n_vms: int, seconds: float, progress: Progress = None) -> float:
     """Observer CPU share with `n_vms` idle VM processes on the host."""
     vms = [
         subprocess.Popen(
@@ -211,7 +220,7 @@ def idle_cpu(url: str, n_vms: int, seconds: float) -> float:
             assert v.stdout is not None  # stdout=PIPE
             v.stdout.readline()
         obs = ObserverProcess(url)
-        share = obs.cpu_share(seconds)
+        share = obs.cpu_share(seconds, progress)
         obs.stop()
         return share
     finally:
@@ -224,20 +233,37 @@ def idle_cpu(url: str, n_vms: int, seconds: float) -> float:
 def cli_bench(
     rounds: int = 30, writes: int = 200_000, idle_vms: int = 50, seconds: float = 20.0
 ) -> int:
-    """Run all three measurements and print them with their targets."""
-    from contract.migrate import upgrade
+    """Check what the observer needs, run the three measurements with a progress bar and print
+    them with their targets; the exit code (1, with one sentence, when something is missing)."""
+    from rich.console import Console
+    from rich.progress import Progress as Bar
 
-    with tempfile.TemporaryDirectory() as tmp:
+    from contract.migrate import upgrade
+    from observer.preflight import ObserverUnavailable, open_probe
+    from worker.kvm import KvmUnavailable
+
+    err = Console(stderr=True)
+    try:
+        open_probe().close()
+        vm = BenchVm()
+    except (ObserverUnavailable, KvmUnavailable) as exc:
+        err.print(f"[red]cannot measure:[/red] {exc}", soft_wrap=True)
+        return 1
+    with tempfile.TemporaryDirectory() as tmp, Bar(console=err, transient=True) as bar:
+
+        def stage(name: str) -> Callable[[float], None]:
+            task = bar.add_task(name, total=1.0)
+            return lambda done: bar.update(task, completed=done)
+
         url = f"sqlite:///{tmp}/observe-bench.db"
         upgrade(url)
-        vm = BenchVm()
         try:
             cost: dict[str, list[int]] = {}
-            ratios = overhead(vm, rounds, writes, cost)
-            share_busy, rate = busy_cpu(vm, url, seconds)
+            ratios = overhead(vm, rounds, writes, cost, stage(f"guest writes, {rounds} rounds"))
+            share_busy, rate = busy_cpu(vm, url, seconds, stage("observer CPU, guest writing"))
         finally:
             vm.close()
-        share_idle = idle_cpu(url, idle_vms, seconds)
+        share_idle = idle_cpu(url, idle_vms, seconds, stage(f"observer CPU, {idle_vms} idle VMs"))
     print(f"guest write rate with the observer's programs / without ({rounds} rounds x 3):")
     for path, target in (("ioeventfd", 0.95), ("userspace", 0.98)):
         by = ratios[path]
@@ -254,8 +280,8 @@ def cli_bench(
         for q in (0.1, 0.25):
             off, hooks, on = (_pct([x[1] for x in by[ph]], q) for ph in (OFF, HOOKS, COUNTING))
             cells.append(
-                f"p{int(q * 100)} +{hooks - off:.0f} ns ({off / hooks:.3f}), "
-                f"counting +{on - hooks:.0f} over it"
+                f"p{int(q * 100)} {hooks - off:+.0f} ns ({off / hooks:.3f}), "
+                f"counting {on - hooks:+.0f} over it"
             )
         print(f"  {path:9s} " + "   ".join(cells))
     print("hooks cheaper than two tracepoints for a userspace exit, offered here?")

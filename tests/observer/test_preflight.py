@@ -62,3 +62,15 @@ def test_without_privileges_observe_exits_1_with_one_sentence(tracefs: str) -> N
     errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1, done.stderr
     assert "not permitted" in errors[0] and "CAP_BPF and CAP_PERFMON" in errors[0]
+
+
+def test_without_privileges_the_bench_exits_1_with_the_same_sentence(tracefs: str) -> None:
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) drops the capabilities"
+    cmd = [setpriv, "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-m", "cli.main"]
+    done = subprocess.run([*cmd, "observe", "--bench"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    said = " ".join(done.stderr.split())  # rich wraps to the terminal's width
+    assert said.startswith("cannot measure:") and "CAP_BPF and CAP_PERFMON" in said, said
+    assert "Traceback" not in done.stderr
