@@ -5,7 +5,7 @@
 // it is one line saying how to start one, and the rest of the page is as it was.
 
 import { api } from "./api.js";
-import { h, rate } from "./format.js";
+import { h, hex, rate } from "./format.js";
 import { ExitingTable, SplitChart, splitNote } from "./observedparts.js";
 import { TickWindow, WINDOW_MS } from "./agreement.js";
 
@@ -14,7 +14,8 @@ const EXITING_HINT = "Each of these writes is a heavy exit to the worker. Regist
   "address (Hot doorbells, above) and the observer sees its writes stay in the kernel.";
 const AGREEMENT_HINT = `Over the last ${WINDOW_MS / 1000} s. The worker and the observer count the same writes ` +
   "and must agree exactly; they read their counters at different instants, so the counts may be apart by " +
-  "one tick's writes at the window's edges. Any more is shown as the difference.";
+  "one tick's writes at the window's edges. Any more is shown as the difference. The guest's pass-done port, " +
+  "which ends each pass of the workload, exits too but is no doorbell: the worker does not count it.";
 
 /** "+12.0/s (+1.2%)": how far the observer is from the worker. */
 function difference({ observer, worker }, seconds) {
@@ -52,9 +53,12 @@ class AgreementTable {
 }
 
 export class ObserverCard {
-  /** The card for owned VM `vmId`; `section` is the element to place on the page. */
-  constructor(vmId, toast) {
-    Object.assign(this, { vmId, shownAt: 0, seenAt: null, mountedAt: Date.now(), quietMs: 3000 });
+  /** The card for the page's owned VM; `section` is the element to place on the page. */
+  constructor(ctx) {
+    const vmId = ctx.vmId;
+    // the guest's pass-done port: an exit the worker handles, never counts (GET /api/rules)
+    this.controlKey = ctx.rules?.control_port === undefined ? null : `pio:${hex(ctx.rules.control_port)}`;
+    Object.assign(this, { shownAt: 0, seenAt: null, mountedAt: Date.now(), quietMs: 3000 });
     this.window = new TickWindow();
     this.status = h("p", { class: "hint", id: "observer-status" }, "Looking for the host observer's figures…");
     this.body = h("div", { hidden: true });
@@ -65,7 +69,7 @@ export class ObserverCard {
     // The last ten seconds decide at once whether an observer is counting this VM.
     api.get(`/api/vms/${vmId}/exits?since=-10s`)
       .then((rows) => this.prefill(rows.filter((r) => r.writes).sort((a, b) => b.writes_hz - a.writes_hz)))
-      .catch((err) => toast(`Observer figures: ${err.message}`, "error"));
+      .catch((err) => ctx.toast(`Observer figures: ${err.message}`, "error"));
   }
 
   /** Made on first use: a Plotly chart drawn in a hidden card would have no size. */
@@ -108,7 +112,7 @@ export class ObserverCard {
     if (now - this.shownAt < SHOW_EVERY_MS || !this.watching(now)) return;
     this.shownAt = now;
     this.drawObserved(this.window.recentObserved(SHOW_EVERY_MS));
-    this.parts().agreement.show(this.window.agreement());
+    this.parts().agreement.show(this.window.agreement().filter((r) => r.key !== this.controlKey));
     this.showState();
   }
 

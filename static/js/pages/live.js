@@ -53,7 +53,7 @@ export function mount(root, ctx) {
   let regs = [];
   const hot = new HotDoorbells(ctx, () => regs, loadRegs);
   const answered = new AnsweredDoorbells();
-  const observer = new ObserverCard(ctx.vmId, ctx.toast);
+  const observer = new ObserverCard(ctx);
   root.append(h("div", { class: "grid two" }, sigCard.card, exitCard.card), hot.section, answered.section,
     observer.section);
   answered.draw();
