@@ -1,5 +1,5 @@
 // How an owned VM's own counters and the host observer's compare, per doorbell, over the last
-// WINDOW_MS of stream ticks: the observer's in-kernel writes against the worker's eventfd signals
+// ten seconds (or thirty ticks, if longer) of stream ticks: the observer's in-kernel writes against the worker's eventfd signals
 // (its registrations' signals and its answered doorbells' kicks), and the observer's userspace
 // exits against the worker's exit counter. Counting the same writes, they must agree exactly.
 //
@@ -11,8 +11,8 @@
 
 import { addrText, hex } from "./format.js";
 
-export const WINDOW_MS = 10_000;
-
+const WINDOW_MS = 10_000;
+const WINDOW_TICKS = 30; // slow ticks widen the window, so one tick's edge stays a small part
 const keyOf = (space, addr) => `${space}:${hex(addr)}`; // a doorbell: any write width
 const zero = () => ({ signals: 0, exits: 0, inKernel: 0, userspace: 0, registered: false });
 
@@ -37,16 +37,18 @@ function tickCounts(tick) {
   return { t: Date.parse(tick.t), seconds: tick.interval_s, doorbells, labels, observed: tick.observed ?? [] };
 }
 
-/** The ticks of the last WINDOW_MS (and the one before them), oldest first. */
+/** The ticks of the window (and the one before them), oldest first. */
 export class TickWindow {
   constructor() {
     this.ticks = [];
+    this.spanMs = WINDOW_MS;
   }
 
   push(tick) {
     const counted = tickCounts(tick);
     this.ticks.push(counted);
-    while (this.ticks.length > 2 && counted.t - this.ticks[1].t >= WINDOW_MS) this.ticks.shift();
+    this.spanMs = Math.max(WINDOW_MS, WINDOW_TICKS * 1000 * (tick.interval_s || 0));
+    while (this.ticks.length > 2 && counted.t - this.ticks[1].t >= this.spanMs) this.ticks.shift();
   }
 
   /** Forget every tick (the observer (re)started: its first rows count from its start). */

@@ -7,14 +7,13 @@
 import { api } from "./api.js";
 import { h, hex, rate } from "./format.js";
 import { ExitingTable, SplitChart, splitNote } from "./observedparts.js";
-import { TickWindow, WINDOW_MS } from "./agreement.js";
+import { TickWindow } from "./agreement.js";
 
 const SHOW_EVERY_MS = 1000; // the chart and tables redraw once a second, as on the observed page
 const EXITING_HINT = "Each of these writes is a heavy exit to the worker. Register an ioeventfd on the " +
   "address (Hot doorbells, above) and the observer sees its writes stay in the kernel.";
-const AGREEMENT_HINT = `Over the last ${WINDOW_MS / 1000} s. The worker and the observer count the same writes ` +
-  "and must agree exactly; they read their counters at different instants, so the counts may be apart by " +
-  "one tick's writes at the window's edges. Any more is shown as the difference. The guest's pass-done port, " +
+const AGREEMENT_HINT = "The worker and the observer count the same writes and must agree exactly; they read " +
+  "their counters at different instants, so the counts may be apart by one tick's writes at the window's edges. Any more is shown as the difference. The guest's pass-done port, " +
   "which ends each pass of the workload, exits too but is no doorbell: the worker does not count it.";
 
 /** "+12.0/s (+1.2%)": how far the observer is from the worker. */
@@ -33,11 +32,14 @@ class AgreementTable {
         h("th", { class: "num" }, "In-kernel writes/s (observer)"), h("th", { class: "num" }, "Eventfd signals/s (worker)"),
         h("th", { class: "num" }, "Userspace exits/s (observer)"), h("th", { class: "num" }, "Exit counter/s (worker)"),
         h("th", {}, "Agreement"))), this.body);
-    this.parts = [h("h2", {}, "Agreement with the worker's own counters"), h("p", { class: "hint" }, AGREEMENT_HINT),
+    this.span = h("span", { id: "agreement-span" });
+    this.parts = [h("h2", {}, "Agreement with the worker's own counters"),
+      h("p", { class: "hint" }, "Over the last ", this.span, ". ", AGREEMENT_HINT),
       h("div", { class: "table-wrap" }, this.table)];
   }
 
-  show(rows) {
+  show(rows, spanMs) {
+    this.span.textContent = `${Math.round(spanMs / 1000)} s`;
     const cell = (c, side, s) => h("td", { class: `num ${side}` }, c ? rate(c[side] / s) : "–");
     this.body.replaceChildren(...rows.slice(0, 10).map((r) => {
       const off = [["in-kernel", r.inKernel], ["userspace", r.userspace]].filter(([, c]) => c && !c.agrees);
@@ -112,7 +114,8 @@ export class ObserverCard {
     if (now - this.shownAt < SHOW_EVERY_MS || !this.watching(now)) return;
     this.shownAt = now;
     this.drawObserved(this.window.recentObserved(SHOW_EVERY_MS));
-    this.parts().agreement.show(this.window.agreement().filter((r) => r.key !== this.controlKey));
+    const rows = this.window.agreement().filter((r) => r.key !== this.controlKey);
+    this.parts().agreement.show(rows, this.window.spanMs);
     this.showState();
   }
 

@@ -148,6 +148,7 @@ def test_with_the_observer_the_card_shows_its_figures_and_that_they_agree(
     exits = card.locator("#agreement-table tr[data-key='pio:0x6100']")
     expect(eventfd.locator(".agreement")).to_have_text("agrees", timeout=20_000)
     expect(exits.locator(".agreement")).to_have_text("agrees", timeout=20_000)
+    expect(card.locator("#agreement-span")).to_have_text("10 s")  # 0.2 s ticks: ten seconds
     for row, side, what in ((eventfd, 0, "in-kernel"), (exits, 2, "userspace")):
         figures = [row.locator("td.num").nth(i).text_content() for i in (side, side + 1)]
         assert all(f and re.fullmatch(r"[\d.]+k?/s", f) and f[0] != "0" for f in figures), figures
