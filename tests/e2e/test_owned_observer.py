@@ -1,23 +1,34 @@
 """An owned VM's Live page beside the host's observer, in Chromium: the real app and worker on
 /dev/kvm, and a real `iosignal observe` process (real BPF on KVM's tracepoints). Without an
 observer the page's observer card is one line saying how to start one; with it, the card shows
-the observer's split of the worker's writes and that it agrees with the worker's own counters."""
+the observer's split of the worker's writes and that it agrees with the worker's own counters; and
+an observer that misses writes (rows stored by the observer's own writer, as test_hosts does) is
+shown to differ, by how much."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 from dashboard_harness import ROOT, screenshot, stop
 from playwright.sync_api import expect
 from support import need, wait_for
 
+from contract.db import make_engine
+from contract.models import utcnow
+from observer.discovery import VmKey, VmProcess
+from observer.sampler import AddressSample, Tick
+from observer.writer import ObservedWriter
+
 pytestmark = [pytest.mark.browser, pytest.mark.kvm]
 
+TICK_S = 0.2  # the stack's sample interval
 EVENTFD = {"space": "pio", "addr": 0x6000, "len": 2}  # registered: its writes stay in the kernel
 EXITING = {"space": "pio", "addr": 0x6100, "len": 1}  # not registered: every write exits
 RATES = {0x6000: 2000, 0x6100: 500}
@@ -166,3 +177,52 @@ def test_with_the_observer_the_card_shows_its_figures_and_that_they_agree(
     stop([host_observer])
     expect(card.locator("#observer-status")).to_contain_text(HINT, timeout=15_000)
     expect(card.locator("#agreement-table")).to_be_hidden()
+
+
+class ShortObserver:
+    """Stores the worker's VM's rows as an observer would (its own writer, no BPF) every TICK_S,
+    seeing only `share` of the registered doorbell's writes: one that misses some."""
+
+    def __init__(self, stack, vm: dict, share: float) -> None:
+        self.engine = make_engine(stack.database_url)
+        self.writer = ObservedWriter(self.engine, vm["host"])
+        started = datetime.fromisoformat(vm["started_at"]) - timedelta(seconds=1)
+        self.vm = VmProcess(VmKey(vm["pid"], 1), started, "python3", "iosignal worker", 1, ())
+        per_tick = {a: round(r * TICK_S) for a, r in RATES.items()}
+        self.counts = {
+            ("pio", 0x6000, 2): (round(per_tick[0x6000] * share), 0),
+            ("pio", 0x6100, 1): (per_tick[0x6100], per_tick[0x6100]),
+        }
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        deadline = time.monotonic()
+        while not self.stop.wait(max(0.0, (deadline := deadline + TICK_S) - time.monotonic())):
+            samples = [AddressSample(self.vm.key, *a, w, u, 0) for a, (w, u) in self.counts.items()]
+            live = {self.vm.key: self.vm}
+            self.writer.put(Tick(utcnow(), TICK_S, live, [], samples, {self.vm.key: []}, {}))
+            self.writer.flush()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.engine.dispose()
+
+
+def test_a_difference_from_the_workers_counters_is_shown_with_its_size(stack, ringing, page):
+    observer = ShortObserver(stack, owned(stack), share=0.75)
+    try:
+        page.goto(f"{stack.url}/#/live?vm={ringing['id']}")
+        card = page.locator("#observer-card")
+        expect(card.locator("#observer-status")).to_contain_text("counts this VM's writes")
+        verdict = card.locator("#agreement-table tr[data-key='pio:0x6000'] .agreement")
+        expect(verdict).to_have_class(re.compile(r"\bdiffers\b"), timeout=20_000)
+        # a quarter of 2,000 writes/s missed: about -500/s, -25%
+        less = "\u2212"  # the page's minus sign
+        missed = rf"^differs: in-kernel {less}5\d\d/s \({less}2[3-7]\.\d%\)$"
+        expect(verdict).to_have_text(re.compile(missed))
+        screenshot(page, "live-owned-observer-differs")
+    finally:
+        observer.close()
