@@ -1,7 +1,8 @@
 // How an owned VM's own counters and the host observer's compare, per doorbell, over the last
-// ten seconds (or thirty ticks, if longer) of stream ticks: the observer's in-kernel writes against the worker's eventfd signals
-// (its registrations' signals and its answered doorbells' kicks), and the observer's userspace
-// exits against the worker's exit counter. Counting the same writes, they must agree exactly.
+// ten seconds (or thirty ticks, if longer) of stream ticks: the observer's in-kernel writes
+// against the worker's eventfd signals (its registrations' signals and its answered doorbells'
+// kicks), and the observer's userspace exits against the worker's exit counter. Counting the
+// same writes, they must agree exactly.
 //
 // They read their counters at different instants, each on its own tick: the stream gives an owned
 // VM's tick the observer rows taken since the tick before. Summed over a window, those offsets
@@ -26,8 +27,13 @@ function tickCounts(tick) {
     if (len || !labels.has(key)) labels.set(key, addrText(space, addr, len));
     return doorbells.get(key);
   };
-  for (const r of tick.registrations ?? []) Object.assign(at(r.space, r.addr, r.len), { registered: true }).signals += r.signals;
-  for (const a of tick.answers ?? []) Object.assign(at(a.space, a.addr, a.len), { registered: true }).signals += a.kicks;
+  const eventfd = (space, addr, len, signals) => {
+    const d = at(space, addr, len);
+    d.registered = true;
+    d.signals += signals;
+  };
+  for (const r of tick.registrations ?? []) eventfd(r.space, r.addr, r.len, r.signals);
+  for (const a of tick.answers ?? []) eventfd(a.space, a.addr, a.len, a.kicks); // each kick is one write
   for (const e of tick.exits ?? []) at(e.space, e.addr, e.len).exits += e.exits;
   for (const o of tick.observed ?? []) {
     const d = at(o.space, o.addr, o.len);
@@ -71,10 +77,11 @@ export class TickWindow {
       sums.set(key, sum);
     }
     const per = seconds > 0 ? 1 / seconds : 0;
-    return [...sums.values()].map((s) => ({
-      ...s, in_kernel: s.writes - s.userspace, writes_hz: s.writes * per, userspace_hz: s.userspace * per,
-      in_kernel_hz: (s.writes - s.userspace) * per, in_kernel_share: s.writes ? (s.writes - s.userspace) / s.writes : null,
-    })).sort((a, b) => b.writes - a.writes);
+    return [...sums.values()].map((s) => {
+      const inKernel = s.writes - s.userspace;
+      return { ...s, in_kernel: inKernel, writes_hz: s.writes * per, userspace_hz: s.userspace * per,
+        in_kernel_hz: inKernel * per, in_kernel_share: s.writes ? inKernel / s.writes : null };
+    }).sort((a, b) => b.writes - a.writes);
   }
 
   /**
@@ -98,7 +105,11 @@ export class TickWindow {
         labels.set(key, tick.labels.get(key));
       }
     }
-    const edge = (key, a, b) => Math.max(...[before, last].map((t) => Math.max(t.doorbells.get(key)?.[a] ?? 0, t.doorbells.get(key)?.[b] ?? 0)));
+    // the most either side counted in the tick before the window or in its last tick
+    const edge = (key, a, b) => Math.max(...[before, last].flatMap((t) => {
+      const d = t.doorbells.get(key);
+      return [d?.[a] ?? 0, d?.[b] ?? 0];
+    }));
     const compare = (key, observer, worker, a, b) => {
       const slack = edge(key, a, b);
       return { observer, worker, slack, agrees: Math.abs(observer - worker) <= slack };
@@ -113,7 +124,8 @@ export class TickWindow {
         userspace: compare(key, s.userspace, s.exits, "userspace", "exits"),
       });
     }
-    const busy = (r) => Math.max(r.inKernel?.worker ?? 0, r.userspace.worker, r.inKernel?.observer ?? 0, r.userspace.observer);
+    const busy = (r) => Math.max(r.inKernel?.worker ?? 0, r.inKernel?.observer ?? 0,
+      r.userspace.worker, r.userspace.observer);
     return rows.sort((a, b) => busy(b) - busy(a));
   }
 }

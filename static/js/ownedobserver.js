@@ -12,9 +12,12 @@ import { TickWindow } from "./agreement.js";
 const SHOW_EVERY_MS = 1000; // the chart and tables redraw once a second, as on the observed page
 const EXITING_HINT = "Each of these writes is a heavy exit to the worker. Register an ioeventfd on the " +
   "address (Hot doorbells, above) and the observer sees its writes stay in the kernel.";
-const AGREEMENT_HINT = "The worker and the observer count the same writes and must agree exactly; they read " +
-  "their counters at different instants, so the counts may be apart by one tick's writes at the window's edges. Any more is shown as the difference. The guest's pass-done port, " +
-  "which ends each pass of the workload, exits too but is no doorbell: the worker does not count it.";
+const AGREEMENT_HINT = "The worker and the observer count the same writes and must agree exactly; they " +
+  "read their counters at different instants, so the counts may be apart by one tick's writes at the window's " +
+  "edges. Any more is shown as the difference. The guest's pass-done port, which ends each pass of the " +
+  "workload, exits too but is no doorbell: the worker does not count it.";
+
+const WATCHING = "The host's observer (iosignal observe) counts this VM's writes in the kernel, read-only.";
 
 /** "+12.0/s (+1.2%)": how far the observer is from the worker. */
 function difference({ observer, worker }, seconds) {
@@ -29,8 +32,8 @@ class AgreementTable {
     this.body = h("tbody");
     this.table = h("table", { id: "agreement-table" },
       h("thead", {}, h("tr", {}, h("th", {}, "Doorbell"),
-        h("th", { class: "num" }, "In-kernel writes/s (observer)"), h("th", { class: "num" }, "Eventfd signals/s (worker)"),
-        h("th", { class: "num" }, "Userspace exits/s (observer)"), h("th", { class: "num" }, "Exit counter/s (worker)"),
+        ...["In-kernel writes/s (observer)", "Eventfd signals/s (worker)", "Userspace exits/s (observer)",
+          "Exit counter/s (worker)"].map((name) => h("th", { class: "num" }, name)),
         h("th", {}, "Agreement"))), this.body);
     this.span = h("span", { id: "agreement-span" });
     this.parts = [h("h2", {}, "Agreement with the worker's own counters"),
@@ -43,7 +46,8 @@ class AgreementTable {
     const cell = (c, side, s) => h("td", { class: `num ${side}` }, c ? rate(c[side] / s) : "–");
     this.body.replaceChildren(...rows.slice(0, 10).map((r) => {
       const off = [["in-kernel", r.inKernel], ["userspace", r.userspace]].filter(([, c]) => c && !c.agrees);
-      const verdict = off.length ? `differs: ${off.map(([name, c]) => `${name} ${difference(c, r.seconds)}`).join(", ")}` : "agrees";
+      const apart = off.map(([name, c]) => `${name} ${difference(c, r.seconds)}`);
+      const verdict = off.length ? `differs: ${apart.join(", ")}` : "agrees";
       const counts = [["in-kernel", r.inKernel], ["userspace", r.userspace]].filter(([, c]) => c)
         .map(([name, c]) => `${name}: observer ${c.observer}, worker ${c.worker} (one tick's edge: ${c.slack})`);
       return h("tr", { dataset: { key: r.key } }, h("td", { class: "mono" }, r.label),
@@ -82,7 +86,8 @@ export class ObserverCard {
     const exiting = new ExitingTable(EXITING_HINT);
     const agreement = new AgreementTable();
     this.body.hidden = false;
-    this.body.append(h("div", { class: "grid two" }, h("div", {}, note, splitDiv), h("div", { id: "agreement" }, agreement.parts)),
+    this.body.append(
+      h("div", { class: "grid two" }, h("div", {}, note, splitDiv), h("div", { id: "agreement" }, agreement.parts)),
       h("div", { id: "exiting-doorbells" }, exiting.parts));
     this.built = { note, split: new SplitChart(splitDiv), exiting, agreement };
     return this.built;
@@ -128,10 +133,10 @@ export class ObserverCard {
     const now = Date.now();
     const on = this.watching(now);
     if (this.built) this.body.hidden = !on;
-    if (on) this.status.textContent = "The host's observer (iosignal observe) counts this VM's writes in the kernel, read-only.";
+    if (on) this.status.textContent = WATCHING;
     else if (now - this.mountedAt >= this.quietMs) {
-      this.status.replaceChildren("No observer is counting this VM's writes; to see them as the host's kernel does, start one on ",
-        "this host: ", h("code", {}, "sudo iosignal observe"), ".");
+      this.status.replaceChildren("No observer is counting this VM's writes; to see them as the host's kernel does, " +
+        "start one on this host: ", h("code", {}, "sudo iosignal observe"), ".");
     }
   }
 
