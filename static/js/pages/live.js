@@ -1,6 +1,7 @@
 // Live view of one VM: signals/s per registration and userspace exits/s per address, fed by the
 // `rates` events of /api/stream, the Hot doorbells table (busiest unregistered addresses), and
-// kicks/s and interrupts/s of the answered doorbells.
+// kicks/s and interrupts/s of the answered doorbells, and how the host's observer sees the VM
+// (ownedobserver.js: its figures and their agreement with the worker's, or how to start one).
 // An observed VM (another VMM's) gets observedlive.js instead: writes split in-kernel/userspace.
 
 import { keepAnnotated } from "../annotations.js";
@@ -10,6 +11,7 @@ import { addrKey, addrText, emptyState, h, regName } from "../format.js";
 import { HotDoorbells } from "../hotdoorbells.js";
 import { LiveChart, MAX_SERIES } from "../livechart.js";
 import { mountObserved } from "../observedlive.js";
+import { ObserverCard } from "../ownedobserver.js";
 
 export const title = "Live";
 
@@ -51,7 +53,9 @@ export function mount(root, ctx) {
   let regs = [];
   const hot = new HotDoorbells(ctx, () => regs, loadRegs);
   const answered = new AnsweredDoorbells();
-  root.append(h("div", { class: "grid two" }, sigCard.card, exitCard.card), hot.section, answered.section);
+  const observer = new ObserverCard(ctx);
+  root.append(h("div", { class: "grid two" }, sigCard.card, exitCard.card), hot.section, answered.section,
+    observer.section);
   answered.draw();
   const signals = new LiveChart(sigCard.div, "Signals/s per registration (ioeventfd)", "signals/s");
   const exits = new LiveChart(exitCard.div, "Userspace exits/s per address", "exits/s");
@@ -78,6 +82,7 @@ export function mount(root, ctx) {
     exitCard.note(notes.exits);
     hot.tick(t, tick.exits);
     answered.tick(t, tick.answers ?? []);
+    observer.tick(tick);
   }
 
   // Markers over the last minute (a little more, so one just left of the edge still shows).
@@ -99,5 +104,6 @@ export function mount(root, ctx) {
     signals.destroy();
     exits.destroy();
     answered.destroy();
+    observer.destroy();
   };
 }
