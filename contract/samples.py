@@ -108,10 +108,33 @@ def write_ticks(conn: Connection, index: SeriesIndex, ticks: Iterable[TickIn]) -
     return busy
 
 
-def series_of(conn: Connection, vm_id: int, feed: Feed) -> dict[int, SeriesKey]:
-    """The VM feed's dictionary: index -> series key."""
-    rows = conn.execute(select(Series).where(Series.vm_id == vm_id, Series.feed == int(feed)))
-    return {r.idx: key_of(r) for r in rows}
+class SeriesKeys(dict[int, SeriesKey]):
+    """A VM feed's dictionary, index -> series key, read again once for an index it lacks.
+
+    A reader reads the dictionary, then samples; on PostgreSQL each statement sees what was
+    committed when it began, so a sample can name a series added after the dictionary was
+    read. The writer commits a series with (or before) the first sample that names it, so
+    reading the dictionary again finds it; an index still unknown then is a real fault."""
+
+    def __init__(self, conn: Connection, vm_id: int, feed: Feed) -> None:
+        super().__init__()
+        self.conn, self.vm_id, self.feed = conn, vm_id, feed
+        self._read()
+
+    def _read(self) -> None:
+        query = select(Series).where(Series.vm_id == self.vm_id, Series.feed == int(self.feed))
+        self.update({r.idx: key_of(r) for r in self.conn.execute(query)})
+
+    def __missing__(self, idx: int) -> SeriesKey:
+        self._read()
+        if idx not in self:
+            raise KeyError(f"VM {self.vm_id} ({self.feed.name.lower()}): no series {idx}")
+        return self[idx]
+
+
+def series_of(conn: Connection, vm_id: int, feed: Feed) -> SeriesKeys:
+    """The VM feed's dictionary: index -> series key (a series added since is read on use)."""
+    return SeriesKeys(conn, vm_id, feed)
 
 
 def index_of(conn: Connection, vm_id: int, feed: Feed, key: SeriesKey) -> int | None:

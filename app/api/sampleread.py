@@ -38,8 +38,8 @@ def ticks(
     return samples.read(db.connection(), vm_id, feed, boundary, since, until)
 
 
-def series_keys(db: Session, vm_id: int, feed: Feed) -> dict[int, SeriesKey]:
-    """index -> series key of a VM feed."""
+def series_keys(db: Session, vm_id: int, feed: Feed) -> samples.SeriesKeys:
+    """index -> series key of a VM feed (a series added since is read on use)."""
     return samples.series_of(db.connection(), vm_id, feed)
 
 
