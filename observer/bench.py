@@ -1,10 +1,12 @@
 """`iosignal observe --bench`: what watching costs the guests and the host, measured in one run.
 
 1. Guest write rate with the observer's programs attached / without, on one VM, in phases that
-   alternate (without, with, with, without, ...) so drift cancels: the ioeventfd path and the
-   userspace path, as ns per write at the 10th, 25th and 50th percentile of the passes. By the
-   vCPU thread's CPU time and by the wall clock: on a shared host the wall clock also counts
-   waiting for a CPU; the low percentiles of CPU time are the cost itself.
+   alternate (without, floor, with, with, floor, without, ...) so drift cancels: the ioeventfd
+   path and the userspace path, as ns per write at the 10th, 25th and 50th percentile of the
+   passes. By the vCPU thread's CPU time and by the wall clock: on a shared host the wall clock
+   also counts waiting for a CPU; the low percentiles of CPU time are the cost itself. The
+   floor: programs that return at once on the same tracepoints, what the kernel's hooks alone
+   cost; and whether the kernel offers cheaper hooks (fexit, kprobes) at all.
 2. The observer's CPU (the real `iosignal observe` process on a temporary SQLite database, 1 s
    tick: discovery, reads, writes) while a guest writes as fast as it can, and with N idle VMs.
    The programs themselves run on the guests' vCPU threads: their cost is inside the rates of 1,
@@ -104,12 +106,17 @@ OFF, HOOKS, COUNTING = "off", "hooks", "counting"  # the phases of `overhead`
 
 
 def overhead(
-    vm: BenchVm, rounds: int, writes: int, cost: dict[str, list[int]], progress: Progress = None
+    vm: BenchVm,
+    rounds: int,
+    writes: int,
+    cost: dict[str, list[int]],
+    progress: Progress = None,
+    phases: tuple[str, ...] = (OFF, HOOKS, COUNTING),
 ) -> dict[str, dict[str, list[tuple[float, float]]]]:
     """Per path and phase: guest ns per write (wall clock, vCPU CPU time) in three phases:
     OFF (nothing attached), HOOKS (programs that return at once, on the same tracepoints: what
     the kernel's hooks alone cost, a floor no program there can go under) and COUNTING (the
-    observer's programs).
+    observer's programs); `phases` picks some.
 
     The programs (the same KvmProbe) are attached and detached in-process, a few ms each, so
     phases alternate many times and drift cancels; three passes per phase. `cost` gets each
@@ -121,7 +128,6 @@ def overhead(
     paths = {"ioeventfd": (IOEVENTFD_PORT, writes), "userspace": (USER_PORT, writes // 5)}
     for port, n in paths.values():
         vm.rate(port, n // 10)  # warm up
-    phases = (OFF, HOOKS, COUNTING)
     ns: dict[str, dict[str, list[tuple[float, float]]]] = {
         p: {phase: [] for phase in phases} for p in paths
     }
@@ -256,8 +262,8 @@ def cli_bench(
             return lambda done: bar.update(task, completed=done)
 
         url = f"sqlite:///{tmp}/observe-bench.db"
-        upgrade(url)
         try:
+            upgrade(url)
             cost: dict[str, list[int]] = {}
             ratios = overhead(vm, rounds, writes, cost, stage(f"guest writes, {rounds} rounds"))
             share_busy, rate = busy_cpu(vm, url, seconds, stage("observer CPU, guest writing"))

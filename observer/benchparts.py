@@ -47,7 +47,7 @@ def main(rounds: int = 6) -> int:
         print(f"ioeventfd write, vCPU CPU time, programs attached / not ({rounds} rounds x 3):")
         for name, parts in variants.items():
             with _without(*parts):
-                ns = overhead(vm, rounds, 200_000, {})["ioeventfd"]
+                ns = overhead(vm, rounds, 200_000, {}, phases=(OFF, COUNTING))["ioeventfd"]
             cells = []
             for q in (0.1, 0.25):
                 off, on = (_pct([x[1] for x in ns[w]], q) for w in (OFF, COUNTING))
