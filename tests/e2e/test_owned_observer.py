@@ -219,9 +219,10 @@ def test_a_difference_from_the_workers_counters_is_shown_with_its_size(stack, ri
         expect(card.locator("#observer-status")).to_contain_text("counts this VM's writes")
         verdict = card.locator("#agreement-table tr[data-key='pio:0x6000'] .agreement")
         expect(verdict).to_have_class(re.compile(r"\bdiffers\b"), timeout=20_000)
-        # a quarter of 2,000 writes/s missed: about -500/s, -25%
+        # a quarter of 2,000 writes/s missed: about -500/s (450-549: the two clocks drift a
+        # little; CI saw -494 to -499), -25%
         less = "\u2212"  # the page's minus sign
-        missed = rf"^differs: in-kernel {less}5\d\d/s \({less}2[3-7]\.\d%\)$"
+        missed = rf"^differs: in-kernel {less}(4[5-9]\d|5[0-4]\d)/s \({less}2[3-7]\.\d%\)$"
         expect(verdict).to_have_text(re.compile(missed))
         screenshot(page, "live-owned-observer-differs")
     finally:

@@ -104,10 +104,9 @@ def test_cli_without_kvm_says_what_to_fix(tmp_path, monkeypatch) -> None:
 
 
 def test_userspace_rows_carry_the_bare_loop_measured_beside_them(kvm_path: str) -> None:
-    # Enough writes and passes that the least pass of each loop is an undisturbed one.
+    # Which loop is faster is the benchmark's to print, not a test's to assert: on a shared
+    # machine a disturbed pass can invert it (seen in CI: bare 11,987 ns, harness 11,258 ns).
     report = run_bench(writes=20_000, repeat=5, paths=["userspace-pio"], kvm_path=kvm_path)
     (row,) = report["results"]
-    assert row["bare_rtt_us"] > 0 and 0 < row["bare_cpu_ns"] < row["cpu_ns"]
+    assert row["bare_rtt_us"] > 0 and row["bare_cpu_ns"] > 0
     assert row["harness_overhead_ns"] == pytest.approx(row["cpu_ns"] - row["bare_cpu_ns"], abs=0.2)
-    # The bare loop only runs KVM_RUN: its CPU time per exit is below the harness's wall figure.
-    assert row["bare_cpu_ns"] < row["rtt_us"] * 1000
