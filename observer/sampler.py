@@ -30,6 +30,38 @@ class AddressSample(NamedTuple):
     writes: int
     userspace: int
     reads: int
+    read_exits: int = 0  # reads that exited to the VMM (counted apart from `reads`)
+
+
+class ExitValue(NamedTuple):
+    """A value the guest wrote to an address in writes that exited to userspace, this tick."""
+
+    vm: VmKey
+    space: str
+    addr: int
+    len: int
+    value: int
+    count: int
+
+
+class Registration(NamedTuple):
+    """One KVM_IOEVENTFD or KVM_IRQFD call a VMM made, with the kernel's answer.
+
+    ioeventfd: space, addr, len, datamatch (None: any value) and the eventfd; irqfd: the
+    eventfd and gsi (space, addr, len None). `errno` is None when the kernel said yes."""
+
+    vm: VmKey
+    at: datetime
+    kind: str  # "ioeventfd" or "irqfd"
+    deassign: bool
+    space: str | None
+    addr: int | None
+    len: int | None
+    datamatch: int | None
+    eventfd: int
+    gsi: int | None
+    flags: int  # as the caller passed them
+    errno: str | None  # e.g. "EEXIST"; None = assigned (or deassigned)
 
 
 class Tick(NamedTuple):
@@ -42,6 +74,8 @@ class Tick(NamedTuple):
     samples: list[AddressSample]
     vcpu_tids: dict[VmKey, list[int]]  # for VMs new this tick or whose vCPUs changed
     kvm_stats: dict[VmKey, dict[str, int]]  # KVM's totals, where debugfs answers
+    exit_values: list[ExitValue] = []  # a NamedTuple default, never mutated
+    registrations: list[Registration] = []  # in the order the calls returned
 
     # worker.writer.SampleWriter sizes its buffer by these two; a tick's rows are its samples
     @property
