@@ -25,6 +25,7 @@ class Counts(NamedTuple):
     writes: int
     userspace: int  # of those writes, how many exited to the VMM
     reads: int
+    read_exits: int = 0  # reads that exited to the VMM
 
     @property
     def in_kernel(self) -> int:
@@ -74,6 +75,7 @@ class CountReader:
                     sum(v.writes for v in per_cpu),
                     sum(v.userspace for v in per_cpu),
                     sum(v.reads for v in per_cpu),
+                    sum(v.read_exits for v in per_cpu),
                 )
             slots = self._slots()
             if [slot.gen_b for slot in slots] == before:
@@ -90,8 +92,10 @@ class CountReader:
             addr = _address(key)
             self._keys.setdefault(addr, key)
             cached.add(addr)
-            c = out.get(addr, Counts(0, 0, 0))
-            out[addr] = Counts(c.writes + slot.writes, c.userspace + slot.userspace, c.reads)
+            c = out.get(addr, Counts(0, 0, 0, 0))
+            out[addr] = c._replace(
+                writes=c.writes + slot.writes, userspace=c.userspace + slot.userspace
+            )
         self._cached = cached if complete else self._cached | cached
         for addr in self._delete_dying():
             out.pop(addr, None)
@@ -102,7 +106,7 @@ class CountReader:
         now = self.totals()
         out = {}
         for addr, c in now.items():
-            p = self._prev.get(addr, Counts(0, 0, 0))
+            p = self._prev.get(addr, Counts(0, 0, 0, 0))
             d = Counts(*(max(0, x - y) for x, y in zip(c, p, strict=True)))
             if any(d):
                 out[addr] = d
@@ -128,3 +132,30 @@ class CountReader:
                 with contextlib.suppress(FileNotFoundError):
                     self.map.delete(key)
         return gone
+
+
+ValueAt = tuple[Address, int]  # (address, value written)
+
+
+class ValueReader:
+    """Per-tick differences of `exit_values`: how often each value was written in writes that
+    exited to userspace. The map is an LRU hash: a pair it evicted and counted again starts
+    over, so a count below the previous reading is new in full."""
+
+    def __init__(self, values: Map) -> None:
+        self.map = values
+        self._prev: dict[ValueAt, int] = {}
+
+    def deltas(self) -> dict[ValueAt, int]:
+        """What each (address, value) added since the previous call (only those that moved)."""
+        now = {}
+        for key, (count,) in self.map.lookup_batch():
+            now[(_address(key.key), key.value)] = int(count.value)
+        out = {}
+        for at, n in now.items():
+            before = self._prev.get(at, 0)
+            d = n - before if n >= before else n
+            if d:
+                out[at] = d
+        self._prev = now
+        return out

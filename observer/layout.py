@@ -1,14 +1,15 @@
-"""The observer's BPF map layouts, declared once for the program builder and the reader.
+"""The ctypes side of observer/progs/iosignal.h: the BPF maps' keys and values, for the reader.
 
-counts   PERCPU_HASH  AccessKey -> AccessCounts   monotonic: the kernel only adds, the reader
-                                                  subtracts its previous reading (no reset race)
-pending  PERCPU_ARRAY 0 -> PendingWrite        the last write on this CPU and its thread, armed
-                                                  until it is handled in the kernel or exits
-         (LRU_HASH thread id -> PendingWrite on a kernel without BTF)
-recent   PERCPU_ARRAY 0 -> Recent                the last written key on this CPU and its counts
-                                                  not yet in `counts` (a guest hammering one
-                                                  doorbell costs an array slot, not a hash lookup)
-drops    PERCPU_ARRAY 0 -> Drops                  increments lost to a full map
+counts       PERCPU_HASH  AccessKey -> AccessCounts  monotonic: the kernel only adds, the
+                                                     reader subtracts its previous reading
+recent       PERCPU_ARRAY 0 -> Recent     the last written key on this CPU and its counts not
+                                          yet in `counts` (a guest hammering one doorbell
+                                          costs an array slot, not a hash lookup)
+exit_values  LRU_HASH ValueKey -> u64     writes that exited to userspace, per value written
+drops        PERCPU_ARRAY 0 -> Drops      what the programs could not record
+events       RINGBUF of IoctlEvent        every KVM_IOEVENTFD / KVM_IRQFD call and its answer
+
+tests/observer/test_progs.py checks every size and offset here against the objects' BTF.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import ctypes
 SPACE_PIO, SPACE_MMIO = 0, 1
 SPACES = {SPACE_PIO: "pio", SPACE_MMIO: "mmio"}
 
-MAX_KEYS = 65536  # (VM, space, addr, len) series the host may have at once
-MAX_THREADS = 65536  # vCPU threads tracked at once without BTF (least recently used go first)
+IOCTL_IOEVENTFD, IOCTL_IRQFD = 1, 2
 
 
 class AccessKey(ctypes.Structure):
@@ -40,26 +40,8 @@ class AccessCounts(ctypes.Structure):
     _fields_ = [
         ("writes", ctypes.c_uint64),  # every guest write, whoever handled it
         ("userspace", ctypes.c_uint64),  # writes that exited to the VMM (the rest: in-kernel)
-        ("reads", ctypes.c_uint64),  # PIO in and MMIO reads, counted apart
-    ]
-
-
-class PendingWrite(ctypes.Structure):
-    """The last guest write on one CPU, waiting to learn whether it exits to userspace.
-
-    One per CPU, not per thread: an array slot costs a few ns where a hash lookup cost ~40.
-    A userspace exit is that write's only if it comes from the same thread and the thread was
-    not migrated meanwhile (the scheduler's per-task migration count is unchanged): then no
-    other access of the thread can have happened elsewhere. Otherwise it is counted unmatched.
-    """
-
-    _fields_ = [
-        ("key", AccessKey),
-        ("count", ctypes.c_uint32),  # a string OUT (rep outs) is `count` writes in one exit
-        ("armed", ctypes.c_uint32),
-        ("tid", ctypes.c_uint32),  # the writing thread
-        ("pad", ctypes.c_uint32),
-        ("migrations", ctypes.c_uint64),  # its task_struct.se.nr_migrations at the write
+        ("reads", ctypes.c_uint64),  # PIO in and MMIO reads, counted when they complete
+        ("read_exits", ctypes.c_uint64),  # reads that exited to the VMM
     ]
 
 
@@ -79,14 +61,33 @@ class Recent(ctypes.Structure):
     ]
 
 
+class ValueKey(ctypes.Structure):
+    """A value the guest wrote to one doorbell in a write that exited to userspace."""
+
+    _fields_ = [("key", AccessKey), ("value", ctypes.c_uint64)]
+
+
 class Drops(ctypes.Structure):
     """Counts the programs could not record."""
 
     _fields_ = [
         ("map_full", ctypes.c_uint64),
-        # I/O exits whose CPU holds no write of their thread from before it last migrated
-        # (the thread migrated, or the exit is a read's): attributed to no address
+        # I/O exits whose kvm_run could not be read (not a vCPU fd's KVM_RUN): no address
         ("unmatched", ctypes.c_uint64),
+    ]
+
+
+class IoctlEvent(ctypes.Structure):
+    """One KVM_IOEVENTFD or KVM_IRQFD call and the kernel's answer (`ret`: 0 or -errno)."""
+
+    _fields_ = [
+        ("tgid", ctypes.c_uint32),
+        ("tid", ctypes.c_uint32),
+        ("kind", ctypes.c_uint32),
+        ("vm_fd", ctypes.c_int32),
+        ("ret", ctypes.c_int64),
+        ("ktime_ns", ctypes.c_uint64),
+        ("arg", ctypes.c_uint8 * 64),  # struct kvm_ioeventfd, or kvm_irqfd in the first 32
     ]
 
 

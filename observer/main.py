@@ -16,8 +16,9 @@ from sqlalchemy import Engine
 from contract.config import Settings, get_settings
 from contract.db import make_engine
 from observer import retention
-from observer.counter import CountReader
+from observer.counter import CountReader, ValueReader
 from observer.discovery import Discovery
+from observer.ioctls import CallLog
 from observer.kvmstats import KvmDebugfs
 from observer.preflight import ObserverUnavailable, open_probe
 from observer.probe import KvmProbe
@@ -36,8 +37,14 @@ def observe(settings: Settings, probe: KvmProbe, engine: Engine, stop: threading
     if debugfs.unavailable:
         log.warning("KVM per-VM totals unavailable: %s", debugfs.unavailable)
     discovery = Discovery(kvm_dir=debugfs.kvm if debugfs.present else None)
-    assert probe.counts is not None  # a probe that could not make its maps raised instead
-    sampler = ObserverSampler(CountReader(probe.counts, probe.recent), discovery, debugfs)
+    assert probe.counts is not None and probe.values is not None  # else the probe raised
+    sampler = ObserverSampler(
+        CountReader(probe.counts, probe.recent),
+        discovery,
+        debugfs,
+        values=ValueReader(probe.values),
+        calls=CallLog(probe),
+    )
     prune = retention_hook(
         "observed retention",
         lambda newest: retention.run(

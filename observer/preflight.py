@@ -11,11 +11,12 @@ import errno
 import os
 import platform
 
-from observer.bpf import FormatError, Map, VerifierError, ensure_mounted
+from observer.bpf import Map, ensure_mounted
 from observer.bpf import syscall as sc
-from observer.bpf.btf import BtfError
+from observer.bpf.btf import BTF_DIR
+from observer.bpf.libbpf import LibbpfMissing, VerifierError
 from observer.bpf.tracefs import TRACEFS
-from observer.probe import KvmProbe, missing_tracepoints
+from observer.probe import KvmProbe, missing_tracepoints, objects_present
 
 GRANT = "run it as root, or grant CAP_BPF and CAP_PERFMON (docker: cap_add BPF, PERFMON)"
 
@@ -70,16 +71,31 @@ def _check_proc() -> None:
         pass
 
 
-def open_probe(tracefs: str = TRACEFS, mode: str | None = None) -> KvmProbe:
+def _check_btf() -> None:
+    if not os.path.exists(os.path.join(BTF_DIR, "vmlinux")):
+        raise ObserverUnavailable(
+            f"this kernel has no BTF ({BTF_DIR}/vmlinux): the observer's programs are placed "
+            "by it (CO-RE); use a kernel built with CONFIG_DEBUG_INFO_BTF"
+        )
+    if not objects_present():
+        raise ObserverUnavailable(
+            "the observer's compiled BPF objects are missing from observer/progs: run make bpf"
+        )
+
+
+def open_probe(tracefs: str = TRACEFS, *, empty: bool = False) -> KvmProbe:
     """Every check, then the attached probe; ObserverUnavailable says what is missing."""
     if platform.system() != "Linux" or platform.machine() != "x86_64":
         raise ObserverUnavailable("iosignal observe runs on x86_64 Linux (KVM's tracepoints)")
     _check_bpf()
     _check_tracefs(tracefs)
+    _check_btf()
     _check_proc()
     try:
-        return KvmProbe(tracefs, mode)
-    except (FormatError, BtfError, VerifierError) as e:
+        return KvmProbe(empty=empty)
+    except LibbpfMissing as e:
+        raise ObserverUnavailable(f"{e}: the observer loads its programs with libbpf") from None
+    except VerifierError as e:
         raise ObserverUnavailable(
             f"this kernel's kvm tracepoints do not fit the counting programs: {e}"
         ) from None

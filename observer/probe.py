@@ -1,196 +1,116 @@
-"""`KvmProbe`: the maps and counting programs, attached to KVM's tracepoints as one unit.
+"""`KvmProbe`: the compiled programs of observer/progs, loaded and attached as one unit.
 
-Raw tracepoints by default: measured here, a classic (perf) tracepoint adds ~190 ns to every
-guest write for building the event record, a raw one nothing measurable. Their arguments are
-placed by the kernel's BTF; classic tracepoints (fields placed by the tracefs format) remain for
-kernels without BTF. Both read symbolic values (MMIO kinds, exit reasons) from the formats.
+Two objects: kvm_counts (KVM's access and exit tracepoints, BTF-typed raw tracepoints) and
+kvm_ioctls (the ioctl syscall tracepoints, for every VMM's registrations). libbpf places
+every field by the running kernel's BTF (CO-RE), so one object runs on any kernel with BTF.
 Either everything attaches or nothing stays: a failure part-way closes what was made. Closing
 the probe (or the process dying, even by SIGKILL) detaches every program and frees the maps.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import os
-from typing import NamedTuple
+from collections.abc import Callable
+from pathlib import Path
 
-from observer import programs as p
-from observer.bpf import Link, Map, Program, read_format
+from observer.bpf import Map, read_format
 from observer.bpf import syscall as sc
-from observer.bpf.btf import BTF_DIR, BtfError, kernel_btf, raw_tracepoint_args
-from observer.bpf.tracefs import TRACEFS, EventFormat
-from observer.layout import (
-    MAX_KEYS,
-    MAX_THREADS,
-    AccessCounts,
-    AccessKey,
-    Drops,
-    PendingWrite,
-    Recent,
-)
+from observer.bpf.btf import BtfError, kernel_btf
+from observer.bpf.libbpf import BpfObject, RingBuffer
+from observer.bpf.tracefs import TRACEFS
+from observer.layout import AccessCounts, AccessKey, Drops, Recent, ValueKey
 
-REQUIRED = ("kvm_pio", "kvm_mmio", "kvm_userspace_exit", "kvm_entry")
+PROGS = Path(__file__).parent / "progs"
+REQUIRED = ("kvm_pio", "kvm_mmio", "kvm_userspace_exit")
 OPTIONAL = ("kvm_fast_mmio",)
-BTF, RAW, CLASSIC = "btf", "raw", "classic"
-
-
-class Attached(NamedTuple):
-    """One program on one tracepoint."""
-
-    event: str
-    program: Program
-    link: Link
-
-
-FIELDS = {  # what each program reads, by the names tracefs formats and BTF both use
-    "kvm_pio": ("rw", "port", "size", "count"),
-    "kvm_mmio": ("type", "len", "gpa"),
-    "kvm_userspace_exit": ("reason", "errno"),
-    "kvm_entry": (),
-    "kvm_fast_mmio": ("gpa",),
+# the tracepoint each program of kvm_counts.bpf.c is attached to, counting and floor
+COUNTING = {
+    "kvm_pio": "count_pio",
+    "kvm_mmio": "count_mmio",
+    "kvm_userspace_exit": "count_userspace_exit",
+    "kvm_fast_mmio": "count_fast_mmio",
 }
+FLOOR = {event: "floor_" + event[4:] for event in COUNTING}
+IOCTLS = {"sys_enter_ioctl": "ioctl_enter", "sys_exit_ioctl": "ioctl_exit"}
+IOCTLS_FLOOR = {event: "floor_" + name for event, name in IOCTLS.items()}
 
 
-def _source(event: str, fmt: EventFormat, mode: str) -> p.Source:
-    if mode in (BTF, RAW):
-        args = raw_tracepoint_args(event, *FIELDS[event])
-        return {name: (a.offset, a.size) for name, a in args.items()}
-    return p.fields_of(fmt, *FIELDS[event])
-
-
-def _build(event: str, fmt: EventFormat, ctx: p.Source, maps: p.Maps) -> bytes:
-    if event == "kvm_pio":
-        return p.pio_program(maps, ctx)
-    if event == "kvm_mmio":
-        return p.mmio_program(maps, ctx, {k: fmt.symbol("type", k) for k in ("write", "read")})
-    if event == "kvm_userspace_exit":
-        reasons = {k: fmt.symbol("reason", k) for k in ("KVM_EXIT_IO", "KVM_EXIT_MMIO")}
-        return p.userspace_exit_program(maps, ctx, reasons)
-    if event == "kvm_entry":
-        return p.entry_program(maps)
-    return p.fast_mmio_program(maps, ctx)
-
-
-def _attach(mode: str, event: str, fmt: EventFormat, code: bytes) -> Attached:
-    name = f"iosig_{event[4:]}"
-    if mode == BTF:
-        prog = Program(
-            sc.PROG_TYPE_TRACING,
-            code,
-            name,
-            attach_type=sc.ATTACH_TRACE_RAW_TP,
-            attach_btf_id=kernel_btf().typedef_id(f"btf_trace_{event}"),
-        )
-    else:
-        prog_type = sc.PROG_TYPE_RAW_TRACEPOINT if mode == RAW else sc.PROG_TYPE_TRACEPOINT
-        prog = Program(prog_type, code, name)
-    try:
-        if mode in (BTF, RAW):
-            link = Link.raw_tracepoint(prog, event, by_btf=mode == BTF)
-        else:
-            link = Link.perf_tracepoint(prog, fmt.id)
-    except BaseException:
-        prog.close()
-        raise
-    return Attached(event, prog, link)
-
-
-def _task_access(mode: str) -> tuple[str, int]:
-    """How the programs read a thread's migration count: (Maps.task, its offset)."""
-    try:
-        at = kernel_btf().member_offset("task_struct", "se", "nr_migrations")
-    except (OSError, BtfError):
-        return p.PER_THREAD, 0
-    return (p.TASK_BTF if mode == BTF else p.TASK_PROBE), at
-
-
-def default_mode() -> str:
-    """BTF-typed raw tracepoint programs where the kernel has BTF to place their arguments
-    and name their tracepoints, else classic tracepoints."""
-    if not os.path.exists(os.path.join(BTF_DIR, "vmlinux")):
-        return CLASSIC
-    try:
-        for event in REQUIRED:
+def present_events() -> list[str]:
+    """The KVM tracepoints this kernel has (and its BTF names), of REQUIRED and OPTIONAL."""
+    out = []
+    for event in REQUIRED + OPTIONAL:
+        try:
             kernel_btf().typedef_id(f"btf_trace_{event}")
-    except BtfError:
-        return RAW  # the tracepoints live in a module's BTF: not named from vmlinux's
-    return BTF
+        except BtfError:
+            continue
+        out.append(event)
+    return out
 
 
 class KvmProbe:
-    """Counts every KVM guest's port and MMIO accesses per (VM, space, addr, len)."""
+    """Counts every KVM guest's port and MMIO accesses and exits per (VM, space, addr, len),
+    and hears every VMM's KVM_IOEVENTFD and KVM_IRQFD calls."""
 
-    def __init__(
-        self, tracefs: str = TRACEFS, mode: str | None = None, *, empty: bool = False
-    ) -> None:
-        """`empty`: attach programs that do nothing, with the same maps, tracepoints and mode
-        (the floor `iosignal observe --bench` measures the counting programs against)."""
-        self.mode = mode or default_mode()
-        formats = {e: read_format("kvm", e, tracefs) for e in REQUIRED}
-        for event in OPTIONAL:
-            with contextlib.suppress(FileNotFoundError):
-                formats[event] = read_format("kvm", event, tracefs)
-        # Where each program reads its fields, before anything is made: an unusable format or
-        # BTF leaves nothing behind. Unasked, a BTF without the probes means classic.
+    def __init__(self, *, empty: bool = False, registrations: bool = True) -> None:
+        """`empty`: programs that return at once on the same tracepoints (the floor that
+        `iosignal observe --bench` measures the counting programs against).
+        `registrations`: attach the ioctl programs too."""
+        events = present_events()
+        self.events_attached = events + (list(IOCTLS) if registrations else [])
+        names = FLOOR if empty else COUNTING
+        self.kvm: BpfObject | None = None
+        self.ioctls: BpfObject | None = None
+        self.counts = self.recent = self.values = self.drops = None
         try:
-            ctx = {e: _source(e, fmt, self.mode) for e, fmt in formats.items()}
-        except BtfError:
-            if mode is not None:
-                raise
-            self.mode = CLASSIC
-            ctx = {e: _source(e, fmt, self.mode) for e, fmt in formats.items()}
-        self.counts = self.pending = self.drops = self.recent = None
-        self.attached: list[Attached] = []
-        try:
-            self.counts = Map(
-                sc.MAP_TYPE_PERCPU_HASH, AccessKey, AccessCounts, MAX_KEYS, "kvm_counts"
-            )
-            task, migrations_at = _task_access(self.mode)
-            if task == p.PER_THREAD:
-                pending_type, slots = sc.MAP_TYPE_LRU_HASH, MAX_THREADS
-            else:
-                pending_type, slots = sc.MAP_TYPE_PERCPU_ARRAY, 1
-            self.pending = Map(pending_type, ctypes.c_uint32, PendingWrite, slots, "kvm_pending")
-            self.drops = Map(sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, Drops, 1, "kvm_drops")
-            self.recent = Map(sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, Recent, 1, "kvm_recent")
-            ids_at = {}
-            if task == p.TASK_BTF:
-                ids_at = {n: kernel_btf().member_offset("task_struct", n) for n in ("pid", "tgid")}
-            maps = p.Maps(
-                self.counts.fd,
-                self.pending.fd,
-                self.drops.fd,
-                self.recent.fd,
-                task,
-                migrations_at,
-                ids_at.get("pid", 0),
-                ids_at.get("tgid", 0),
-            )
-            code = {
-                e: p.empty_program() if empty else _build(e, fmt, ctx[e], maps)
-                for e, fmt in formats.items()
-            }
-            for event, fmt in formats.items():
-                self.attached.append(_attach(self.mode, event, fmt, code[event]))
+            self.kvm = BpfObject(str(PROGS / "kvm_counts.bpf.o"), [names[e] for e in events])
+            if registrations:
+                ioctl_names = IOCTLS_FLOOR if empty else IOCTLS
+                self.ioctls = BpfObject(str(PROGS / "kvm_ioctls.bpf.o"), ioctl_names.values())
+            self.counts = self._map("counts", sc.MAP_TYPE_PERCPU_HASH, AccessKey, AccessCounts)
+            self.recent = self._map("recent", sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, Recent)
+            self.values = self._map("exit_values", sc.MAP_TYPE_LRU_HASH, ValueKey, ctypes.c_uint64)
+            self.drops = self._map("drops", sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, Drops)
         except BaseException:
             self.close()
             raise
 
+    def _map(self, name: str, map_type: int, key: type, value: type) -> Map:
+        assert self.kvm is not None
+        return Map.of_fd(self.kvm.map_fd(name), map_type, key, value, name)
+
     def events(self) -> list[str]:
         """The tracepoints the programs are attached to."""
-        return [a.event for a in self.attached]
+        return list(self.events_attached)
+
+    def program_fds(self) -> dict[str, int]:
+        """Each attached program's fd, by tracepoint (for the kernel's run-time statistics)."""
+        out = {}
+        if self.kvm is not None:
+            by_name = {v: k for names in (COUNTING, FLOOR) for k, v in names.items()}
+            out.update({by_name[n]: self.kvm.program_fd(n) for n in self.kvm.attached()})
+        if self.ioctls is not None:
+            by_name = {v: k for names in (IOCTLS, IOCTLS_FLOOR) for k, v in names.items()}
+            out.update({by_name[n]: self.ioctls.program_fd(n) for n in self.ioctls.attached()})
+        return out
+
+    def ioctl_events(self, on_record: Callable[[bytes], None]) -> RingBuffer:
+        """A reader of the registration events (each record's bytes to `on_record`)."""
+        if self.ioctls is None:
+            raise OSError(errno.ENOENT, "the probe was made without its registration programs")
+        return self.ioctls.ring_buffer("events", on_record)
 
     def close(self) -> None:
         """Detach every program and free the maps (idempotent)."""
-        for a in reversed(self.attached):
-            a.link.close()
-            a.program.close()
-        self.attached = []
-        for m in (self.counts, self.pending, self.drops, self.recent):
+        for m in (self.counts, self.recent, self.values, self.drops):
             if m is not None:
                 m.close()
+        self.counts = self.recent = self.values = self.drops = None
+        for obj in (self.ioctls, self.kvm):
+            if obj is not None:
+                obj.close()
+        self.kvm = self.ioctls = None
 
     def __enter__(self) -> KvmProbe:
         return self
@@ -210,3 +130,8 @@ def missing_tracepoints(tracefs: str = TRACEFS) -> list[str]:
                 raise
             missing.append(f"kvm:{event}")
     return missing
+
+
+def objects_present() -> bool:
+    """The compiled objects ship with the package (a source checkout builds them: make bpf)."""
+    return all(os.path.exists(PROGS / f) for f in ("kvm_counts.bpf.o", "kvm_ioctls.bpf.o"))

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from observer.counter import CountReader
+from observer.counter import CountReader, ValueReader
 from observer.discovery import Discovery, VmKey, VmProcess
+from observer.ioctls import Call, CallLog
 from observer.kvmstats import KvmDebugfs
 
 log = logging.getLogger("iosignal.observer")
@@ -98,10 +99,14 @@ class ObserverSampler:
         discovery: Discovery,
         debugfs: KvmDebugfs | None = None,
         clock: Callable[[], float] = time.monotonic,
+        values: ValueReader | None = None,
+        calls: CallLog | None = None,
     ) -> None:
         self.reader, self.discovery, self.debugfs, self.clock = reader, discovery, debugfs, clock
+        self.values, self.calls = values, calls
         self.known: dict[VmKey, VmProcess] = {}
         self.unattributed = 0  # accesses of processes gone before discovery saw them
+        self.unattributed_calls = 0  # registrations of processes gone before discovery
         self._last = clock()
 
     def _vcpu_tids(self, live: dict[VmKey, VmProcess]) -> dict[VmKey, list[int]]:
@@ -126,6 +131,8 @@ class ObserverSampler:
         """Scan, read the counts' differences, attribute them, forget exited VMs' counters."""
         live = self.discovery.scan()
         deltas = self.reader.deltas()
+        values = self.values.deltas() if self.values is not None else {}
+        calls = self.calls.drain() if self.calls is not None else []
         now, taken_at = self.clock(), datetime.now(UTC)
         interval, self._last = now - self._last, now
         ended = [key for key in self.known if key not in live]
@@ -140,6 +147,12 @@ class ObserverSampler:
             if vm.key not in ended:
                 live.setdefault(vm.key, vm)
             samples.append(AddressSample(vm.key, space, addr, length, *c))
+        exit_values = []
+        for ((tgid, space, addr, length), value), n in values.items():
+            vm = self._owner(tgid, by_pid)
+            if vm is not None:
+                exit_values.append(ExitValue(vm.key, space, addr, length, value, n))
+        registrations = self._registrations(calls, by_pid)
         live_pids = {vm.pid for vm in live.values()}
         gone = {key.pid for key in ended if key.pid not in live_pids}
         gone |= {tgid for (tgid, *_) in deltas if tgid not in by_pid}
@@ -152,4 +165,18 @@ class ObserverSampler:
                 if totals is not None:
                     stats[key] = totals
         self.known = live
-        return Tick(taken_at, interval, live, ended, samples, tids, stats)
+        return Tick(
+            taken_at, interval, live, ended, samples, tids, stats, exit_values, registrations
+        )
+
+    def _registrations(self, calls: list[Call], by_pid: dict[int, VmProcess]) -> list[Registration]:
+        """The calls of processes known as VMs (a KVM_IOEVENTFD on a VM fd makes its process
+        one: it is looked up at once); calls of others are counted in `unattributed_calls`."""
+        out = []
+        for c in calls:
+            vm = self._owner(c.tgid, by_pid)
+            if vm is None:
+                self.unattributed_calls += 1
+                continue
+            out.append(Registration(vm.key, *c[1:]))
+        return out

@@ -30,13 +30,24 @@ class Map(FdObject):
             max_entries=max_entries,
             map_name=name.encode()[: sc.OBJ_NAME_LEN - 1],
         )
+        self._typed(map_type, key, value, name)
+        self.fd = sc.bpf(sc.MAP_CREATE, attr, f"create map {name}")
+
+    @classmethod
+    def of_fd(cls, fd: int, map_type: int, key: type[Any], value: type[Any], name: str) -> Map:
+        """A map made elsewhere (by libbpf from a compiled object): this object owns `fd`."""
+        self = cls.__new__(cls)
+        self._typed(map_type, key, value, name)
+        self.fd = fd
+        return self
+
+    def _typed(self, map_type: int, key: type[Any], value: type[Any], name: str) -> None:
         self.key_type, self.value_type, self.name = key, value, name
         self.ncpus = sc.possible_cpus() if map_type in self.PERCPU else 1
         # a per-CPU map's value in user space: one copy per possible CPU, each 8-byte aligned
         stride = (ctypes.sizeof(value) + 7) // 8 * 8
         self._value_buf = ctypes.c_char * (stride * self.ncpus)
         self._stride = stride
-        self.fd = sc.bpf(sc.MAP_CREATE, attr, f"create map {name}")
 
     def _values(self, buf: Any, index: int = 0) -> list[Any]:
         base = index * self._stride * self.ncpus

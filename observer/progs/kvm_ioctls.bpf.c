@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-2.0
+/* What every VMM on the host registers: each KVM_IOEVENTFD and KVM_IRQFD call, assign and
+ * deassign, with the struct the caller passed and the kernel's answer (0 or -errno).
+ *
+ * sys_enter_ioctl   a KVM_IOEVENTFD / KVM_IRQFD call: its struct, read from the caller's memory
+ *                   before the kernel acts on it, is kept by thread until the call returns
+ * sys_exit_ioctl    that thread's call returned: the struct and the answer go to `events`
+ *
+ * Why exact: the kernel copies the same struct from the same address at the same moment
+ * (copy_from_user at the start of the ioctl), and a thread has one syscall in flight. Every
+ * other ioctl (KVM_RUN among them) costs the enter program a compare and the exit program a
+ * load of `inflight`, no map lookup, while no registration is in flight.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "iosignal.h"
+
+/* _IOW(KVMIO = 0xAE, nr, struct): direction write (1) << 30 | size << 16 | 0xAE << 8 | nr */
+#define KVM_IOEVENTFD 0x4040ae79 /* nr 0x79, struct kvm_ioeventfd: 64 bytes */
+#define KVM_IRQFD 0x4020ae76     /* nr 0x76, struct kvm_irqfd: 32 bytes */
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct call {
+	__u32 kind;
+	__s32 vm_fd;
+	__u8 arg[64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_INFLIGHT);
+	__type(key, __u32);
+	__type(value, struct call);
+} calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+/* Calls between their enter and exit: the exit program looks for its thread's only when > 0. */
+volatile __s64 inflight;
+/* Events lost to a full ring buffer (the reader is more than 256 KiB behind). */
+volatile __u64 lost;
+
+SEC("tracepoint/syscalls/sys_enter_ioctl")
+int ioctl_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	unsigned long cmd = ctx->args[1];
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call c = {.vm_fd = ctx->args[0]};
+
+	if (cmd == KVM_IOEVENTFD)
+		c.kind = IOCTL_IOEVENTFD;
+	else if (cmd == KVM_IRQFD)
+		c.kind = IOCTL_IRQFD;
+	else
+		return 0;
+	/* an unreadable struct is kept as zeroes: the kernel answers EFAULT, recorded as such */
+	bpf_probe_read_user(c.arg, c.kind == IOCTL_IOEVENTFD ? 64 : 32, (void *)ctx->args[2]);
+	if (bpf_map_update_elem(&calls, &tid, &c, BPF_ANY) == 0)
+		__sync_fetch_and_add(&inflight, 1);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_ioctl")
+int ioctl_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id;
+	__u32 tid;
+	struct call *c;
+	struct ioctl_event *e;
+
+	if (inflight <= 0)
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	tid = (__u32)id;
+	c = bpf_map_lookup_elem(&calls, &tid);
+	if (!c)
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (e) {
+		e->tgid = id >> 32;
+		e->tid = tid;
+		e->kind = c->kind;
+		e->vm_fd = c->vm_fd;
+		e->ret = ctx->ret;
+		e->ktime_ns = bpf_ktime_get_ns();
+		__builtin_memcpy(e->arg, c->arg, sizeof(e->arg));
+		bpf_ringbuf_submit(e, 0);
+	} else {
+		__sync_fetch_and_add(&lost, 1);
+	}
+	if (bpf_map_delete_elem(&calls, &tid) == 0)
+		__sync_fetch_and_add(&inflight, -1);
+	return 0;
+}
+
+/* The floor: the same tracepoints, programs that return at once (`iosignal observe --bench`). */
+SEC("tracepoint/syscalls/sys_enter_ioctl")
+int floor_ioctl_enter(void *ctx) { return 0; }
+
+SEC("tracepoint/syscalls/sys_exit_ioctl")
+int floor_ioctl_exit(void *ctx) { return 0; }
