@@ -123,6 +123,7 @@ def overhead(
     counting program's [run time ns, runs] from the kernel's run-time statistics.
     """
     from observer.bpf import RunStats
+    from observer.bpf.program import prog_info
     from observer.probe import KvmProbe
 
     paths = {"ioeventfd": (IOEVENTFD_PORT, writes), "userspace": (USER_PORT, writes // 5)}
@@ -147,9 +148,9 @@ def overhead(
     with RunStats(), KvmProbe() as probe:
         for args in paths.values():
             vm.rate(*args)
-        for a in probe.attached:
-            info = a.program.info()
-            cost[a.event] = [info.run_time_ns, info.run_cnt]
+        for event, fd in probe.program_fds().items():
+            info = prog_info(fd)
+            cost[event] = [info.run_time_ns, info.run_cnt]
     return ns
 
 
@@ -157,28 +158,14 @@ def cheaper_hooks(tracefs: str = TRACEFS) -> list[str]:
     """Whether this kernel offers hooks that could count a userspace exit with one program
     instead of two tracepoint programs: an fexit program on kvm_io_bus_write (its return
     value tells in-kernel from userspace), a kprobe. One line each: offered, or why not."""
-    from observer.bpf import Asm, Program
-    from observer.bpf import syscall as sc
-    from observer.bpf.asm import R0
-    from observer.bpf.btf import BtfError, kernel_btf
+    from observer.bpf.libbpf import BpfObject
+    from observer.probe import PROGS
 
-    a = Asm()
-    a.mov(R0, 0)
-    a.exit()
     try:
-        target = kernel_btf().func_id("kvm_io_bus_write")
-        Program(
-            sc.PROG_TYPE_TRACING,
-            a.assemble(),
-            "iosig_fexit",
-            attach_type=sc.ATTACH_TRACE_FEXIT,
-            attach_btf_id=target,
-        ).close()
+        BpfObject(str(PROGS / "kvm_counts.bpf.o"), ["iosig_fexit"]).close()
         fexit = "loads"
     except OSError as exc:
         fexit = f"refused at BPF_PROG_LOAD: {errno.errorcode.get(exc.errno or 0, exc.errno)}"
-    except BtfError as exc:
-        fexit = f"not in this kernel's BTF ({exc})"
     kprobes = os.path.exists(os.path.join(tracefs, "kprobe_events"))
     return [
         f"fexit on kvm_io_bus_write: {fexit}",

@@ -26,15 +26,21 @@ PROGS = Path(__file__).parent / "progs"
 REQUIRED = ("kvm_pio", "kvm_mmio", "kvm_userspace_exit")
 OPTIONAL = ("kvm_fast_mmio",)
 # the tracepoint each program of kvm_counts.bpf.c is attached to, counting and floor
+# (the kernel keeps 15 characters of a program's name: every one starts iosig_)
 COUNTING = {
-    "kvm_pio": "count_pio",
-    "kvm_mmio": "count_mmio",
-    "kvm_userspace_exit": "count_userspace_exit",
-    "kvm_fast_mmio": "count_fast_mmio",
+    "kvm_pio": "iosig_pio",
+    "kvm_mmio": "iosig_mmio",
+    "kvm_userspace_exit": "iosig_exit",
+    "kvm_fast_mmio": "iosig_fast_mmio",
 }
-FLOOR = {event: "floor_" + event[4:] for event in COUNTING}
-IOCTLS = {"sys_enter_ioctl": "ioctl_enter", "sys_exit_ioctl": "ioctl_exit"}
-IOCTLS_FLOOR = {event: "floor_" + name for event, name in IOCTLS.items()}
+FLOOR = {
+    "kvm_pio": "iosig_floor_pio",
+    "kvm_mmio": "iosig_floor_mmio",
+    "kvm_userspace_exit": "iosig_floor_exit",
+    "kvm_fast_mmio": "iosig_floor_fast",
+}
+IOCTLS = {"sys_enter_ioctl": "iosig_ioctl_in", "sys_exit_ioctl": "iosig_ioctl_out"}
+IOCTLS_FLOOR = {"sys_enter_ioctl": "iosig_floor_in", "sys_exit_ioctl": "iosig_floor_out"}
 
 
 def present_events() -> list[str]:

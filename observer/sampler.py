@@ -42,7 +42,7 @@ class ExitValue(NamedTuple):
     addr: int
     len: int
     value: int
-    count: int
+    count: int  # type: ignore[assignment]  # a field, shadowing tuple.count on purpose
 
 
 class Registration(NamedTuple):

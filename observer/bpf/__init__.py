@@ -1,24 +1,19 @@
-"""The BPF layer: bpf(2) and perf_event_open(2) through ctypes, no library, no compiler.
-
-`Map`, `Program`, `Link` own their fds (objects.py); `Asm` builds programs (asm.py); tracefs.py
-reads tracepoint formats. Policy (what to count, how) lives above, in observer.programs.
+"""The BPF layer: libbpf (through ctypes) loads the compiled objects of observer/progs;
+bpf(2) through ctypes reads maps and program statistics; tracefs.py checks KVM's tracepoints.
+Policy (what to count, how) lives in the C programs and in observer.probe.
 """
 
-from observer.bpf.asm import Asm
 from observer.bpf.map import Map
-from observer.bpf.program import Link, Program, RunStats, VerifierError, loaded_programs
+from observer.bpf.program import RunStats, loaded_programs, prog_info
 from observer.bpf.tracefs import EventFormat, FormatError, ensure_mounted, read_format
 
 __all__ = [
-    "Asm",
     "EventFormat",
     "FormatError",
-    "Link",
     "Map",
-    "Program",
     "RunStats",
-    "VerifierError",
     "ensure_mounted",
     "loaded_programs",
+    "prog_info",
     "read_format",
 ]

@@ -1,11 +1,7 @@
-"""The kernel's BTF (/sys/kernel/btf/vmlinux): argument positions of raw tracepoints.
-
-A raw tracepoint hands a program the tracepoint's C arguments as u64s, in TP_PROTO order. The
-kernel describes each tracepoint's probe, `__bpf_trace_<event>(void *__data, <TP_PROTO>)`, as a
-BTF function with named parameters, so argument positions and widths are read from there rather
-than copied from one kernel's headers (as classic tracepoints' offsets come from tracefs).
-Format: Documentation/bpf/btf.rst. Kernel modules' split BTF (/sys/kernel/btf/MODULE) continues
-vmlinux's type ids and string offsets.
+"""BTF blobs read in Python: which tracepoints the kernel names (`btf_trace_<event>`, what a
+tp_btf program attaches to) and struct layouts (the compiled objects' own BTF, against which
+tests check observer/layout.py). Format: Documentation/bpf/btf.rst. Kernel modules' split BTF
+(/sys/kernel/btf/MODULE) continues vmlinux's type ids and string offsets.
 """
 
 from __future__ import annotations
@@ -13,7 +9,6 @@ from __future__ import annotations
 import functools
 import os
 import struct
-from typing import NamedTuple
 
 BTF_DIR = "/sys/kernel/btf"
 _HEADER = struct.Struct("<HBBIIIII")  # magic, version, flags, hdr_len, type/str off and len
@@ -22,20 +17,12 @@ _MAGIC = 0xEB9F
 # extra bytes after the 12-byte common part: fixed, or per vlen item
 _FIXED = {1: 4, 3: 12, 14: 4, 17: 4}
 _PER_ITEM = {4: 12, 5: 12, 6: 8, 13: 8, 15: 12, 19: 12}
-_INT, _PTR, _STRUCT, _ENUM, _TYPEDEF, _FUNC, _FUNC_PROTO, _ENUM64 = 1, 2, 4, 6, 8, 12, 13, 19
+_INT, _PTR, _STRUCT, _UNION, _ENUM, _TYPEDEF, _ENUM64 = 1, 2, 4, 5, 6, 8, 19
 _MODIFIERS = {_TYPEDEF, 9, 10, 11, 18}  # typedef, volatile, const, restrict, type_tag
 
 
 class BtfError(ValueError):
     """The BTF is unreadable or lacks what was asked."""
-
-
-class Arg(NamedTuple):
-    """One raw tracepoint argument: where it sits in the context, how wide it is."""
-
-    name: str
-    offset: int  # 8 * position
-    size: int
 
 
 class Btf:
@@ -80,7 +67,8 @@ class Btf:
         return (info >> 24) & 0x1F, info & 0xFFFF, name_off, size
 
     def size(self, type_id: int) -> int:
-        """Byte size of a parameter's type (through typedefs and qualifiers)."""
+        """Byte size of a scalar, pointer, struct or union type (through typedefs and
+        qualifiers)."""
         for _ in range(32):
             kind, _, _, size_or_type = self.type(type_id)
             if kind in _MODIFIERS:
@@ -88,18 +76,18 @@ class Btf:
                 continue
             if kind == _PTR:
                 return 8
-            if kind in (_INT, _ENUM, _ENUM64):
+            if kind in (_INT, _ENUM, _ENUM64, _STRUCT, _UNION):
                 return size_or_type
-            raise BtfError(f"type {type_id} of kind {kind} is not a scalar argument")
+            raise BtfError(f"type {type_id} of kind {kind} has no size of its own")
         raise BtfError(f"type {type_id}: too many typedefs")
 
     def typedef_id(self, name: str) -> int:
         """The id of the typedef `name` (btf_trace_<event> names a raw tracepoint's probe)."""
         return self._named(_TYPEDEF, name)
 
-    def func_id(self, name: str) -> int:
-        """The id of the kernel function `name` (what an fentry/fexit program attaches to)."""
-        return self._named(_FUNC, name)
+    def struct_id(self, name: str) -> int:
+        """The id of the struct `name`."""
+        return self._named(_STRUCT, name)
 
     def _named(self, kind: int, name: str) -> int:
         """The id of the type of `kind` named `name` (this blob's types only)."""
@@ -135,52 +123,9 @@ class Btf:
         _, info, _ = _TYPE.unpack_from(self.data, self.offsets[type_id - self.first_id])
         return bool(info >> 31)
 
-    def func_params(self, func: str) -> list[tuple[str, int]]:
-        """(name, size) of each parameter of the BTF function named `func`."""
-        for pos in self.offsets:
-            name_off, info, proto = _TYPE.unpack_from(self.data, pos)
-            if (info >> 24) & 0x1F == _FUNC and self.name(name_off) == func:
-                break
-        else:
-            raise BtfError(f"no function {func} in this BTF")
-        kind, vlen, _, _ = self.type(proto)
-        if kind != _FUNC_PROTO:
-            raise BtfError(f"{func} has no prototype")
-        at = self.offsets[proto - self.first_id] + 12
-        params = [struct.unpack_from("<II", self.data, at + 8 * k) for k in range(vlen)]
-        return [(self.name(n), self.size(t)) for n, t in params]
-
 
 @functools.lru_cache(maxsize=4)
 def kernel_btf(root: str = BTF_DIR) -> Btf:
     """vmlinux's BTF, parsed once (~5 MB)."""
     with open(os.path.join(root, "vmlinux"), "rb") as f:
         return Btf(f.read())
-
-
-def raw_tracepoint_args(event: str, *names: str, root: str = BTF_DIR) -> dict[str, Arg]:
-    """Position and width of `names` among the raw arguments of tracepoint `event`."""
-    func = f"__bpf_trace_{event}"
-    vmlinux = kernel_btf(root)
-    params: list[tuple[str, int]] | None
-    try:
-        params = vmlinux.func_params(func)
-    except BtfError:
-        params = None
-        for module in sorted(os.listdir(root)):
-            if module == "vmlinux":
-                continue
-            with open(os.path.join(root, module), "rb") as f:
-                try:
-                    params = Btf(f.read(), vmlinux).func_params(func)
-                    break
-                except BtfError:
-                    continue
-        if params is None:
-            raise BtfError(f"no BTF for tracepoint {event} ({func})") from None
-    assert params is not None  # the loop above breaks with them or raises
-    args = {name: Arg(name, 8 * (i - 1), size) for i, (name, size) in enumerate(params) if i}
-    missing = [n for n in names if n not in args]
-    if missing:
-        raise BtfError(f"tracepoint {event} has no argument {', '.join(missing)}")
-    return {n: args[n] for n in names}

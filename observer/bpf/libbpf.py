@@ -161,7 +161,8 @@ class BpfObject:
             raise
 
     def _programs(self) -> dict[str, int]:
-        out, prog = {}, None
+        out: dict[str, int] = {}
+        prog = None
         while True:
             prog = lib().bpf_object__next_program(self._obj, prog)
             if not prog:
@@ -204,6 +205,12 @@ class BpfObject:
     def program_fd(self, name: str) -> int:
         """The kernel fd of a loaded program (its run-time statistics, its info)."""
         return int(lib().bpf_program__fd(self._program(name)))
+
+    def program_fd_id(self, name: str) -> int:
+        """The kernel's id of a loaded program (as PROG_GET_NEXT_ID lists it)."""
+        from observer.bpf.program import prog_info
+
+        return int(prog_info(self.program_fd(name)).id)
 
     def map_fd(self, name: str) -> int:
         """A new fd of the map `name` (the caller owns and closes it)."""

@@ -1,4 +1,4 @@
-"""bpf(2) and perf_event_open(2) through ctypes: numbers, attribute structs, the two calls.
+"""bpf(2) through ctypes for reading maps and programs: numbers, attribute structs, the call.
 
 One `ctypes.Structure` per member of `union bpf_attr` that iosignal uses, laid out as in
 include/uapi/linux/bpf.h; the kernel accepts a shorter attr than its own as long as the bytes it
@@ -14,7 +14,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 SYS_BPF = 321  # x86_64
-SYS_PERF_EVENT_OPEN = 298
 
 # bpf(2) commands (enum bpf_cmd)
 MAP_CREATE = 0
@@ -22,13 +21,10 @@ MAP_LOOKUP_ELEM = 1
 MAP_UPDATE_ELEM = 2
 MAP_DELETE_ELEM = 3
 MAP_GET_NEXT_KEY = 4
-PROG_LOAD = 5
 PROG_GET_NEXT_ID = 11
 PROG_GET_FD_BY_ID = 13
 OBJ_GET_INFO_BY_FD = 15
-RAW_TRACEPOINT_OPEN = 17
 MAP_LOOKUP_BATCH = 24
-LINK_CREATE = 28
 ENABLE_STATS = 32
 STATS_RUN_TIME = 0
 
@@ -39,21 +35,8 @@ MAP_TYPE_PERCPU_HASH = 5
 MAP_TYPE_PERCPU_ARRAY = 6
 MAP_TYPE_LRU_HASH = 9
 
-# program types (enum bpf_prog_type) and the attach type of a perf-event link
-PROG_TYPE_TRACEPOINT = 5
-PROG_TYPE_RAW_TRACEPOINT = 17
-PROG_TYPE_TRACING = 26
-ATTACH_TRACE_RAW_TP = 23  # a TRACING program on a raw tracepoint named by BTF (tp_btf)
-ATTACH_TRACE_FEXIT = 25  # a TRACING program on a kernel function's return
-ATTACH_PERF_EVENT = 41
-
 # map update flags
 ANY, NOEXIST, EXIST = 0, 1, 2
-
-# perf_event_open(2)
-PERF_TYPE_TRACEPOINT = 2
-PERF_FLAG_FD_CLOEXEC = 1 << 3
-PERF_EVENT_IOC_ENABLE = 0x2400  # _IO('$', 0)
 
 OBJ_NAME_LEN = 16
 
@@ -96,34 +79,6 @@ class MapBatchAttr(ctypes.Structure):
         ("map_fd", ctypes.c_uint32),
         ("elem_flags", ctypes.c_uint64),
         ("flags", ctypes.c_uint64),
-    ]
-
-
-class ProgLoadAttr(ctypes.Structure):
-    """bpf_attr for PROG_LOAD."""
-
-    _fields_ = [
-        ("prog_type", ctypes.c_uint32),
-        ("insn_cnt", ctypes.c_uint32),
-        ("insns", ctypes.c_uint64),
-        ("license", ctypes.c_uint64),
-        ("log_level", ctypes.c_uint32),
-        ("log_size", ctypes.c_uint32),
-        ("log_buf", ctypes.c_uint64),
-        ("kern_version", ctypes.c_uint32),
-        ("prog_flags", ctypes.c_uint32),
-        ("prog_name", ctypes.c_char * OBJ_NAME_LEN),
-        ("prog_ifindex", ctypes.c_uint32),
-        ("expected_attach_type", ctypes.c_uint32),
-        ("prog_btf_fd", ctypes.c_uint32),
-        ("func_info_rec_size", ctypes.c_uint32),
-        ("func_info", ctypes.c_uint64),
-        ("func_info_cnt", ctypes.c_uint32),
-        ("line_info_rec_size", ctypes.c_uint32),
-        ("line_info", ctypes.c_uint64),
-        ("line_info_cnt", ctypes.c_uint32),
-        ("attach_btf_id", ctypes.c_uint32),  # the BTF type the program attaches to
-        ("attach_btf_obj_fd", ctypes.c_uint32),  # 0: vmlinux's BTF
     ]
 
 
@@ -179,50 +134,6 @@ class EnableStatsAttr(ctypes.Structure):
     _fields_ = [("type", ctypes.c_uint32)]
 
 
-class RawTracepointAttr(ctypes.Structure):
-    """bpf_attr for RAW_TRACEPOINT_OPEN."""
-
-    _fields_ = [("name", ctypes.c_uint64), ("prog_fd", ctypes.c_uint32)]
-
-
-class LinkCreateAttr(ctypes.Structure):
-    """bpf_attr for LINK_CREATE (the perf-event form)."""
-
-    _fields_ = [
-        ("prog_fd", ctypes.c_uint32),
-        ("target_fd", ctypes.c_uint32),
-        ("attach_type", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("bpf_cookie", ctypes.c_uint64),
-    ]
-
-
-class PerfEventAttr(ctypes.Structure):
-    """struct perf_event_attr up to PERF_ATTR_SIZE_VER5 (112 bytes); the rest stays zero."""
-
-    _fields_ = [
-        ("type", ctypes.c_uint32),
-        ("size", ctypes.c_uint32),
-        ("config", ctypes.c_uint64),
-        ("sample_period", ctypes.c_uint64),
-        ("sample_type", ctypes.c_uint64),
-        ("read_format", ctypes.c_uint64),
-        ("flags", ctypes.c_uint64),  # the disabled/inherit/... bitfield
-        ("wakeup_events", ctypes.c_uint32),
-        ("bp_type", ctypes.c_uint32),
-        ("config1", ctypes.c_uint64),
-        ("config2", ctypes.c_uint64),
-        ("branch_sample_type", ctypes.c_uint64),
-        ("sample_regs_user", ctypes.c_uint64),
-        ("sample_stack_user", ctypes.c_uint32),
-        ("clockid", ctypes.c_int32),
-        ("sample_regs_intr", ctypes.c_uint64),
-        ("aux_watermark", ctypes.c_uint32),
-        ("sample_max_stack", ctypes.c_uint16),
-        ("reserved_2", ctypes.c_uint16),
-    ]
-
-
 def _raise(what: str) -> None:
     code = ctypes.get_errno()
     raise OSError(code, f"{what}: {os.strerror(code)}")
@@ -233,14 +144,6 @@ def bpf(cmd: int, attr: ctypes.Structure, what: str) -> int:
     ret = _libc.syscall(SYS_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
     if ret < 0:
         _raise(what)
-    return ret
-
-
-def perf_event_open(attr: PerfEventAttr, pid: int, cpu: int, group_fd: int, flags: int) -> int:
-    """perf_event_open(2); OSError with the kernel's errno."""
-    ret = _libc.syscall(SYS_PERF_EVENT_OPEN, ctypes.byref(attr), pid, cpu, group_fd, flags)
-    if ret < 0:
-        _raise("perf_event_open")
     return ret
 
 

@@ -173,7 +173,7 @@ static __always_inline __u32 current_tgid(void)
 }
 
 SEC("tp_btf/kvm_pio")
-int BPF_PROG(count_pio, unsigned int rw, unsigned int port, unsigned int size, unsigned int count,
+int BPF_PROG(iosig_pio, unsigned int rw, unsigned int port, unsigned int size, unsigned int count,
 	     const void *data)
 {
 	struct access_key key = {
@@ -187,7 +187,7 @@ int BPF_PROG(count_pio, unsigned int rw, unsigned int port, unsigned int size, u
 }
 
 SEC("tp_btf/kvm_mmio")
-int BPF_PROG(count_mmio, int type, int len, __u64 gpa, void *val)
+int BPF_PROG(iosig_mmio, int type, int len, __u64 gpa, void *val)
 {
 	struct access_key key = {.tgid = current_tgid(), .space = SPACE_MMIO, .len = len, .addr = gpa};
 
@@ -200,7 +200,7 @@ int BPF_PROG(count_mmio, int type, int len, __u64 gpa, void *val)
 }
 
 SEC("tp_btf/kvm_fast_mmio")
-int BPF_PROG(count_fast_mmio, __u64 gpa)
+int BPF_PROG(iosig_fast_mmio, __u64 gpa)
 {
 	struct access_key key = {.tgid = current_tgid(), .space = SPACE_MMIO, .len = 0, .addr = gpa};
 
@@ -208,9 +208,9 @@ int BPF_PROG(count_fast_mmio, __u64 gpa)
 	return 0;
 }
 
-/* The struct kvm_run of the vCPU whose KVM_RUN ioctl is returning on this thread, or NULL.
- * Every pointer on the way is read through BTF (faults read as zero), never trusted. */
-static __always_inline struct kvm_run *exiting_run(struct task_struct *task)
+/* The vCPU whose KVM_RUN ioctl is returning on this thread, or NULL. Every pointer on the way
+ * is read through BTF (faults read as zero), never trusted. */
+static __always_inline struct kvm_vcpu *exiting_vcpu(struct task_struct *task)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	unsigned long fd = regs->di; /* ioctl(vcpu_fd, KVM_RUN, 0) */
@@ -222,9 +222,7 @@ static __always_inline struct kvm_run *exiting_run(struct task_struct *task)
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]) || !file)
 		return NULL;
 	file = bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
-	struct kvm_vcpu *vcpu =
-		bpf_rdonly_cast(file->private_data, bpf_core_type_id_kernel(struct kvm_vcpu));
-	return vcpu->run;
+	return bpf_rdonly_cast(file->private_data, bpf_core_type_id_kernel(struct kvm_vcpu));
 }
 
 static __always_inline void note_value(struct access_key *key, __u64 value)
@@ -239,16 +237,19 @@ static __always_inline void note_value(struct access_key *key, __u64 value)
 }
 
 SEC("tp_btf/kvm_userspace_exit")
-int BPF_PROG(count_userspace_exit, __u32 reason, int err)
+int BPF_PROG(iosig_exit, __u32 reason, int err)
 {
 	struct task_struct *task;
-	struct kvm_run *run;
+	struct kvm_vcpu *vcpu;
+	struct kvm_run *run = NULL;
 	__u64 value = 0;
 
 	if (err || (reason != KVM_EXIT_IO && reason != KVM_EXIT_MMIO))
 		return 0; /* KVM_RUN failed (e.g. EINTR), or an exit that is no access */
 	task = bpf_get_current_task_btf();
-	run = exiting_run(task);
+	vcpu = exiting_vcpu(task);
+	if (vcpu)
+		run = vcpu->run;
 	if (!run || run->exit_reason != reason) {
 		drop(0);
 		return 0;
@@ -266,8 +267,9 @@ int BPF_PROG(count_userspace_exit, __u32 reason, int err)
 			return 0;
 		}
 		count_userspace(&key, count);
-		/* the first element's value: the data page follows kvm_run at data_offset */
-		bpf_probe_read_kernel(&value, key.len & 7, (char *)run + (run->io.data_offset & 0xffff));
+		/* the first element's value, in the vCPU's PIO data page (the VMM maps it at
+		 * data_offset after kvm_run; in the kernel it is a page of its own) */
+		bpf_probe_read_kernel(&value, key.len & 7, vcpu->arch.pio_data);
 	} else {
 		key.space = SPACE_MMIO;
 		key.len = run->mmio.len;
@@ -286,13 +288,19 @@ int BPF_PROG(count_userspace_exit, __u32 reason, int err)
 /* The floor: programs that return at once, attached in the counting programs' place, measure
  * what the tracepoints' hooks alone cost a guest access (`iosignal observe --bench`). */
 SEC("tp_btf/kvm_pio")
-int BPF_PROG(floor_pio) { return 0; }
+int BPF_PROG(iosig_floor_pio) { return 0; }
 
 SEC("tp_btf/kvm_mmio")
-int BPF_PROG(floor_mmio) { return 0; }
+int BPF_PROG(iosig_floor_mmio) { return 0; }
 
 SEC("tp_btf/kvm_fast_mmio")
-int BPF_PROG(floor_fast_mmio) { return 0; }
+int BPF_PROG(iosig_floor_fast) { return 0; }
 
 SEC("tp_btf/kvm_userspace_exit")
-int BPF_PROG(floor_userspace_exit) { return 0; }
+int BPF_PROG(iosig_floor_exit) { return 0; }
+
+/* Not attached: `iosignal observe --bench` asks whether this kernel loads an fexit program on
+ * kvm_io_bus_write (its return value alone tells in-kernel from userspace, one program per
+ * write). Refused with EPERM where lockdown forbids fentry/fexit. */
+SEC("fexit/kvm_io_bus_write")
+int BPF_PROG(iosig_fexit) { return 0; }

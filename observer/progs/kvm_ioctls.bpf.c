@@ -44,9 +44,11 @@ struct {
 volatile __s64 inflight;
 /* Events lost to a full ring buffer (the reader is more than 256 KiB behind). */
 volatile __u64 lost;
+/* Never used: puts struct ioctl_event in the object's BTF, where a test checks the reader's. */
+struct ioctl_event *event_layout;
 
 SEC("tracepoint/syscalls/sys_enter_ioctl")
-int ioctl_enter(struct trace_event_raw_sys_enter *ctx)
+int iosig_ioctl_in(struct trace_event_raw_sys_enter *ctx)
 {
 	unsigned long cmd = ctx->args[1];
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -66,7 +68,7 @@ int ioctl_enter(struct trace_event_raw_sys_enter *ctx)
 }
 
 SEC("tracepoint/syscalls/sys_exit_ioctl")
-int ioctl_exit(struct trace_event_raw_sys_exit *ctx)
+int iosig_ioctl_out(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id;
 	__u32 tid;
@@ -100,7 +102,7 @@ int ioctl_exit(struct trace_event_raw_sys_exit *ctx)
 
 /* The floor: the same tracepoints, programs that return at once (`iosignal observe --bench`). */
 SEC("tracepoint/syscalls/sys_enter_ioctl")
-int floor_ioctl_enter(void *ctx) { return 0; }
+int iosig_floor_in(void *ctx) { return 0; }
 
 SEC("tracepoint/syscalls/sys_exit_ioctl")
-int floor_ioctl_exit(void *ctx) { return 0; }
+int iosig_floor_out(void *ctx) { return 0; }

@@ -41,13 +41,18 @@ def tracefs(bpf: None) -> str:
 class Vmm:
     """A running tests/observer/vmm.py process: a separate VMM the observer can watch."""
 
-    def __init__(self, *ioeventfd_ports: int) -> None:
+    def __init__(self, *ioeventfd_ports: int, datamatch: dict[int, int] | None = None) -> None:
         import json
         import subprocess
         import sys
         from pathlib import Path
 
-        args = [a for p in ioeventfd_ports for a in ("--ioeventfd", hex(p))]
+        match = datamatch or {}
+        args = [
+            a
+            for p in ioeventfd_ports
+            for a in ("--ioeventfd", hex(p) + (f":{match[p]:#x}" if p in match else ""))
+        ]
         script = Path(__file__).with_name("vmm.py")
         self._json = json
         self.proc = subprocess.Popen(
@@ -69,9 +74,9 @@ class Vmm:
         self.proc.stdin.flush()
         return self._answer()
 
-    def ring(self, space: str, addr: int, length: int, n: int) -> None:
-        """The guest writes `n` times to `addr` (returns when the pass is done)."""
-        self._ask(f"ring {space} {addr:#x} {length} {n}")
+    def ring(self, space: str, addr: int, length: int, n: int, value: int = 1) -> None:
+        """The guest writes `value` `n` times to `addr` (returns when the pass is done)."""
+        self._ask(f"ring {space} {addr:#x} {length} {n} {value:#x}")
 
     def counts(self) -> dict:
         """The VMM's own figures: eventfd signals per port, userspace exits per address."""
@@ -95,8 +100,8 @@ def vmm(kvm_path: str):
     """Factory: start a test VMM process with ioeventfds on the given ports; all killed after."""
     started: list[Vmm] = []
 
-    def start(*ports: int) -> Vmm:
-        v = Vmm(*ports)
+    def start(*ports: int, datamatch: dict[int, int] | None = None) -> Vmm:
+        v = Vmm(*ports, datamatch=datamatch)
         started.append(v)
         return v
 

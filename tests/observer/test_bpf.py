@@ -1,30 +1,29 @@
-"""The BPF layer against the real kernel: maps, program loads, links, errno and verifier log."""
+"""The BPF layer on the real kernel: maps by bpf(2), objects by libbpf, errno, verifier log."""
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import subprocess
+import time
 
 import pytest
 
-from observer.bpf import Asm, Link, Map, Program, VerifierError, loaded_programs, read_format
+from observer.bpf import Map, loaded_programs
 from observer.bpf import syscall as sc
-from observer.bpf.asm import R0, R5
-from observer.layout import AccessCounts, AccessKey, PendingWrite
+from observer.bpf.libbpf import BpfObject, VerifierError
+from observer.layout import AccessCounts, AccessKey, IoctlEvent
+from observer.probe import PROGS
 
 
 def test_struct_sizes_match_the_kernel_headers() -> None:
     # include/uapi/linux/bpf.h and perf_event.h (PERF_ATTR_SIZE_VER5 = 112)
     assert ctypes.sizeof(sc.MapElemAttr) == 32
     assert ctypes.sizeof(sc.MapBatchAttr) == 56
-    assert ctypes.sizeof(sc.ProgLoadAttr) == 120  # through attach_btf_obj_fd, padded
-    assert sc.ProgLoadAttr.attach_btf_id.offset == 108
-    assert ctypes.sizeof(sc.LinkCreateAttr) == 24
-    assert ctypes.sizeof(sc.PerfEventAttr) == 112
     assert sc.ProgInfo.name.offset == 64
     assert (sc.ProgInfo.run_time_ns.offset, sc.ProgInfo.run_cnt.offset) == (192, 200)
-    assert (ctypes.sizeof(AccessKey), ctypes.sizeof(AccessCounts)) == (16, 24)
-    assert ctypes.sizeof(PendingWrite) == 40
+    assert (ctypes.sizeof(AccessKey), ctypes.sizeof(AccessCounts)) == (16, 32)
+    assert ctypes.sizeof(IoctlEvent) == 96  # observer/progs/iosignal.h (test_progs: its BTF)
 
 
 def test_hash_map_update_lookup_delete_and_walk(bpf: None) -> None:
@@ -73,38 +72,50 @@ def test_a_map_on_a_bad_fd_raises_ebadf_from_every_call(bpf: None) -> None:
     m.fd = -1
 
 
-def test_a_refused_program_carries_the_verifier_log(bpf: None) -> None:
-    a = Asm()
-    a.mov_reg(R0, R5)  # R5 was never written
-    a.exit()
+def _ours() -> set[tuple[int, str]]:
+    """(id, name) of iosignal's programs on the host (other processes may load some too)."""
+    return {(i, name) for i, name in loaded_programs() if name.startswith("iosig_")}
+
+
+def test_an_object_loads_attaches_and_closing_detaches(tracefs: str) -> None:
+    before = _ours()
+    obj = BpfObject(str(PROGS / "kvm_counts.bpf.o"), ["iosig_floor_pio"])
+    assert obj.attached() == ["iosig_floor_pio"]
+    mine = {(i, n) for i, n in _ours() - before if i == obj.program_fd_id("iosig_floor_pio")}
+    assert [n for _, n in mine] == ["iosig_floor_pio"]
+    obj.close()
+    # the kernel frees a detached program after an RCU grace period: gone within seconds
+    deadline = time.monotonic() + 10
+    while mine & _ours() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not mine & _ours()
+
+
+BAD = """#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+SEC("tp_btf/kvm_pio") int iosig_bad(void *ctx) { volatile int *p = 0; return *p; }
+"""
+
+
+def test_a_refused_program_carries_the_verifiers_log(tracefs: str, tmp_path) -> None:
+    """A program the verifier refuses (compiled here by clang, as make bpf does): EACCES, the
+    verifier's own words in the error, nothing left loaded."""
+    src = tmp_path / "bad.bpf.c"
+    src.write_text(BAD)
+    obj = tmp_path / "bad.bpf.o"
+    cmd = ["clang", "-g", "-O2", "-target", "bpf", f"-I{PROGS}", "-c", str(src), "-o", str(obj)]
+    subprocess.run(cmd, check=True)
     with pytest.raises(VerifierError) as e:
-        Program(sc.PROG_TYPE_TRACEPOINT, a.assemble(), "t_bad")
+        BpfObject(str(obj), ["iosig_bad"])
     assert e.value.errno == errno.EACCES
-    assert "R5 !read_ok" in str(e.value)
+    assert "invalid mem access" in e.value.log
+    assert not {n for _, n in _ours()} & {"iosig_bad"}
 
 
-def test_a_jump_to_an_undefined_label_is_refused_before_the_kernel() -> None:
-    a = Asm()
-    a.goto("nowhere")
-    with pytest.raises(ValueError, match="nowhere"):
-        a.assemble()
-
-
-def _ours() -> set[str]:
-    return {name for _, name in loaded_programs() if name == "t_attach"}
-
-
-def test_link_attaches_to_a_tracepoint_and_closing_detaches(tracefs: str) -> None:
-    a = Asm()
-    a.mov(R0, 0)
-    a.exit()
-    prog = Program(sc.PROG_TYPE_TRACEPOINT, a.assemble(), "t_attach")
-    assert prog.info().type == sc.PROG_TYPE_TRACEPOINT
-    link = Link.perf_tracepoint(prog, read_format("kvm", "kvm_pio").id)
-    prog.close()  # the link keeps the program alive
-    assert _ours() == {"t_attach"}
-    link.close()
-    assert _ours() == set()
+def test_asking_for_a_program_the_object_lacks_names_it(tracefs: str) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no program.*iosig_nothing"):
+        BpfObject(str(PROGS / "kvm_counts.bpf.o"), ["iosig_nothing"])
 
 
 def test_the_bench_asks_the_kernel_for_cheaper_hooks_and_leaves_nothing_loaded(

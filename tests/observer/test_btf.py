@@ -1,4 +1,4 @@
-"""Raw tracepoint arguments from the kernel's BTF, and clear errors when BTF lacks them."""
+"""The kernel's BTF read in Python: tracepoint typedefs and struct layouts, clear errors."""
 
 from __future__ import annotations
 
@@ -7,26 +7,13 @@ import os
 import pytest
 from support import need
 
-from observer.bpf.btf import Btf, BtfError, kernel_btf, raw_tracepoint_args
+from observer.bpf.btf import Btf, BtfError, kernel_btf
 
 
 @pytest.fixture(scope="module")
 def btf() -> None:
     ok = os.path.exists("/sys/kernel/btf/vmlinux")
-    need("kernel BTF", ok, "a kernel with CONFIG_DEBUG_INFO_BTF (else the probe uses classic)")
-
-
-def test_kvm_pio_arguments_are_placed_in_tp_proto_order(btf) -> None:
-    args = raw_tracepoint_args("kvm_pio", "rw", "port", "size", "count")
-    assert [(a.offset, a.size) for a in args.values()] == [(0, 4), (8, 4), (16, 4), (24, 4)]
-    assert raw_tracepoint_args("kvm_mmio", "gpa")["gpa"].size == 8
-
-
-def test_a_missing_argument_or_tracepoint_is_named(btf) -> None:
-    with pytest.raises(BtfError, match="kvm_pio has no argument nope"):
-        raw_tracepoint_args("kvm_pio", "nope")
-    with pytest.raises(BtfError, match="no BTF for tracepoint kvm_nothing"):
-        raw_tracepoint_args("kvm_nothing")
+    need("kernel BTF", ok, "a kernel with CONFIG_DEBUG_INFO_BTF (the programs are placed by it)")
 
 
 def test_bytes_that_are_not_btf_are_refused() -> None:
@@ -42,6 +29,9 @@ def test_struct_members_and_tracepoint_typedefs_are_found(btf) -> None:
     parts = vmlinux.member_offset("task_struct", "se")
     assert nested == parts + vmlinux.member_offset("sched_entity", "nr_migrations")
     assert vmlinux.typedef_id("btf_trace_kvm_pio") > 0  # what a tp_btf program attaches to
+    run = vmlinux.struct_id("kvm_run")  # what the exit program reads: uapi, so fixed
+    assert vmlinux.member_offset("kvm_run", "exit_reason") == 8
+    assert vmlinux.size(run) >= 32 + 256
     with pytest.raises(BtfError, match="task_struct has no member nope"):
         vmlinux.member_offset("task_struct", "nope")
     with pytest.raises(BtfError):

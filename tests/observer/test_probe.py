@@ -1,4 +1,5 @@
-"""The counting programs on real KVM: separate VMM processes, exact in-kernel/userspace split."""
+"""The counting programs on real KVM: separate VMM processes, exact in-kernel/userspace split,
+each userspace exit counted by the address in the exiting vCPU's kvm_run."""
 
 from __future__ import annotations
 
@@ -12,25 +13,17 @@ from collections.abc import Callable
 import pytest
 from support import ring_together
 
-from observer import probe as probe_module
-from observer.bpf import RunStats
-from observer.counter import CountReader, Counts
+from observer.bpf import RunStats, prog_info
+from observer.counter import CountReader, Counts, ValueReader
 from observer.probe import KvmProbe
-from observer.programs import PER_THREAD
 
 IOEVENTFD_PORT, USER_PORT, MMIO_GPA = 0x510, 0x520, 0xD000_0000
 
 
-@pytest.fixture(params=["btf", "raw", "classic", "per-thread"])
-def probe(tracefs: str, request, monkeypatch):
-    """The probe in each mode: BTF-typed and raw tracepoints (BTF places arguments), classic
-    (tracefs), and classic as on a kernel without BTF (the pending write kept per thread)."""
-    mode = request.param
-    if mode == "per-thread":
-        monkeypatch.setattr(probe_module, "_task_access", lambda _mode: (PER_THREAD, 0))
-        mode = "classic"
-    with KvmProbe(tracefs, mode=mode) as p:
-        assert p.mode == mode
+@pytest.fixture
+def probe(tracefs: str):
+    """The compiled programs, attached (tracefs: the fixture checks BPF and KVM are here)."""
+    with KvmProbe() as p:
         yield p
 
 
@@ -56,8 +49,8 @@ def _ring_both_while(rings: dict, background: Callable[[threading.Event], None])
 
 
 def test_two_vmms_one_on_each_cpu_are_exact(probe, vmm) -> None:
-    """Each CPU's pending-write slot serves whichever thread runs there: one VMM per CPU,
-    then both swapped, counted exactly."""
+    """Each CPU's recent slot serves whichever thread runs there: one VMM per CPU, then both
+    swapped, counted exactly."""
     a, b = vmm(IOEVENTFD_PORT), vmm(IOEVENTFD_PORT)
     cpus = sorted(os.sched_getaffinity(0))
     reader = CountReader(probe.counts, probe.recent)
@@ -74,9 +67,10 @@ def test_two_vmms_one_on_each_cpu_are_exact(probe, vmm) -> None:
             assert got[(v.pid, "pio", USER_PORT, 4)] == Counts(m, m, 0)
 
 
-def test_threads_moved_between_cpus_are_never_misattributed(probe, vmm) -> None:
-    """VMM threads thrown between CPUs while they ring: every write is counted, and a
-    userspace exit is either its own write's or counted unmatched, never another's."""
+def test_threads_moved_between_cpus_are_counted_exactly(probe, vmm) -> None:
+    """VMM threads thrown between CPUs while they ring: every write and every userspace exit
+    is counted for its own address (an exit is read from its own kvm_run, so a migration
+    between a write and its exit changes nothing), and none is unmatched."""
     a, b = vmm(IOEVENTFD_PORT), vmm(IOEVENTFD_PORT)
     cpus = sorted(os.sched_getaffinity(0))
     reader = CountReader(probe.counts, probe.recent)
@@ -96,14 +90,10 @@ def test_threads_moved_between_cpus_are_never_misattributed(probe, vmm) -> None:
     rings = {a: (20000, 4000), b: (15000, 5000)}
     _ring_both_while(rings, shuffle)
     got = reader.deltas()
-    userspace = 0
     for v, (n, m) in rings.items():
-        assert got[(v.pid, "pio", IOEVENTFD_PORT, 4)].writes == n
-        assert got[(v.pid, "pio", IOEVENTFD_PORT, 4)].userspace == 0  # never another's exit
-        assert got[(v.pid, "pio", USER_PORT, 4)].writes == m
-        assert got[(v.pid, "pio", USER_PORT, 4)].userspace <= m
-        userspace += got[(v.pid, "pio", USER_PORT, 4)].userspace
-    assert userspace + _unmatched(probe) - before >= sum(m for _, m in rings.values())
+        assert got[(v.pid, "pio", IOEVENTFD_PORT, 4)] == Counts(n, 0, 0)
+        assert got[(v.pid, "pio", USER_PORT, 4)] == Counts(m, m, 0)
+    assert _unmatched(probe) == before
 
 
 def test_writes_split_exactly_into_in_kernel_and_userspace(probe, vmm) -> None:
@@ -188,16 +178,32 @@ def test_the_benchs_floor_probe_runs_on_every_access_and_counts_nothing(tracefs,
     on the same tracepoints: those run for every access (the kernel's own run count) and
     leave the maps untouched, so their cost is the hooks' alone."""
     v = vmm(IOEVENTFD_PORT)
-    with KvmProbe(tracefs) as counting:
+    with KvmProbe() as counting:
         events = counting.events()
-    with RunStats(), KvmProbe(tracefs, empty=True) as floor:
+    with RunStats(), KvmProbe(empty=True) as floor:
         assert floor.events() == events
         v.ring("pio", IOEVENTFD_PORT, 4, 500)
         v.ring("pio", USER_PORT, 4, 300)
-        runs = {a.event: a.program.info().run_cnt for a in floor.attached}
-        assert floor.counts is not None
+        runs = {event: prog_info(fd).run_cnt for event, fd in floor.program_fds().items()}
+        assert floor.counts is not None and floor.recent is not None
         assert list(floor.counts.lookup_batch()) == []
         assert all(s.writes == 0 for s in floor.recent.lookup(ctypes.c_uint32(0)) or [])
     # other VMs on the host may add runs, never take them away
     assert runs["kvm_pio"] >= 500 + 300
     assert runs["kvm_userspace_exit"] >= 300
+
+
+def test_values_of_writes_that_exit_are_counted_per_value(probe, vmm) -> None:
+    """exit_values: how often each value was written in writes that exited to userspace (what
+    a datamatch diagnosis names); writes an ioeventfd took in the kernel leave no value."""
+    v = vmm(IOEVENTFD_PORT)
+    values = ValueReader(probe.values)
+    values.deltas()
+    v.ring("pio", USER_PORT, 4, 40)  # the doorbell guest writes the value 1
+    v.ring("mmio", MMIO_GPA, 4, 25)
+    v.ring("pio", IOEVENTFD_PORT, 4, 30)
+    got = {at: n for at, n in values.deltas().items() if at[0][0] == v.pid}
+    assert got[((v.pid, "pio", USER_PORT, 4), 1)] == 40
+    assert got[((v.pid, "mmio", MMIO_GPA, 4), 1)] == 25
+    assert not any(at[0][2] == IOEVENTFD_PORT for at in got)
+    assert values.deltas() == {} or all(at[0][0] != v.pid for at in values.deltas())
