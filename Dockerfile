@@ -4,6 +4,9 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /srv/iosignal
+# libbpf loads the observer's compiled BPF objects (observer/progs/*.bpf.o, committed)
+RUN apt-get update && apt-get install -y --no-install-recommends libbpf1 \
+    && rm -rf /var/lib/apt/lists/*
 
 COPY pyproject.toml README.md ./
 COPY contract ./contract
