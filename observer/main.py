@@ -43,8 +43,13 @@ def observe(settings: Settings, probe: KvmProbe, engine: Engine, stop: threading
         discovery,
         debugfs,
         values=ValueReader(probe.values),
-        calls=CallLog(probe),
+        calls=CallLog(probe) if probe.ioctls is not None else None,
     )
+    if probe.ioctls is None:
+        log.warning(
+            "no syscalls:sys_enter_ioctl tracepoint (CONFIG_FTRACE_SYSCALLS is off): counting, "
+            "but the VMMs' registrations stay unknown"
+        )
     prune = retention_hook(
         "observed retention",
         lambda newest: retention.run(

@@ -83,6 +83,14 @@ def _check_btf() -> None:
         )
 
 
+def syscall_tracepoints(root: str = TRACEFS) -> bool:
+    """The ioctl syscall tracepoints are there (CONFIG_FTRACE_SYSCALLS): without them the
+    observer counts but cannot hear registrations."""
+    return all(
+        os.path.exists(f"{root}/events/syscalls/sys_{side}_ioctl/id") for side in ("enter", "exit")
+    )
+
+
 def open_probe(tracefs: str = TRACEFS, *, empty: bool = False) -> KvmProbe:
     """Every check, then the attached probe; ObserverUnavailable says what is missing."""
     if platform.system() != "Linux" or platform.machine() != "x86_64":
@@ -92,7 +100,7 @@ def open_probe(tracefs: str = TRACEFS, *, empty: bool = False) -> KvmProbe:
     _check_btf()
     _check_proc()
     try:
-        return KvmProbe(empty=empty)
+        return KvmProbe(empty=empty, registrations=syscall_tracepoints(tracefs))
     except LibbpfMissing as e:
         raise ObserverUnavailable(f"{e}: the observer loads its programs with libbpf") from None
     except VerifierError as e:
