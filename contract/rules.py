@@ -208,7 +208,8 @@ def why_exits(
     although `regs` are registered at that address, by the kernel's rules; None when a
     registration takes every one of them (the rules do not explain the exits)."""
     near = [r for r in regs if r.addr == addr]
-    if any(all(covers(r, space, addr, len_, v) for v in values or [None]) for r in near):
+    written: list[int | None] = list(values) or [None]  # unknown values: does any match
+    if any(all(covers(r, space, addr, len_, v) for v in written) for r in near):
         return None
     same_width = [r for r in near if r.space == space and r.len == len_]
     if same_width:

@@ -41,7 +41,7 @@ class ExitValue(NamedTuple):
     addr: int
     len: int
     value: int
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count, as the field's name says
 
 
 class Registration(NamedTuple):
