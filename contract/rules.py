@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import math
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from contract.guest import (
     CONTROL_PORT,
@@ -201,9 +201,16 @@ def _hexes(values: list[int]) -> str:
     return " or ".join(f"0x{v:x}" for v in sorted(set(values)))
 
 
+class Miss(NamedTuple):
+    """Which of the kernel's match rules a write broke (datamatch, width, space), as a sentence."""
+
+    rule: str
+    text: str
+
+
 def why_exits(
     regs: list[RegistrationLike], space: str, addr: int, len_: int, values: list[int]
-) -> str | None:
+) -> Miss | None:
     """Why writes to space/addr of `len_` bytes (of `values`, those seen exiting) still exit
     although `regs` are registered at that address, by the kernel's rules; None when a
     registration takes every one of them (the rules do not explain the exits)."""
@@ -215,13 +222,13 @@ def why_exits(
     if same_width:
         wrote = f"guest wrote {_hexes(values)}" if values else "the values it wrote are unknown"
         matches = [r.datamatch for r in same_width if r.datamatch is not None]
-        return f"datamatch {_hexes(matches)}, {wrote}"
+        return Miss("datamatch", f"datamatch {_hexes(matches)}, {wrote}")
     same_space = [r for r in near if r.space == space]
     if same_space:
         widths = " or ".join(str(w) for w in sorted({r.len for r in same_space}))
-        return f"registered len {widths}, guest writes len {len_}"
+        return Miss("width", f"registered len {widths}, guest writes len {len_}")
     if near:
-        return f"registered on {near[0].space} 0x{addr:x}, guest writes {space}"
+        return Miss("space", f"registered on {near[0].space} 0x{addr:x}, guest writes {space}")
     return None
 
 
