@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.schemas_observed import Diagnosis
 from contract.benchpaths import BENCH_PATHS
 from contract.models import BenchState, RegState, VmKind, VmState
 from contract.rules import (
@@ -125,6 +126,7 @@ class IoeventfdOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+    source: Literal["iosignal"] = "iosignal"
     vm_id: int
     space: str
     addr: int
@@ -169,8 +171,8 @@ class ExitRow(BaseModel):
     exits: int
     rate_hz: float
     registered: bool | None = Field(
-        description="an active registration covers this space/addr/len (null for an observed "
-        "VM: iosignal does not know another VMM's registrations)"
+        description="an active registration covers this space/addr/len (for an observed VM one "
+        "the observer saw the VMM make; null where no observer ever watched its host)"
     )
     # What `iosignal observe` counted at the address (null where no observer watched it).
     writes: int | None = Field(None, description="guest writes the observer counted")
@@ -180,6 +182,11 @@ class ExitRow(BaseModel):
     userspace_hz: float | None = None
     in_kernel_hz: float | None = None
     in_kernel_share: float | None = Field(None, description="in_kernel / writes, 0..1")
+    read_exits: int | None = Field(None, description="reads there that exited to the VMM")
+    read_exits_hz: float | None = None
+    diagnosis: Diagnosis | None = Field(
+        None, description="why its writes still exit, or what an ioeventfd would save"
+    )
 
 
 class DoorbellIn(BaseModel):

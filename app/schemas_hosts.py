@@ -18,6 +18,12 @@ class HostVmOut(VmOut):
     exits_hz: float = Field(0.0, description="userspace exits/s (worker's counter if owned)")
     observed: bool = Field(description="an observer counted this VM's writes in the window")
     busiest: list[ExitRow] = Field(description="its busiest doorbells, most written first")
+    diagnoses: int = Field(0, description="its doorbells with a diagnosis (see /exits)")
+    top_diagnosis: ExitRow | None = Field(
+        None,
+        description="the doorbell of the first diagnosis: registered but exits before hot "
+        "and unregistered, then the most vCPU time saved, then the most exits",
+    )
 
 
 class HostOut(BaseModel):

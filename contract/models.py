@@ -294,6 +294,65 @@ class Workload(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Observer(Base):
+    """One `iosignal observe` process: what it saw of the VMMs' registrations begins at its
+    `started_at` (calls made before it are unknown), and `seen_at` is its newest write."""
+
+    __tablename__ = "observers"
+    __table_args__ = (Index("ix_observers_host_started", "host", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ObservedRegistration(Base):
+    """A KVM_IOEVENTFD or KVM_IRQFD call some VMM made, as the observer saw it (issue 18).
+
+    An assign the kernel accepted is live until a deassign matches it (`deassigned_at`); a
+    deassign that matched no row (assigned before the observer started) is a row of its own
+    with `deassign` true and no `assigned_at`; a refused call keeps its `errno` and never
+    counts as registered.
+    """
+
+    __tablename__ = "observed_registrations"
+    __table_args__ = (Index("ix_observed_registrations_vm_addr", "vm_id", "kind", "space", "addr"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # ioeventfd | irqfd
+    deassign: Mapped[bool] = mapped_column(Boolean, default=False)  # the call was a deassign
+    space: Mapped[str | None] = mapped_column(String(8), default=None)
+    addr: Mapped[int | None] = mapped_column(U64, default=None)
+    len: Mapped[int | None] = mapped_column(Integer, default=None)
+    datamatch: Mapped[int | None] = mapped_column(U64, default=None)  # NULL = wildcard
+    eventfd: Mapped[int] = mapped_column(Integer)
+    gsi: Mapped[int | None] = mapped_column(Integer, default=None)  # irqfd only
+    flags: Mapped[int] = mapped_column(BigInteger, default=0)
+    called_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    deassigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    errno: Mapped[str | None] = mapped_column(String(32), default=None)  # refused: e.g. EEXIST
+
+
+class ObservedExitValue(Base):
+    """A value the guest wrote to an address in writes that exited to userspace: how often since
+    first seen, and when last. The observer keeps the few most recent values per address."""
+
+    __tablename__ = "observed_exit_values"
+    __table_args__ = (PrimaryKeyConstraint("vm_id", "space", "addr", "len", "value"),)
+
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    space: Mapped[str] = mapped_column(String(8))
+    addr: Mapped[int] = mapped_column(U64)
+    len: Mapped[int] = mapped_column(Integer)
+    value: Mapped[int] = mapped_column(U64)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Feed(enum.IntEnum):
     """What a packed sample counts; the series of a feed are keyed by `SERIES_KEY`."""
 
@@ -303,6 +362,7 @@ class Feed(enum.IntEnum):
     # worker: an answered doorbell's kicks and the device's interrupts per (space, addr, len);
     # the doorbell is a workload's, answered by a device of its own, not a registration
     ANSWERS = 4
+    READ_EXITS = 5  # observer: reads that exited to the VMM per (space, addr, len)
 
     @property
     def fields(self) -> int:

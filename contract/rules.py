@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import math
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from contract.guest import (
     CONTROL_PORT,
@@ -177,6 +177,59 @@ def collides(a: RegistrationLike, b: RegistrationLike) -> bool:
     if a.len != b.len:
         return False
     return a.datamatch is None or b.datamatch is None or a.datamatch == b.datamatch
+
+
+def covers(
+    reg: RegistrationLike, space: str, addr: int, len_: int, value: int | None = None
+) -> bool:
+    """The kernel's ioeventfd_in_range: does a write of `len_` bytes at space/addr signal `reg`
+    instead of exiting. `value` None asks whether some value would (the datamatch unchecked).
+
+    Width 0 takes a write of any width and value; otherwise the width must be equal, and a
+    datamatch must equal the value written.
+    """
+    if reg.space != space or reg.addr != addr:
+        return False
+    if reg.len == 0:
+        return True
+    if reg.len != len_:
+        return False
+    return value is None or reg.datamatch is None or reg.datamatch == value
+
+
+def _hexes(values: list[int]) -> str:
+    return " or ".join(f"0x{v:x}" for v in sorted(set(values)))
+
+
+class Miss(NamedTuple):
+    """Which of the kernel's match rules a write broke (datamatch, width, space), as a sentence."""
+
+    rule: str
+    text: str
+
+
+def why_exits(
+    regs: list[RegistrationLike], space: str, addr: int, len_: int, values: list[int]
+) -> Miss | None:
+    """Why writes to space/addr of `len_` bytes (of `values`, those seen exiting) still exit
+    although `regs` are registered at that address, by the kernel's rules; None when a
+    registration takes every one of them (the rules do not explain the exits)."""
+    near = [r for r in regs if r.addr == addr]
+    written: list[int | None] = list(values) or [None]  # unknown values: does any match
+    if any(all(covers(r, space, addr, len_, v) for v in written) for r in near):
+        return None
+    same_width = [r for r in near if r.space == space and r.len == len_]
+    if same_width:
+        wrote = f"guest wrote {_hexes(values)}" if values else "the values it wrote are unknown"
+        matches = [r.datamatch for r in same_width if r.datamatch is not None]
+        return Miss("datamatch", f"datamatch {_hexes(matches)}, {wrote}")
+    same_space = [r for r in near if r.space == space]
+    if same_space:
+        widths = " or ".join(str(w) for w in sorted({r.len for r in same_space}))
+        return Miss("width", f"registered len {widths}, guest writes len {len_}")
+    if near:
+        return Miss("space", f"registered on {near[0].space} 0x{addr:x}, guest writes {space}")
+    return None
 
 
 def describe(space: str, addr: int, len_: int, datamatch: int | None) -> str:

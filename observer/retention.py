@@ -17,7 +17,8 @@ from contract.models import Feed, Rollup, Sample, Vm, VmKind
 from contract.timeparse import EPOCH
 from worker.retention import minute_floor
 
-OBSERVED = int(Feed.OBSERVED)
+FEEDS = [Feed.OBSERVED, Feed.READ_EXITS]  # both written by the observer, each tick
+FEED_IDS = [int(f) for f in FEEDS]
 
 
 def roll_up(engine: Engine, host: str, newest: datetime) -> datetime:
@@ -31,7 +32,7 @@ def roll_up(engine: Engine, host: str, newest: datetime) -> datetime:
             )
         ).all()
         for vm_id, mark in vms:
-            samples.roll_up(conn, vm_id, [Feed.OBSERVED], mark or EPOCH, end)
+            samples.roll_up(conn, vm_id, FEEDS, mark or EPOCH, end)
         if vms:
             ids = [vm_id for vm_id, _ in vms]
             conn.execute(update(Vm).where(Vm.id.in_(ids)).values(observed_rolled_up_until=end))
@@ -53,13 +54,15 @@ def enforce(engine: Engine, host: str, now: datetime, raw_h: float, rollup_d: fl
             cut = raw_cut if mark is None else min(raw_cut, mark)
             conn.execute(
                 delete(Sample).where(
-                    Sample.vm_id == vm_id, Sample.feed == OBSERVED, Sample.taken_at < cut
+                    Sample.vm_id == vm_id, Sample.feed.in_(FEED_IDS), Sample.taken_at < cut
                 )
             )
         host_vms = select(Vm.id).where(Vm.host == host).scalar_subquery()
         conn.execute(
             delete(Rollup).where(
-                Rollup.vm_id.in_(host_vms), Rollup.feed == OBSERVED, Rollup.minute_at < roll_cut
+                Rollup.vm_id.in_(host_vms),
+                Rollup.feed.in_(FEED_IDS),
+                Rollup.minute_at < roll_cut,
             )
         )
         conn.execute(

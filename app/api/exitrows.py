@@ -10,21 +10,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api import observed
+from app.api import diagnosis, observed
 from app.api.observed import Addr, Counts, Span
 from app.api.series import Window, exit_totals, sampled_seconds
 from app.schemas import ExitRow
-from contract.models import Ioeventfd, RegState, Vm, VmKind
+from contract.models import Vm, VmKind
 
 MIN_SECONDS = 1e-3
-
-
-def covered(space: str, addr: int, len_: int, active: list[Ioeventfd]) -> bool:
-    """An active registration on this space/addr with this width (or any width)."""
-    return any(r.space == space and r.addr == addr and r.len in (0, len_) for r in active)
 
 
 def observed_seconds(vm: Vm, window: Window, span: Span | None) -> float:
@@ -77,17 +71,10 @@ def exit_rows(
                 len=len_,
                 exits=c.userspace,
                 rate_hz=c.userspace / seen,
-                registered=None,
+                registered=None,  # diagnosis.annotate: from the registrations seen
             )
             rows[(space, addr, len_)] = with_observed(row, c, seen)
     else:
-        active = list(
-            db.scalars(
-                select(Ioeventfd).where(
-                    Ioeventfd.vm_id == vm.id, Ioeventfd.state == RegState.ACTIVE.value
-                )
-            )
-        )
         seconds = sampled_seconds(db, vm.id, window)
         for (space, addr, len_), count in exit_totals(db, vm.id, window).items():
             rows[(space, addr, len_)] = ExitRow(
@@ -96,7 +83,7 @@ def exit_rows(
                 len=len_,
                 exits=count,
                 rate_hz=count / seconds,
-                registered=covered(space, addr, len_, active),
+                registered=None,
             )
         for (space, addr, len_), c in counts.items():
             row = rows.get((space, addr, len_)) or ExitRow(
@@ -105,9 +92,10 @@ def exit_rows(
                 len=len_,
                 exits=0,
                 rate_hz=0.0,
-                registered=covered(space, addr, len_, active),
+                registered=None,
             )
             rows[(space, addr, len_)] = with_observed(row, c, seen)
+    diagnosis.annotate(db, vm, window, list(rows.values()), seen)
     return sorted(rows.values(), key=lambda r: (-r.exits, -(r.writes or 0), r.space, r.addr, r.len))
 
 

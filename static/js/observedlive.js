@@ -9,6 +9,7 @@ import { LiveChart } from "./livechart.js";
 import { ExitingTable, SplitChart, splitNote } from "./observedparts.js";
 
 const SHOW_EVERY_MS = 1000; // a steady chart and table are easier to read than 5 redraws a second
+const DIAGNOSE_EVERY_MS = 5000; // registrations change rarely; the stream carries no diagnosis
 const EXITING_HINT = "Each of these writes is a heavy exit to the VMM. An ioeventfd on the address " +
   "would keep it in the kernel; that is for the VMM to register (iosignal only watches this VM).";
 
@@ -25,7 +26,7 @@ export function mountObserved(root, ctx, vm) {
   const splitDiv = h("div", { class: "chart", id: "chart-split" });
   const totalsDiv = h("div", { class: "chart", id: "chart-observed" });
   const note = h("p", { class: "hint", id: "split-note" }, "Waiting for the observer's first tick…");
-  const table = new ExitingTable(EXITING_HINT);
+  const table = new ExitingTable(EXITING_HINT, { diagnosis: true });
   root.append(...heading(vm), h("div", { class: "grid two" },
     h("section", { class: "card" }, note, splitDiv), h("section", { class: "card" }, totalsDiv)),
   h("section", { class: "card", id: "exiting-doorbells" }, table.parts));
@@ -50,12 +51,18 @@ export function mountObserved(root, ctx, vm) {
     show(observed);
   }
 
-  // Until the first tick arrives, the last ten seconds fill the chart and table.
-  api.get(`/api/vms/${vm.id}/exits?since=-10s`)
-    .then((rows) => !shownAt && show(rows.filter((r) => r.writes).sort((a, b) => b.writes_hz - a.writes_hz)))
-    .catch((err) => ctx.toast(`Exits: ${err.message}`, "error"));
+  // Until the first tick arrives, the last ten seconds fill the chart and table; the
+  // diagnoses (why a doorbell still exits) come from the same rows, refreshed every few seconds.
+  const exits = () => api.get(`/api/vms/${vm.id}/exits?since=-10s`);
+  exits().then((rows) => {
+    if (!shownAt) show(rows.filter((r) => r.writes).sort((a, b) => b.writes_hz - a.writes_hz));
+    table.diagnose(rows);
+  }).catch((err) => ctx.toast(`Exits: ${err.message}`, "error"));
+  // a failed refresh keeps the last diagnoses shown; the next one tries again
+  const timer = setInterval(() => exits().then((rows) => table.diagnose(rows)).catch(() => {}), DIAGNOSE_EVERY_MS);
   const off = ctx.stream.on("rates", onRates);
   return () => {
+    clearInterval(timer);
     off();
     split.destroy();
     totals.destroy();

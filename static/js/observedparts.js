@@ -43,15 +43,18 @@ export class SplitChart {
 
 /**
  * The table of hot doorbells that exit to userspace, busiest first, updated in place. `hint`
- * says what to do about them: only the VMM that owns the VM can register an ioeventfd.
+ * says what to do about them: only the VMM that owns the VM can register an ioeventfd. With
+ * `diagnosis`, a column says why each still exits (`diagnose` feeds it from /exits rows).
  */
 export class ExitingTable {
-  constructor(hint) {
+  constructor(hint, { diagnosis = false } = {}) {
     this.rows = new Map();
+    this.diagnoses = diagnosis ? new Map() : null;
     this.body = h("tbody");
     this.table = h("table", { id: "exiting-table", hidden: true },
       h("thead", {}, h("tr", {}, h("th", {}, "Address"), h("th", { class: "num" }, "Userspace exits/s"),
-        h("th", { class: "num" }, "Writes/s"), h("th", { class: "num" }, "In-kernel"))), this.body);
+        h("th", { class: "num" }, "Writes/s"), h("th", { class: "num" }, "In-kernel"),
+        diagnosis ? h("th", {}, "Diagnosis") : null)), this.body);
     this.empty = emptyState("No doorbell exits to userspace",
       "Every write this guest made lately stayed in the kernel (an ioeventfd or in-kernel device took it).");
     /** The table's heading, hint, table and empty state, for the page to place. */
@@ -67,9 +70,11 @@ export class ExitingTable {
       const key = addrKey(o.space, o.addr, o.len);
       if (!this.rows.has(key)) {
         this.rows.set(key, h("tr", { dataset: { key } }, h("td", { class: "mono" }, addrText(o.space, o.addr, o.len)),
-          h("td", { class: "num userspace" }), h("td", { class: "num writes" }), h("td", { class: "num share" })));
+          h("td", { class: "num userspace" }), h("td", { class: "num writes" }), h("td", { class: "num share" }),
+          this.diagnoses ? h("td", { class: "diagnosis" }) : null));
       }
       const tr = this.rows.get(key);
+      if (this.diagnoses) tr.querySelector(".diagnosis").textContent = this.diagnoses.get(key) ?? "";
       tr.querySelector(".userspace").textContent = rate(o.userspace_hz);
       tr.querySelector(".writes").textContent = rate(o.writes_hz);
       tr.querySelector(".share").textContent = share(o.in_kernel_share);
@@ -77,6 +82,13 @@ export class ExitingTable {
     }
     this.table.hidden = hot.length === 0;
     this.empty.hidden = hot.length > 0;
+  }
+
+  /** Keeps each address's diagnosis from `/exits` rows and writes it into the rows shown. */
+  diagnose(rows) {
+    this.diagnoses = new Map(rows.filter((r) => r.diagnosis)
+      .map((r) => [addrKey(r.space, r.addr, r.len), r.diagnosis.text]));
+    for (const [key, tr] of this.rows) tr.querySelector(".diagnosis").textContent = this.diagnoses.get(key) ?? "";
   }
 }
 

@@ -284,3 +284,26 @@ def test_0006_packs_every_sample_and_unpacks_them_on_downgrade(empty_url: str) -
     assert after["signal_samples"] == before["signal_samples"] - zero
     for name in ("exit_samples", "observed_samples", "signal_rollups"):
         assert after[name] == before[name], name
+
+
+OBSERVED_0008 = {"observers", "observed_registrations", "observed_exit_values"}
+
+
+def test_0008_adds_the_observed_registration_tables_and_its_downgrade_drops_feed_5(
+    empty_url: str,
+) -> None:
+    upgrade(empty_url, "0008")
+    assert _tables(empty_url) >= OBSERVED_0008
+    _sql(
+        empty_url,
+        "INSERT INTO vms (id, name, host, kernel, capabilities, state, "
+        "workload_version, created_at, kind) VALUES "
+        "(1, 'q', 'h', '', '{}', 'running', 0, '2026-01-01 00:00:00', 'observed')",
+    )
+    for feed in (3, 5):
+        _sql(empty_url, f"INSERT INTO series (vm_id, feed, idx) VALUES (1, {feed}, 0)")
+    downgrade(empty_url, "0007")
+    assert _tables(empty_url) & OBSERVED_0008 == set()
+    assert _sql(empty_url, "SELECT feed FROM series") == [(3,)]  # 0007's code knows no feed 5
+    upgrade(empty_url)
+    assert _tables(empty_url) >= OBSERVED_0008

@@ -24,12 +24,23 @@ BUSIEST = 5
 ENDED_SHOWN = timedelta(hours=1)  # an observed VM that ended longer ago leaves the view
 
 
+def _rank(row: ExitRow) -> tuple[bool, float, int]:
+    """A registration that does not take its writes first, then the most vCPU time to save."""
+    assert row.diagnosis is not None
+    return (
+        row.diagnosis.kind != "registered_but_exits",
+        -(row.diagnosis.vcpu_share or 0.0),
+        -row.exits,
+    )
+
+
 def host_vm(vm: Vm, rows: list[ExitRow]) -> HostVmOut:
     """The VM's row of the host view from its `/exits` rows."""
     watched = [r for r in rows if r.writes is not None]
     writes = sum(r.writes or 0 for r in watched)
     in_kernel = sum(r.in_kernel or 0 for r in watched)
     busiest = sorted(rows, key=lambda r: (-(r.writes or 0), -r.exits, r.space, r.addr))
+    diagnosed = sorted((r for r in rows if r.diagnosis is not None), key=_rank)
     return HostVmOut(
         **vm_out(vm).model_dump(),
         writes_hz=sum(r.writes_hz or 0.0 for r in watched) if watched else None,
@@ -38,6 +49,8 @@ def host_vm(vm: Vm, rows: list[ExitRow]) -> HostVmOut:
         exits_hz=sum(r.rate_hz for r in rows),
         observed=bool(watched),
         busiest=busiest[:BUSIEST],
+        diagnoses=len(diagnosed),
+        top_diagnosis=diagnosed[0] if diagnosed else None,
     )
 
 

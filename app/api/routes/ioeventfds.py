@@ -9,12 +9,14 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
+from app.api import observedregs
 from app.api.deps import AUTH_RESPONSES, Authorized, KnownVmId, OwnedVmDep, RegDep, SessionDep
 from app.api.errors import ApiError
 from app.api.queries import get_vm, is_alive
 from app.api.registrations import ask_removal, check_collision, insert_pending, wait_for
 from app.schemas import ErrorOut, IoeventfdIn, IoeventfdOut
-from contract.models import Ioeventfd, RegState
+from app.schemas_observed import ObservedRegistrationOut
+from contract.models import Ioeventfd, RegState, VmKind
 
 router = APIRouter(
     prefix="/vms/{vm_id}/ioeventfds",
@@ -30,7 +32,7 @@ def _reply(reg: Ioeventfd, status: int) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers={"Location": location})
 
 
-@router.get("", response_model=list[IoeventfdOut])
+@router.get("", response_model=list[IoeventfdOut] | list[ObservedRegistrationOut])
 def list_ioeventfds(
     vm_id: KnownVmId,
     db: SessionDep,
@@ -38,14 +40,19 @@ def list_ioeventfds(
         list[RegState] | None,
         Query(description="only these states (repeatable); default: all but removed"),
     ] = None,
-) -> list[Ioeventfd]:
-    """The VM's registrations, oldest first."""
+) -> list[IoeventfdOut] | list[ObservedRegistrationOut]:
+    """The VM's registrations, oldest first: iosignal's (`source: "iosignal"`), or for an
+    observed VM those the observer saw its VMM make (`source: "observed"`, read-only), each
+    with `known_since`: calls before the host's observer started are unknown."""
+    vm = get_vm(db, vm_id)
+    if vm.kind == VmKind.OBSERVED.value:
+        return observedregs.listing(db, vm, {s.value for s in state or []})
     query = select(Ioeventfd).where(Ioeventfd.vm_id == vm_id).order_by(Ioeventfd.id)
     if state:
         query = query.where(Ioeventfd.state.in_([s.value for s in state]))
     else:
         query = query.where(Ioeventfd.state != RegState.REMOVED.value)
-    return list(db.scalars(query))
+    return [IoeventfdOut.model_validate(reg) for reg in db.scalars(query)]
 
 
 @router.get("/{reg_id}", response_model=IoeventfdOut, responses={404: {"model": ErrorOut}})

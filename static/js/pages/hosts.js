@@ -34,6 +34,15 @@ function doorbell(row) {
     h("span", { class: "mono" }, where), " ", h("span", { class: "muted" }, figures));
 }
 
+/** How many of its doorbells have a diagnosis, and the first one's (see /exits). */
+function diagnosisCell(vm) {
+  const top = vm.top_diagnosis;
+  if (!top) return h("td", { class: "diagnosis muted" }, "–");
+  const more = vm.diagnoses > 1 ? ` (+${vm.diagnoses - 1} more)` : "";
+  return h("td", { class: "diagnosis" }, h("span", { class: "mono" }, addrText(top.space, top.addr, top.len)),
+    " ", top.diagnosis.text, h("span", { class: "muted" }, more));
+}
+
 function vmRow(vm) {
   const quiet = vm.observed ? "nothing written" : "not observed";
   return h("tr", { dataset: { vmId: vm.id, kind: vm.kind } },
@@ -45,7 +54,8 @@ function vmRow(vm) {
     h("td", { class: "num exits" }, rate(vm.userspace_hz ?? vm.exits_hz)),
     h("td", { class: "num share" }, share(vm.in_kernel_share)),
     h("td", {}, vm.busiest.length ? h("ul", { class: "busiest" }, vm.busiest.map(doorbell))
-      : h("span", { class: "muted" }, quiet)));
+      : h("span", { class: "muted" }, quiet)),
+    diagnosisCell(vm));
 }
 
 function hostCard(host, vms) {
@@ -55,7 +65,7 @@ function hostCard(host, vms) {
     h("div", { class: "table-wrap" }, h("table", { class: "host-vms" },
       h("thead", {}, h("tr", {}, h("th", {}, "VM"), h("th", {}, "Kind"), h("th", {}, "Process"),
         h("th", {}, "State"), h("th", { class: "num" }, "Writes/s"), h("th", { class: "num" }, "Userspace exits/s"),
-        h("th", { class: "num" }, "In-kernel"), h("th", {}, "Busiest doorbells"))),
+        h("th", { class: "num" }, "In-kernel"), h("th", {}, "Busiest doorbells"), h("th", {}, "Diagnosis"))),
       h("tbody", {}, vms.map(vmRow)))));
 }
 

@@ -3,6 +3,7 @@
 
 import { ALL_STATES, api } from "../api.js";
 import { count, emptyState, h, hex, observedState, when } from "../format.js";
+import { mountObservedRegs } from "../observedregs.js";
 import { registrationForm } from "../regform.js";
 
 export const title = "Registrations";
@@ -28,7 +29,10 @@ export function mount(root, ctx) {
     root.append(emptyState("No VM yet", "Registrations belong to a VM; start a worker first."));
     return null;
   }
-  if (ctx.vm()?.kind === "observed") return void root.append(observedState(ctx.vm(), "registers ioeventfds"));
+  if (ctx.vm()?.kind === "observed") {
+    root.append(observedState(ctx.vm(), "registers ioeventfds"));
+    return mountObservedRegs(root, ctx.vm());
+  }
   let regs = [];
   let filter = FILTERS.includes(ctx.params.get("show")) ? ctx.params.get("show") : "current";
   const tbody = h("tbody");
