@@ -117,19 +117,21 @@ def observed_per_tick(
     return out
 
 
+def _address(row: dict) -> tuple[str, int, int]:
+    return row["space"], row["addr"], row["len"]
+
+
 def paired(exits: list[dict], observed: list[dict]) -> tuple[list[dict], list[dict]]:
     """A tick's top TOP_EXITS exits and TOP_OBSERVED observed addresses, each list with the
     other's addresses added: an address the tick lists has both sides' counts (or neither), so
     the page compares them on the same ticks however many addresses exit."""
-    key = lambda r: (r["space"], r["addr"], r["len"])  # noqa: E731
     ranked_exits = sorted(exits, key=lambda e: -e["exits"])
     ranked_observed = sorted(observed, key=lambda o: (-o["writes"], o["space"], o["addr"]))
-    exits_keys = {key(e) for e in ranked_exits[:TOP_EXITS]}
-    observed_keys = {key(o) for o in ranked_observed[:TOP_OBSERVED]}
-    listed = exits_keys | observed_keys
+    listed = {_address(e) for e in ranked_exits[:TOP_EXITS]}
+    listed |= {_address(o) for o in ranked_observed[:TOP_OBSERVED]}
     return (
-        [e for e in ranked_exits if key(e) in listed],
-        [o for o in ranked_observed if key(o) in listed],
+        [e for e in ranked_exits if _address(e) in listed],
+        [o for o in ranked_observed if _address(o) in listed],
     )
 
 
