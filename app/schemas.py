@@ -84,6 +84,10 @@ class VmOut(BaseModel):
         None, description="KVM's own totals (exits, io_exits, mmio_exits, halt_exits) from debugfs"
     )
     ended_at: datetime | None = Field(None, description="when the observed process ended")
+    observer_seen_at: datetime | None = Field(
+        None, description="the host observer's newest tick that saw this VM (any kind)"
+    )
+    observer_age_s: float | None = Field(None, description="seconds since observer_seen_at")
 
 
 class IoeventfdIn(BaseModel):

@@ -245,6 +245,9 @@ class Vm(Base):
     # Observed samples before this instant are rolled up (observer-owned; rolled_up_until is
     # the worker's, for its own sample tables of the same row).
     observed_rolled_up_until: Mapped[datetime | None] = mapped_column(SampleTime, default=None)
+    # The observer's newest tick that saw this VM's process, committed with that tick's samples:
+    # every observed sample taken by then is in the database (owned rows too; observer-owned).
+    observer_seen_at: Mapped[datetime | None] = mapped_column(SampleTime, default=None)
 
     ioeventfds: Mapped[list[Ioeventfd]] = relationship(back_populates="vm")
 

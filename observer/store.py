@@ -77,7 +77,8 @@ def ensure_vm(
 
 
 def heartbeat(conn: Connection, vm_ids: Iterable[int], at: datetime) -> None:
-    """Observed VMs still running at `at` (owned rows have their worker's heartbeat)."""
+    """Observed VMs still running at `at` (owned rows have their worker's heartbeat), and every
+    VM seen at `at`: an owned VM's page says its observer watches even while it writes nothing."""
     ids = list(vm_ids)
     if ids:
         conn.execute(
@@ -85,6 +86,7 @@ def heartbeat(conn: Connection, vm_ids: Iterable[int], at: datetime) -> None:
             .where(Vm.id.in_(ids), Vm.kind == VmKind.OBSERVED.value)
             .values(heartbeat_at=at, state=VmState.RUNNING.value, ended_at=None)
         )
+        conn.execute(update(Vm).where(Vm.id.in_(ids)).values(observer_seen_at=at))
 
 
 def mark_ended(conn: Connection, vm_ids: Iterable[int], at: datetime) -> None:

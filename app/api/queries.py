@@ -67,6 +67,7 @@ def vm_out(vm: Vm) -> VmOut:
     """A VM with its liveness computed now."""
     out = VmOut.model_validate(vm)
     out.heartbeat_age_s = heartbeat_age(vm.heartbeat_at)
+    out.observer_age_s = heartbeat_age(vm.observer_seen_at)
     out.alive = is_alive(vm)
     return out
 

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 from starlette.concurrency import run_in_threadpool
 
+from app.api.stream_observed import ObservedCursor
 from app.api.stream_query import changed_registrations, newest_tick, ticks_after
 from contract.db import get_sessionmaker
 from contract.models import utcnow
@@ -66,6 +67,7 @@ class Client:
 class _VmCursor:
     tick_at: datetime
     reg_at: datetime
+    observed: ObservedCursor  # the observer's rows sent, by commit order (stream_observed.py)
     sent: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (state, updated_at)
 
 
@@ -97,7 +99,7 @@ class StreamHub:
         now = utcnow()
         with get_sessionmaker()() as db:
             newest = newest_tick(db, vm_id, now - LIVE_WINDOW) or now - LIVE_WINDOW
-        return _VmCursor(tick_at=newest, reg_at=now)
+        return _VmCursor(tick_at=newest, reg_at=now, observed=ObservedCursor(newest))
 
     async def _run(self) -> None:
         while self.clients:
@@ -113,8 +115,12 @@ class StreamHub:
         cursor = self.cursors[vm_id]
         # The raw tier is keyed time-first: never scan further back than the live window, or an
         # idle VM's poll would read every other VM's samples since its own last tick.
-        after = max(cursor.tick_at, utcnow() - LIVE_WINDOW)
-        ticks, regs = await run_in_threadpool(self._read, vm_id, after, cursor.reg_at)
+        horizon = utcnow() - LIVE_WINDOW
+        after = max(cursor.tick_at, horizon)
+        cursor.observed.through = max(cursor.observed.through, horizon)
+        ticks, regs = await run_in_threadpool(
+            self._read, vm_id, after, cursor.reg_at, cursor.observed
+        )
         events: list[tuple[int | None, str]] = []
         for reg in regs:
             mark = (reg["state"], reg["updated_at"])
@@ -135,6 +141,9 @@ class StreamHub:
                 self.clients.discard(client)
 
     @staticmethod
-    def _read(vm_id: int, tick_at: datetime, reg_at: datetime) -> tuple[list, list]:
+    def _read(
+        vm_id: int, tick_at: datetime, reg_at: datetime, observed: ObservedCursor
+    ) -> tuple[list, list]:
         with get_sessionmaker()() as db:
-            return ticks_after(db, vm_id, tick_at), changed_registrations(db, vm_id, reg_at)
+            ticks = ticks_after(db, vm_id, tick_at, cursor=observed)
+            return ticks, changed_registrations(db, vm_id, reg_at)

@@ -4,7 +4,8 @@ A tick is one `taken_at` of a VM's samples; the worker writes each tick's signal
 in one transaction, so a tick seen at all is seen whole. Decoding is app/api/sampleread.py's. An
 observed VM has no worker: its ticks are the observer's (also written whole), its exits the
 observer's userspace counts. Every tick carries `observed`, what the observer counted per
-address since the tick before (app/api/observed.py reads it; stream_observed.py shapes it).
+address since the tick before (app/api/observed.py reads it; stream_observed.py shapes it and
+says how a live stream reads those rows by commit order).
 """
 
 from __future__ import annotations
@@ -18,26 +19,38 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api import observed, sampleread
-from app.api.stream_observed import is_observed, observed_per_tick, observed_ticks
+from app.api.stream_observed import (
+    ObservedCursor,
+    caught_up,
+    is_observed,
+    observed_per_tick,
+    observed_ticks,
+    observer_seen_at,
+    paired,
+)
 from app.schemas import IoeventfdOut
-from contract.models import Feed, Ioeventfd, RegState
+from contract.models import Feed, Ioeventfd, RegState, utcnow
 from contract.timeparse import epoch_ms
 
-TOP_EXITS = 10
 # Registration rows are stamped before they commit; look back this far so none is missed.
 CHANGE_OVERLAP = timedelta(seconds=5)
 # Registrations the worker samples each tick: those listed with 0 in a tick they did not count.
 _SAMPLED = (RegState.ACTIVE.value, RegState.REMOVING.value)
 
 
-def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> list[dict[str, Any]]:
+def ticks_after(
+    db: Session, vm_id: int, after: datetime, limit: int = 500, cursor: ObservedCursor | None = None
+) -> list[dict[str, Any]]:
     """Up to `limit` ticks of `vm_id` after `after`, oldest first, as `rates` event payloads.
 
     A tick lists the registrations it counted and, with 0, the active ones it did not (the
-    store keeps no idle series): created by then and not removed before it."""
+    store keeps no idle series): created by then and not removed before it. A live stream
+    passes its cursor in the observer's rows; a replay reads them by tick time."""
     if is_observed(db, vm_id):
         return observed_ticks(db, vm_id, after, limit)
     times = sampleread.tick_times(db, vm_id, after, limit)
+    if cursor is not None:
+        times = caught_up(times, observer_seen_at(db, vm_id), utcnow())
     if not times:
         return []
     upto = times[-1]
@@ -95,13 +108,12 @@ def ticks_after(db: Session, vm_id: int, after: datetime, limit: int = 500) -> l
             )
         ticks[tick.at]["interval_s"] = max(ticks[tick.at]["interval_s"], tick.interval_s)
     _add_answers(db, vm_id, ticks, after, upto)
-    per_tick = observed_per_tick(db, vm_id, after, times)
+    per_tick = observed_per_tick(db, vm_id, after, times, cursor)
     out = []
     for t in times:
         tick_out = ticks[t]
         tick_out["registrations"].sort(key=lambda r: r["id"])
-        tick_out["exits"] = sorted(exits[t], key=lambda e: -e["exits"])[:TOP_EXITS]
-        tick_out["observed"] = per_tick[t]
+        tick_out["exits"], tick_out["observed"] = paired(exits[t], per_tick[t])
         tick_out["t"] = t.isoformat()  # the payload is plain JSON types already
         out.append({"id": epoch_ms(t), "data": tick_out})
     return out

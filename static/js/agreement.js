@@ -7,13 +7,16 @@
 // They read their counters at different instants, each on its own tick: the stream gives an owned
 // VM's tick the observer rows taken since the tick before. Summed over a window, those offsets
 // cancel except at its two edges, so the window's counts may be apart by the writes of one tick
-// at an edge (the tick before the window is kept to bound the first edge). Within that they
-// agree; anything more is a real difference, and it grows with the window instead of staying.
+// at an edge: the most either side counted in the window's first or last tick. Anything more is
+// a real difference. The figures shown and the verdict are the same counts of the same ticks,
+// and "agrees" needs that edge to be a small part of them (EDGE_SHARE): over a tick or two the
+// edge is the whole window and would excuse any difference, so a short window says neither.
 
 import { addrText, hex } from "./format.js";
 
 const WINDOW_MS = 10_000;
 const WINDOW_TICKS = 30; // slow ticks widen the window, so one tick's edge stays a small part
+const EDGE_SHARE = 0.1; // "agrees" only where one tick's edge is at most this part of the counts
 const keyOf = (space, addr) => `${space}:${hex(addr)}`; // a doorbell: any write width
 const zero = () => ({ signals: 0, exits: 0, inKernel: 0, userspace: 0, registered: false });
 
@@ -86,13 +89,14 @@ export class TickWindow {
 
   /**
    * Per doorbell the worker counts: {key, label, seconds, inKernel, userspace}, each comparison
-   * {observer, worker, slack, agrees} in counts over the window (inKernel null where the worker
-   * has no eventfd on the doorbell). Busiest first; none until two ticks are in.
+   * {observer, worker, slack, agrees, differs} in counts over the window's ticks after the first
+   * (inKernel null where the worker has no eventfd on the doorbell); neither agrees nor differs
+   * while too few writes are in to tell. Busiest first; none until two ticks are in.
    */
   agreement() {
     if (this.ticks.length < 2) return [];
-    const [before, ...inside] = this.ticks;
-    const last = inside.at(-1);
+    const inside = this.ticks.slice(1); // the first tick only starts the window: its counts are before it
+    const [first, last] = [inside[0], inside.at(-1)];
     const seconds = inside.reduce((s, t) => s + t.seconds, 0);
     const sums = new Map();
     const labels = new Map();
@@ -105,14 +109,16 @@ export class TickWindow {
         labels.set(key, tick.labels.get(key));
       }
     }
-    // the most either side counted in the tick before the window or in its last tick
-    const edge = (key, a, b) => Math.max(...[before, last].flatMap((t) => {
+    // the most either side counted in the window's first or last tick
+    const edge = (key, a, b) => Math.max(...[first, last].flatMap((t) => {
       const d = t.doorbells.get(key);
       return [d?.[a] ?? 0, d?.[b] ?? 0];
     }));
     const compare = (key, observer, worker, a, b) => {
       const slack = edge(key, a, b);
-      return { observer, worker, slack, agrees: Math.abs(observer - worker) <= slack };
+      const within = Math.abs(observer - worker) <= slack;
+      const told = slack <= EDGE_SHARE * Math.max(observer, worker);
+      return { observer, worker, slack, agrees: within && told, differs: !within };
     };
     const rows = [];
     for (const [key, s] of sums) {

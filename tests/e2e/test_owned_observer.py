@@ -1,9 +1,10 @@
 """An owned VM's Live page beside the host's observer, in Chromium: the real app and worker on
 /dev/kvm, and a real `iosignal observe` process (real BPF on KVM's tracepoints). Without an
 observer the page's observer card is one line saying how to start one; with it, the card shows
-the observer's split of the worker's writes and that it agrees with the worker's own counters; and
-an observer that misses writes (rows stored by the observer's own writer, as test_hosts does) is
-shown to differ, by how much."""
+the observer's split of the worker's writes and that it agrees with the worker's own counters,
+and while the guest writes nothing, that the observer watches and sees no writes; and an observer
+that misses writes (rows stored by the observer's own writer, as test_hosts does) is shown to
+differ, by how much."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ EVENTFD = {"space": "pio", "addr": 0x6000, "len": 2}  # registered: its writes s
 EXITING = {"space": "pio", "addr": 0x6100, "len": 1}  # not registered: every write exits
 RATES = {0x6000: 2000, 0x6100: 500}
 HINT = "No observer is counting this VM's writes"
+IDLE = "watches this VM and sees no writes from it"
 SPLIT = """() => {
   const div = document.getElementById("chart-split");
   const bars = (t) => ({ name: t.name, y: Array.from(t.y), x: Array.from(t.x) });
@@ -57,10 +59,16 @@ def ringing(stack) -> dict:
         return any(r["id"] == reg["id"] and r["state"] == "active" for r in regs)
 
     wait_for("the registration to be active", active, 30)
-    bells = [b | {"value": 1, "rate_hz": RATES[b["addr"]]} for b in (EVENTFD, EXITING)]
-    status, body = stack.call("PUT", f"/api/vms/{vm['id']}/workload", {"doorbells": bells})
-    assert status == 200, body
+    ring(stack, vm)
     return vm
+
+
+def ring(stack, vm: dict, rings: bool = True) -> None:
+    """The guest rings both doorbells at their rates, or (rings=False) writes nothing at all."""
+    bells = [b | {"value": 1, "rate_hz": RATES[b["addr"]]} for b in (EVENTFD, EXITING)]
+    body = {"doorbells": bells if rings else []}
+    status, reply = stack.call("PUT", f"/api/vms/{vm['id']}/workload", body)
+    assert status == 200, reply
 
 
 @pytest.fixture
@@ -159,7 +167,9 @@ def test_with_the_observer_the_card_shows_its_figures_and_that_they_agree(
     exits = card.locator("#agreement-table tr[data-key='pio:0x6100']")
     expect(eventfd.locator(".agreement")).to_have_text("agrees", timeout=20_000)
     expect(exits.locator(".agreement")).to_have_text("agrees", timeout=20_000)
-    expect(card.locator("#agreement-span")).to_have_text("10 s")  # 0.2 s ticks: ten seconds
+    # the seconds the figures cover: they grow from the observer's first tick to the window's
+    # ten seconds (0.2 s ticks: ten seconds are more than thirty ticks)
+    expect(card.locator("#agreement-span")).to_have_text("10 s", timeout=20_000)
     for row, side, what in ((eventfd, 0, "in-kernel"), (exits, 2, "userspace")):
         figures = [row.locator("td.num").nth(i).text_content() for i in (side, side + 1)]
         assert all(f and re.fullmatch(r"[\d.]+k?/s", f) and f[0] != "0" for f in figures), figures
@@ -172,6 +182,16 @@ def test_with_the_observer_the_card_shows_its_figures_and_that_they_agree(
     expect(card.locator("#agreement-table tr[data-key='pio:0xf4']")).to_have_count(0)
     expect(card.locator("#agreement-table .agreement.differs")).to_have_count(0)
     screenshot(page, "live-owned-observer")
+
+    # the guest goes quiet: the observer still watches it and says it sees no writes
+    ring(stack, ringing, rings=False)
+    try:
+        expect(card.locator("#observer-status")).to_contain_text(IDLE, timeout=15_000)
+        expect(card.locator("#agreement-table")).to_be_hidden()
+        expect(card.locator("#observer-status code")).to_have_count(0)  # no "start one" hint
+    finally:
+        ring(stack, ringing)
+    expect(card.locator("#observer-status")).to_contain_text("counts this VM's writes")
 
     # the observer stops: the card says so again and the rest of the page goes on
     stop([host_observer])
