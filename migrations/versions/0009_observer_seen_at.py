@@ -1,7 +1,7 @@
 """vms.observer_seen_at: the observer's newest tick that saw the VM, owned rows included
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07 20:00:00
 
 Issue 18 item 4: an owned VM's Live page tells an observer that watches an idle VM from no
@@ -16,8 +16,8 @@ from alembic import op
 
 from contract.models import SampleTime
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
