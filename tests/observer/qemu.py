@@ -1,0 +1,219 @@
+"""A real VMM for the observer's tests: Debian's QEMU with KVM booting guests/diskread.bin.
+
+SeaBIOS loads the boot sector from a legacy virtio-blk disk; the guest then makes `requests`
+INT 13h reads, each one virtio-blk request that SeaBIOS's own driver kicks with one 16-bit
+write to the queue-notify port (BAR0 + 0x10), says "done" on the debug console and halts.
+QEMU's trace log (qemutrace.QemuTrace) and, with `perf=True`, `perf stat`'s counts of the
+kernel's KVM tracepoints over QEMU's whole life are the ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from guests.build import IMAGE, with_requests
+from qemutrace import KERNEL_EVENTS, QemuTrace, read_perf_counts
+
+QEMU = "qemu-system-x86_64"
+# Where SeaBIOS puts the virtio-blk queue-notify register with this command line: BAR0 at
+# 0xc000 (the largest I/O BAR, so placed first) + 0x10. The trace says it too (notify_port).
+NOTIFY_PORT = 0xC010
+DISK_BYTES = 1 << 20  # SeaBIOS gives a 1 MiB disk a plain geometry (2/16/63)
+DONE, FAILED = b"iosignal-guest: done", b"iosignal-guest: read failed"
+TRACE_EVENTS = (
+    "kvm_set_ioeventfd_pio",  # every KVM_IOEVENTFD call, assign and deassign
+    "kvm_set_ioeventfd_mmio",
+    "virtio_queue_notify",  # a queue kick QEMU handled, either path
+    "virtio_blk_handle_read",  # a read request
+    "virtio_set_status",  # the driver's status writes (7 = DRIVER_OK starts the ioeventfd)
+    "pci_update_mappings_add",  # the firmware placing the BARs
+    "pci_update_mappings_del",
+)
+
+
+def command(
+    workdir: Path, name: str, ioeventfd: bool, memory_mb: int, firmware_log: bool
+) -> list[str]:
+    """QEMU's command line: one legacy virtio-blk disk, a debug console, QMP on stdio.
+
+    Each port write of the firmware is a slow exit here, so what only costs time is left out:
+    `-display none`, not `-nographic` (which has SeaBIOS draw a serial console on a port with
+    no UART); no kvmvapic option ROM; and SeaBIOS's log on the debug console only when asked
+    (it logs there when the port reads back 0xe9, QEMU's default)."""
+    disk = f"file={workdir / 'disk.img'},format=raw,if=none,id=disk0,readonly=on"
+    blk = "virtio-blk-pci,drive=disk0,disable-modern=on,num-queues=1"
+    debugcon = "isa-debugcon,iobase=0x402,chardev=debugcon" + (
+        "" if firmware_log else ",readback=0"
+    )
+    traces = [a for event in TRACE_EVENTS for a in ("-trace", event)]
+    return [
+        QEMU, "-accel", "kvm", "-name", f"{name},debug-threads=on",
+        "-display", "none", "-nodefaults", "-m", str(memory_mb), "-smp", "1",
+        "-global", "kvm-apic.vapic=false",
+        "-drive", disk, "-device", f"{blk},ioeventfd={'on' if ioeventfd else 'off'}",
+        "-chardev", f"file,id=debugcon,path={workdir / 'debugcon.log'}", "-device", debugcon,
+        "-msg", "timestamp=on", *traces, "-D", str(workdir / "trace.log"),
+        "-qmp", "stdio",
+    ]  # fmt: skip
+
+
+def perf_events(pio_ports: Sequence[int]) -> list[str]:
+    """`perf stat` arguments: KERNEL_EVENTS, then kvm_pio filtered to writes to each port (the
+    tracepoint filter runs in the kernel, so the count is exact)."""
+    args = [a for event in KERNEL_EVENTS for a in ("-e", event)]
+    for port in pio_ports:
+        args += ["-e", "kvm:kvm_pio", "--filter", f"port == {port:#x} && rw == 1"]
+    return args
+
+
+class Qemu:
+    """One QEMU process (a context manager): start, wait for the guest, stop, read the truth."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        requests: int = 16,
+        *,
+        ioeventfd: bool = True,
+        name: str = "iosignal-qemu",
+        memory_mb: int = 16,
+        perf: bool = False,
+        firmware_log: bool = False,
+        pio_ports: Sequence[int] = (NOTIFY_PORT,),
+    ) -> None:
+        self.workdir, self.perf = Path(workdir), perf
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        sector = with_requests(IMAGE.read_bytes(), requests)
+        (self.workdir / "disk.img").write_bytes(sector.ljust(DISK_BYTES, b"\0"))
+        argv = command(self.workdir, name, ioeventfd, memory_mb, firmware_log)
+        self.perf_labels = [*KERNEL_EVENTS, *(f"kvm:kvm_pio@{port:#x}" for port in pio_ports)]
+        if perf:  # perf starts counting at exec and follows every thread QEMU creates
+            argv = [
+                "perf",
+                "stat",
+                "-x,",
+                "-o",
+                str(self.perf_path),
+                *perf_events(pio_ports),
+                "--",
+                *argv,
+            ]
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(self.workdir / "qemu.err", "wb"),  # noqa: SIM115 - the child owns it
+        )
+        self.pid = self._qemu_pid()
+        self._vcpus: list[int] | None = None
+        self._qmp_greeting = self._qmp_read()
+        self.qmp("qmp_capabilities")
+
+    @property
+    def perf_path(self) -> Path:
+        return self.workdir / "perf.csv"
+
+    def _qemu_pid(self, timeout: float = 10.0) -> int:
+        """QEMU's pid: the process itself, or perf's child once it has exec'd QEMU."""
+        if not self.perf:
+            return self.proc.pid
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            for pid in children.read_text().split():
+                if Path(f"/proc/{pid}/comm").read_text().startswith("qemu-system"):
+                    return int(pid)
+            time.sleep(0.01)
+        raise RuntimeError(f"perf did not start QEMU: {self.stderr()}")
+
+    def _qmp_read(self) -> dict:
+        assert self.proc.stdout is not None
+        while line := self.proc.stdout.readline():
+            message = json.loads(line)
+            if "event" not in message:  # events (SHUTDOWN, RESET...) come unasked: skip them
+                return message
+        raise RuntimeError(f"QEMU exited ({self.proc.wait()}): {self.stderr()}")
+
+    def qmp(self, execute: str, **arguments: object) -> object:
+        """Run one QMP command and return its "return" value (raise on its "error")."""
+        assert self.proc.stdin is not None
+        request = {"execute": execute, **({"arguments": arguments} if arguments else {})}
+        self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+        self.proc.stdin.flush()
+        answer = self._qmp_read()
+        if "error" in answer:
+            raise RuntimeError(f"QMP {execute}: {answer['error']}")
+        return answer.get("return")
+
+    def stderr(self) -> str:
+        """What QEMU (and perf) wrote to stderr so far."""
+        return (self.workdir / "qemu.err").read_text(errors="replace")
+
+    def debugcon(self) -> bytes:
+        """Everything written to the debug console so far: SeaBIOS's log, then the guest's."""
+        path = self.workdir / "debugcon.log"
+        return path.read_bytes() if path.exists() else b""
+
+    def wait_done(self, timeout: float = 30.0) -> None:
+        """Return once the guest said done; raise if it failed, QEMU exited or time ran out."""
+        deadline = time.monotonic() + timeout
+        while (out := self.debugcon()).find(DONE) < 0:
+            if FAILED in out:
+                raise RuntimeError("the guest's INT 13h read failed (see debugcon.log)")
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"QEMU exited ({self.proc.returncode}): {self.stderr()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the guest was not done after {timeout} s: {out[-300:]!r}")
+            time.sleep(0.02)
+
+    def vcpu_tids(self) -> list[int]:
+        """The vCPU threads' ids ("CPU 0/KVM", named because of debug-threads=on); read while
+        QEMU runs and kept, so they are known after stop too."""
+        if self._vcpus is None:
+            tasks = Path(f"/proc/{self.pid}/task")
+            self._vcpus = [
+                int(t.name) for t in tasks.iterdir() if (t / "comm").read_text().startswith("CPU ")
+            ]
+        return self._vcpus
+
+    def trace(self) -> QemuTrace:
+        """QEMU's trace log as written so far (complete once stopped)."""
+        return QemuTrace.read(self.workdir / "trace.log")
+
+    def kernel_counts(self) -> dict[str, int]:
+        """perf's counts over QEMU's whole life (after stop, with perf=True): each of
+        KERNEL_EVENTS, and "kvm:kvm_pio@PORT", the guest's writes to each of `pio_ports`."""
+        if not self.perf or self.proc.poll() is None:
+            raise RuntimeError("kernel counts need perf=True and a stopped QEMU")
+        return dict(zip(self.perf_labels, read_perf_counts(self.perf_path), strict=True))
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """Quit QEMU cleanly (QMP quit: its exit-time deassigns are logged) and return the exit
+        code (perf's, which is QEMU's, when wrapped); SIGKILL if it does not go in time."""
+        if self.proc.poll() is None:
+            self.vcpu_tids()
+            try:
+                self.qmp("quit")
+            except (OSError, RuntimeError):
+                os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait(timeout)
+        return self.proc.returncode
+
+    def __enter__(self) -> Qemu:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
