@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 from guests.build import IMAGE, with_requests
+from perfrecord import Event, read_events, record_args
 from qemutrace import KERNEL_EVENTS, QemuTrace, read_perf_counts
 
 QEMU = "qemu-system-x86_64"
@@ -26,7 +27,8 @@ QEMU = "qemu-system-x86_64"
 # 0xc000 (the largest I/O BAR, so placed first) + 0x10. The trace says it too (notify_port).
 NOTIFY_PORT = 0xC010
 DISK_BYTES = 1 << 20  # SeaBIOS gives a 1 MiB disk a plain geometry (2/16/63)
-DONE, FAILED = b"iosignal-guest: done", b"iosignal-guest: read failed"
+STARTED, DONE = b"iosignal-guest: start", b"iosignal-guest: done"
+FAILED = b"iosignal-guest: read failed"
 TRACE_EVENTS = (
     "kvm_set_ioeventfd_pio",  # every KVM_IOEVENTFD call, assign and deassign
     "kvm_set_ioeventfd_mmio",
@@ -85,26 +87,21 @@ class Qemu:
         name: str = "iosignal-qemu",
         memory_mb: int = 16,
         perf: bool = False,
+        perf_record: bool = False,
         firmware_log: bool = False,
         pio_ports: Sequence[int] = (NOTIFY_PORT,),
     ) -> None:
-        self.workdir, self.perf = Path(workdir), perf
+        self.workdir, self.perf, self.perf_record = Path(workdir), perf, perf_record
         self.workdir.mkdir(parents=True, exist_ok=True)
         sector = with_requests(IMAGE.read_bytes(), requests)
         (self.workdir / "disk.img").write_bytes(sector.ljust(DISK_BYTES, b"\0"))
         argv = command(self.workdir, name, ioeventfd, memory_mb, firmware_log)
         self.perf_labels = [*KERNEL_EVENTS, *(f"kvm:kvm_pio@{port:#x}" for port in pio_ports)]
+        if perf_record:  # every tracepoint hit in order (kernel_events)
+            argv = [*record_args(self.workdir / "perf.data"), *argv]
         if perf:  # perf starts counting at exec and follows every thread QEMU creates
-            argv = [
-                "perf",
-                "stat",
-                "-x,",
-                "-o",
-                str(self.perf_path),
-                *perf_events(pio_ports),
-                "--",
-                *argv,
-            ]
+            stat = ["perf", "stat", "-x,", "-o", str(self.perf_path), *perf_events(pio_ports)]
+            argv = [*stat, "--", *argv]
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
@@ -121,17 +118,20 @@ class Qemu:
         return self.workdir / "perf.csv"
 
     def _qemu_pid(self, timeout: float = 10.0) -> int:
-        """QEMU's pid: the process itself, or perf's child once it has exec'd QEMU."""
-        if not self.perf:
-            return self.proc.pid
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        """QEMU's pid: the process itself, or the descendant of perf that has exec'd QEMU."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.proc.poll() is None:
-            for pid in children.read_text().split():
-                if Path(f"/proc/{pid}/comm").read_text().startswith("qemu-system"):
-                    return int(pid)
+            pids = [self.proc.pid]
+            while pids:
+                pid = pids.pop()
+                try:  # a perf between fork and exec, or gone: look again
+                    if Path(f"/proc/{pid}/comm").read_text().startswith("qemu-system"):
+                        return pid
+                    pids += map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+                except FileNotFoundError:
+                    continue
             time.sleep(0.01)
-        raise RuntimeError(f"perf did not start QEMU: {self.stderr()}")
+        raise RuntimeError(f"QEMU did not start: {self.stderr()}")
 
     def _qmp_read(self) -> dict:
         assert self.proc.stdout is not None
@@ -161,16 +161,25 @@ class Qemu:
         path = self.workdir / "debugcon.log"
         return path.read_bytes() if path.exists() else b""
 
+    def wait_started(self, timeout: float = 30.0) -> None:
+        """Return once the guest runs (it said start: SeaBIOS has booted it)."""
+        self._wait_for(STARTED, timeout)
+
     def wait_done(self, timeout: float = 30.0) -> None:
-        """Return once the guest said done; raise if it failed, QEMU exited or time ran out."""
+        """Return once the guest made all its reads and said done."""
+        self._wait_for(DONE, timeout)
+
+    def _wait_for(self, marker: bytes, timeout: float) -> None:
+        """Poll the debug console for `marker`; raise if the guest failed, QEMU exited or time
+        ran out."""
         deadline = time.monotonic() + timeout
-        while (out := self.debugcon()).find(DONE) < 0:
+        while marker not in (out := self.debugcon()):
             if FAILED in out:
                 raise RuntimeError("the guest's INT 13h read failed (see debugcon.log)")
             if self.proc.poll() is not None:
                 raise RuntimeError(f"QEMU exited ({self.proc.returncode}): {self.stderr()}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the guest was not done after {timeout} s: {out[-300:]!r}")
+                raise TimeoutError(f"no {marker!r} after {timeout} s: {out[-300:]!r}")
             time.sleep(0.02)
 
     def vcpu_tids(self) -> list[int]:
@@ -193,6 +202,13 @@ class Qemu:
         if not self.perf or self.proc.poll() is None:
             raise RuntimeError("kernel counts need perf=True and a stopped QEMU")
         return dict(zip(self.perf_labels, read_perf_counts(self.perf_path), strict=True))
+
+    def kernel_events(self) -> list[Event]:
+        """Every kvm_pio, kvm_mmio and kvm_userspace_exit hit of QEMU's threads, in order
+        (after stop, with perf_record=True); see perfrecord for what the order says."""
+        if not self.perf_record or self.proc.poll() is None:
+            raise RuntimeError("kernel events need perf_record=True and a stopped QEMU")
+        return read_events(self.workdir / "perf.data")
 
     def stop(self, timeout: float = 20.0) -> int:
         """Quit QEMU cleanly (QMP quit: its exit-time deassigns are logged) and return the exit

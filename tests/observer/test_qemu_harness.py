@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 from guests.build import IMAGE, assemble, with_requests
+from perfrecord import exits_after_writes
 from qemu import NOTIFY_PORT, Qemu
 from qemutrace import IoeventfdChange
-from support import need
+from support import need, wait_for
 
 REQUESTS = 7  # the guest's reads; SeaBIOS adds one (loading the boot sector)
 
@@ -37,7 +38,7 @@ def test_the_request_count_is_patched_into_its_dword_only() -> None:
 def _run(workdir: Path, ioeventfd: bool) -> Qemu:
     need("QEMU", shutil.which("qemu-system-x86_64") is not None, "apt-get install qemu-system-x86")
     need("perf", shutil.which("perf") is not None, "apt-get install linux-perf")
-    with Qemu(workdir, REQUESTS, ioeventfd=ioeventfd, perf=True) as q:
+    with Qemu(workdir, REQUESTS, ioeventfd=ioeventfd, perf=True, perf_record=True) as q:
         q.wait_done()
     return q
 
@@ -130,3 +131,26 @@ def test_perf_counts_the_kernels_kvm_pio_per_process_and_per_port(
         assert counts[notify] == REQUESTS + 1  # each guest write, whichever path took it
         # some port I/O stays in the kernel (its PIT, PIC) whether or not QEMU asked for any
         assert counts["kvm:kvm_pio"] > counts["kvm:kvm_userspace_exit"] > counts[notify]
+
+
+@pytest.mark.kvm
+def test_a_guest_asked_for_0_requests_reads_until_qemu_stops(kvm_path: str, tmp_path: Path) -> None:
+    need("QEMU", shutil.which("qemu-system-x86_64") is not None, "apt-get install qemu-system-x86")
+    with Qemu(tmp_path, 0) as q:
+        q.wait_started()
+        wait_for("200 reads", lambda: q.trace().reads() >= 200)
+    assert q.proc.returncode == 0
+    assert q.trace().reads() >= 200 and b"done" not in q.debugcon()
+
+
+@pytest.mark.kvm
+def test_perf_records_whether_each_notify_exited_to_userspace(
+    with_ioeventfd: Qemu, without_ioeventfd: Qemu
+) -> None:
+    # SeaBIOS reads the ISR (BAR0 + 0x13) after each kick; QEMU serves it, so that read exits
+    # itself: one exit before it is the read's own, two are the write's and the read's
+    isr = NOTIFY_PORT + 3
+    for q, exits in ((with_ioeventfd, 1), (without_ioeventfd, 2)):
+        found = exits_after_writes(q.kernel_events(), NOTIFY_PORT)
+        assert len(found) == REQUESTS + 1
+        assert {(n, e.kind, e.rw, e.port) for n, e in found if e} == {(exits, "pio", "read", isr)}
