@@ -129,8 +129,7 @@ def test_perf_counts_the_kernels_kvm_pio_per_process_and_per_port(
     for q in (with_ioeventfd, without_ioeventfd):
         counts = q.kernel_counts()
         assert counts[notify] == REQUESTS + 1  # each guest write, whichever path took it
-        # some port I/O stays in the kernel (its PIT, PIC) whether or not QEMU asked for any
-        assert counts["kvm:kvm_pio"] > counts["kvm:kvm_userspace_exit"] > counts[notify]
+        assert counts["kvm:kvm_pio"] > counts[notify] and counts["kvm:kvm_userspace_exit"] > 0
 
 
 @pytest.mark.kvm
