@@ -11,6 +11,7 @@ qemucmd's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -58,16 +59,20 @@ class Qemu:
         if perf:  # perf starts counting at exec and follows every thread QEMU creates
             stat = ["perf", "stat", "-x,", "-o", str(self.perf_path), *perf_events(pio_ports)]
             argv = [*stat, "--", *argv]
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=open(self.workdir / "qemu.err", "wb"),  # noqa: SIM115 - the child owns it
-        )
-        self.pid = self._qemu_pid()
+        with open(self.workdir / "qemu.err", "wb") as err:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err
+            )
         self._vcpus: list[int] | None = None
-        self._qmp_greeting = self._qmp_read()
-        self.qmp("qmp_capabilities")
+        try:
+            self.pid = self._qemu_pid()
+            self._qmp_greeting = self._qmp_read()
+            self.qmp("qmp_capabilities")
+        except BaseException:  # no QEMU (or perf) left behind by a start that failed
+            self.proc.kill()
+            self.proc.wait()
+            self.stop()  # closes the pipes
+            raise
 
     @property
     def perf_path(self) -> Path:
@@ -170,7 +175,8 @@ class Qemu:
         """Quit QEMU cleanly (QMP quit: its exit-time deassigns are logged) and return the exit
         code (perf's, which is QEMU's, when wrapped); SIGKILL if it does not go in time."""
         if self.proc.poll() is None:
-            self.vcpu_tids()
+            with contextlib.suppress(OSError):  # kept for after; QEMU may be gone already
+                self.vcpu_tids()
             try:
                 self.qmp("quit")
             except (OSError, RuntimeError):
@@ -180,6 +186,9 @@ class Qemu:
             except subprocess.TimeoutExpired:
                 os.kill(self.pid, signal.SIGKILL)
                 self.proc.wait(timeout)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
         return self.proc.returncode
 
     def __enter__(self) -> Qemu:
