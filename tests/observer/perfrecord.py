@@ -16,7 +16,9 @@ from typing import NamedTuple
 
 EVENTS = ("kvm:kvm_pio", "kvm:kvm_mmio", "kvm:kvm_userspace_exit")
 KVM_EXIT_IO = 2
-_PIO = re.compile(r"pio_(?P<rw>read|write) at (?P<port>0x[0-9a-f]+) size (?P<size>\d+)")
+_PIO = re.compile(
+    r"pio_(?P<rw>read|write) at (?P<port>0x[0-9a-f]+) size (?P<size>\d+) count (?P<count>\d+)"
+)
 _EXIT = re.compile(r"reason \S+ \((?P<reason>-?\d+)\)")
 
 
@@ -28,6 +30,7 @@ class Event(NamedTuple):
     rw: str = ""
     port: int = 0
     size: int = 0
+    count: int = 1  # items a string I/O hit moves (rep ins/outs)
 
 
 def record_args(path: Path) -> list[str]:
@@ -50,7 +53,8 @@ def read_events(path: Path) -> list[Event]:
             raise RuntimeError(f"perf lost events: {line.strip()}")
         tid, _, rest = line.strip().partition(" ")
         if (m := _PIO.search(rest)) is not None:
-            events.append(Event(int(tid), "pio", m["rw"], int(m["port"], 16), int(m["size"])))
+            pio = (m["rw"], int(m["port"], 16), int(m["size"]), int(m["count"]))
+            events.append(Event(int(tid), "pio", *pio))
         elif (m := _EXIT.search(rest)) is not None:
             events.append(Event(int(tid), "exit", port=int(m["reason"])))
         elif "kvm_mmio" in rest:

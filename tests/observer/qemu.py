@@ -53,7 +53,8 @@ class Qemu:
         sector = with_requests(IMAGE.read_bytes(), requests)
         (self.workdir / "disk.img").write_bytes(sector.ljust(DISK_BYTES, b"\0"))
         argv = command(self.workdir, name, ioeventfd, memory_mb, firmware_log)
-        self.perf_labels = [*KERNEL_EVENTS, *(f"kvm:kvm_pio@{port:#x}" for port in pio_ports)]
+        ports = (f"kvm:kvm_pio@{port:#x}" for port in pio_ports)
+        self.perf_labels = [*KERNEL_EVENTS, *ports, "kvm:kvm_userspace_exit@io"]
         if perf_record:  # every tracepoint hit in order (kernel_events)
             argv = [*record_args(self.workdir / "perf.data"), *argv]
         if perf:  # perf starts counting at exec and follows every thread QEMU creates
@@ -159,7 +160,8 @@ class Qemu:
 
     def kernel_counts(self) -> dict[str, int]:
         """perf's counts over QEMU's whole life (after stop, with perf=True): each of
-        KERNEL_EVENTS, and "kvm:kvm_pio@PORT", the guest's writes to each of `pio_ports`."""
+        KERNEL_EVENTS, "kvm:kvm_pio@PORT", the guest's writes to each of `pio_ports`, and
+        "kvm:kvm_userspace_exit@io", the exits that are port or MMIO accesses."""
         if not self.perf or self.proc.poll() is None:
             raise RuntimeError("kernel counts need perf=True and a stopped QEMU")
         return dict(zip(self.perf_labels, read_perf_counts(self.perf_path), strict=True))

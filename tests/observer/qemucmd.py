@@ -49,10 +49,13 @@ def command(
     ]  # fmt: skip
 
 
+IO_EXITS = "errno == 0 && (reason == 2 || reason == 6)"  # KVM_EXIT_IO, KVM_EXIT_MMIO
+
+
 def perf_events(pio_ports: Sequence[int]) -> list[str]:
-    """`perf stat` arguments: KERNEL_EVENTS, then kvm_pio filtered to writes to each port (the
-    tracepoint filter runs in the kernel, so the count is exact)."""
+    """`perf stat` arguments: KERNEL_EVENTS, kvm_pio filtered to writes to each port, then the
+    userspace exits that are accesses (the tracepoint filters run in the kernel: exact)."""
     args = [a for event in KERNEL_EVENTS for a in ("-e", event)]
     for port in pio_ports:
         args += ["-e", "kvm:kvm_pio", "--filter", f"port == {port:#x} && rw == 1"]
-    return args
+    return [*args, "-e", "kvm:kvm_userspace_exit", "--filter", IO_EXITS]
