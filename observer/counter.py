@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 from observer.bpf import Map
 from observer.layout import SPACES, AccessKey
 
 Address = tuple[int, str, int, int]  # (tgid, space, addr, len)
+T = TypeVar("T")
 
 
 class Counts(NamedTuple):
@@ -35,6 +37,26 @@ class Counts(NamedTuple):
 
 def _address(key: AccessKey) -> Address:
     return (key.tgid, SPACES.get(key.space, str(key.space)), key.addr, key.len)
+
+
+def read_between_slots(
+    read: Callable[[], T], slots: Map | None, attempts: int
+) -> tuple[T, list[Any]]:
+    """`read()` of a map and each CPU's slot in front of it, read after it. A slot hands its
+    counts to the map when it changes key; the slots' generations are read before and after,
+    and if one changed meanwhile its hand-over may be missing from what was read, so the read
+    is tried again (`attempts` in all). The caller leaves out a slot copied mid-change."""
+
+    def copies() -> list[Any]:
+        return (slots.lookup(ctypes.c_uint32(0)) or []) if slots is not None else []
+
+    for _ in range(attempts):
+        before = [slot.gen_a for slot in copies()]
+        out = read()
+        after = copies()
+        if [slot.gen_b for slot in after] == before:
+            break
+    return out, after
 
 
 class CountReader:
@@ -57,16 +79,10 @@ class CountReader:
         self._dying: set[Address] = set()  # of exited processes, deleted once no slot holds them
         self.torn = 0  # slot copies left out because a change overlapped them
 
-    def _slots(self) -> list[Any]:
-        return (self.recent.lookup(ctypes.c_uint32(0)) or []) if self.recent is not None else []
-
     def totals(self, attempts: int = 3) -> dict[Address, Counts]:
-        """Every address's counts since the programs were attached, summed over CPUs.
+        """Every address's counts since the programs were attached, summed over CPUs."""
 
-        The slots are read before and after `counts`; if one changed key meanwhile its hand-over
-        may be missing from what was read, so the read is tried again (`attempts` in all)."""
-        for _ in range(attempts):
-            before = [slot.gen_a for slot in self._slots()]
+        def read() -> dict[Address, Counts]:
             out = {}
             for key, per_cpu in self.map.lookup_batch():
                 addr = _address(key)
@@ -77,9 +93,9 @@ class CountReader:
                     sum(v.reads for v in per_cpu),
                     sum(v.read_exits for v in per_cpu),
                 )
-            slots = self._slots()
-            if [slot.gen_b for slot in slots] == before:
-                break
+            return out
+
+        out, slots = read_between_slots(read, self.recent, attempts)
         cached, complete = set(), True
         for slot in slots:
             if slot.gen_a != slot.gen_b:
@@ -138,24 +154,42 @@ ValueAt = tuple[Address, int]  # (address, value written)
 
 
 class ValueReader:
-    """Per-tick differences of `exit_values`: how often each value was written in writes that
-    exited to userspace. The map is an LRU hash: a pair it evicted and counted again starts
-    over, so a count below the previous reading is new in full."""
+    """Per-tick differences of how often each value was written in writes that exited to
+    userspace: `exit_values` (an LRU hash) plus each CPU's value slot, read as CountReader
+    reads counts and slots; differences from the highest sum seen (a pair the LRU evicted and
+    counted again shows once it passes its old sum)."""
 
-    def __init__(self, values: Map) -> None:
-        self.map = values
+    def __init__(self, values: Map, slots: Map | None = None) -> None:
+        self.map, self.slots = values, slots
         self._prev: dict[ValueAt, int] = {}
+
+    def totals(self, attempts: int = 3) -> dict[ValueAt, int]:
+        """Every (address, value)'s exiting writes since the programs were attached."""
+
+        def read() -> dict[ValueAt, int]:
+            return {
+                (_address(key.key), key.value): int(count.value)
+                for key, (count,) in self.map.lookup_batch()
+            }
+
+        out, slots = read_between_slots(read, self.slots, attempts)
+        for slot in slots:
+            if slot.gen_a != slot.gen_b or slot.vk.key.tgid == 0 or not slot.count:
+                continue  # copied mid-change (shows next tick), or never written
+            at = (_address(slot.vk.key), slot.vk.value)
+            out[at] = out.get(at, 0) + slot.count
+        return out
 
     def deltas(self) -> dict[ValueAt, int]:
         """What each (address, value) added since the previous call (only those that moved)."""
-        now = {}
-        for key, (count,) in self.map.lookup_batch():
-            now[(_address(key.key), key.value)] = int(count.value)
         out = {}
-        for at, n in now.items():
+        for at, n in self.totals().items():
             before = self._prev.get(at, 0)
-            d = n - before if n >= before else n
-            if d:
-                out[at] = d
-        self._prev = now
+            if n > before:
+                out[at] = n - before
+                self._prev[at] = n
         return out
+
+    def forget(self, tgids: set[int]) -> None:
+        """Drop the readings of exited processes (their pairs age out of the LRU map)."""
+        self._prev = {at: n for at, n in self._prev.items() if at[0][0] not in tgids}

@@ -6,6 +6,7 @@ recent       PERCPU_ARRAY 0 -> Recent     the last written key on this CPU and i
                                           yet in `counts` (a guest hammering one doorbell
                                           costs an array slot, not a hash lookup)
 exit_values  LRU_HASH ValueKey -> u64     writes that exited to userspace, per value written
+value_slot   PERCPU_ARRAY 0 -> ValueSlot  this CPU's latest pair and its count not yet handed over
 drops        PERCPU_ARRAY 0 -> Drops      what the programs could not record
 events       RINGBUF of IoctlEvent        every KVM_IOEVENTFD / KVM_IRQFD call and its answer
 
@@ -65,6 +66,18 @@ class ValueKey(ctypes.Structure):
     """A value the guest wrote to one doorbell in a write that exited to userspace."""
 
     _fields_ = [("key", AccessKey), ("value", ctypes.c_uint64)]
+
+
+class ValueSlot(ctypes.Structure):
+    """One CPU's latest (series, value) of an exiting write and its count not yet in
+    `exit_values` (the generation protocol of `Recent`)."""
+
+    _fields_ = [
+        ("gen_a", ctypes.c_uint64),
+        ("vk", ValueKey),
+        ("count", ctypes.c_uint64),
+        ("gen_b", ctypes.c_uint64),
+    ]
 
 
 class Drops(ctypes.Structure):

@@ -42,12 +42,12 @@ def observe(settings: Settings, probe: KvmProbe, engine: Engine, stop: threading
         CountReader(probe.counts, probe.recent),
         discovery,
         debugfs,
-        values=ValueReader(probe.values),
+        values=ValueReader(probe.values, probe.value_slots),
         calls=CallLog(probe) if probe.ioctls is not None else None,
     )
     if probe.ioctls is None:
         log.warning(
-            "no syscalls:sys_enter_ioctl tracepoint (CONFIG_FTRACE_SYSCALLS is off): counting, "
+            "no raw_syscalls:sys_enter tracepoint (CONFIG_HAVE_SYSCALL_TRACEPOINTS): counting, "
             "but the VMMs' registrations stay unknown"
         )
     prune = retention_hook(

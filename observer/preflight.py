@@ -84,10 +84,11 @@ def _check_btf() -> None:
 
 
 def syscall_tracepoints(root: str = TRACEFS) -> bool:
-    """The ioctl syscall tracepoints are there (CONFIG_FTRACE_SYSCALLS): without them the
-    observer counts but cannot hear registrations."""
+    """The raw syscall tracepoints are there (raw_syscalls:sys_enter/sys_exit, with
+    CONFIG_HAVE_SYSCALL_TRACEPOINTS): without them the observer counts but cannot hear
+    registrations."""
     return all(
-        os.path.exists(f"{root}/events/syscalls/sys_{side}_ioctl/id") for side in ("enter", "exit")
+        os.path.exists(f"{root}/events/raw_syscalls/sys_{side}/id") for side in ("enter", "exit")
     )
 
 

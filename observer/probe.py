@@ -1,7 +1,7 @@
 """`KvmProbe`: the compiled programs of observer/progs, loaded and attached as one unit.
 
-Two objects: kvm_counts (KVM's access and exit tracepoints, BTF-typed raw tracepoints) and
-kvm_ioctls (the ioctl syscall tracepoints, for every VMM's registrations). libbpf places
+Two objects: kvm_counts (KVM's access and exit tracepoints) and kvm_ioctls (the raw syscall
+tracepoints, for every VMM's registrations), all BTF-typed raw tracepoints. libbpf places
 every field by the running kernel's BTF (CO-RE), so one object runs on any kernel with BTF.
 Either everything attaches or nothing stays: a failure part-way closes what was made. Closing
 the probe (or the process dying, even by SIGKILL) detaches every program and frees the maps.
@@ -20,7 +20,7 @@ from observer.bpf import syscall as sc
 from observer.bpf.btf import BtfError, kernel_btf
 from observer.bpf.libbpf import BpfObject, RingBuffer
 from observer.bpf.tracefs import TRACEFS
-from observer.layout import AccessCounts, AccessKey, Drops, Recent, ValueKey
+from observer.layout import AccessCounts, AccessKey, Drops, Recent, ValueKey, ValueSlot
 
 PROGS = Path(__file__).parent / "progs"
 REQUIRED = ("kvm_pio", "kvm_mmio", "kvm_userspace_exit")
@@ -39,8 +39,8 @@ FLOOR = {
     "kvm_userspace_exit": "iosig_floor_exit",
     "kvm_fast_mmio": "iosig_floor_fast",
 }
-IOCTLS = {"sys_enter_ioctl": "iosig_ioctl_in", "sys_exit_ioctl": "iosig_ioctl_out"}
-IOCTLS_FLOOR = {"sys_enter_ioctl": "iosig_floor_in", "sys_exit_ioctl": "iosig_floor_out"}
+IOCTLS = {"sys_enter": "iosig_ioctl_in", "sys_exit": "iosig_ioctl_out"}
+IOCTLS_FLOOR = {"sys_enter": "iosig_floor_in", "sys_exit": "iosig_floor_out"}
 
 
 def present_events() -> list[str]:
@@ -68,7 +68,7 @@ class KvmProbe:
         names = FLOOR if empty else COUNTING
         self.kvm: BpfObject | None = None
         self.ioctls: BpfObject | None = None
-        self.counts = self.recent = self.values = self.drops = None
+        self.counts = self.recent = self.values = self.value_slots = self.drops = None
         try:
             self.kvm = BpfObject(str(PROGS / "kvm_counts.bpf.o"), [names[e] for e in events])
             if registrations:
@@ -77,6 +77,9 @@ class KvmProbe:
             self.counts = self._map("counts", sc.MAP_TYPE_PERCPU_HASH, AccessKey, AccessCounts)
             self.recent = self._map("recent", sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, Recent)
             self.values = self._map("exit_values", sc.MAP_TYPE_LRU_HASH, ValueKey, ctypes.c_uint64)
+            self.value_slots = self._map(
+                "value_slot", sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, ValueSlot
+            )
             self.drops = self._map("drops", sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, Drops)
         except BaseException:
             self.close()
@@ -109,10 +112,10 @@ class KvmProbe:
 
     def close(self) -> None:
         """Detach every program and free the maps (idempotent)."""
-        for m in (self.counts, self.recent, self.values, self.drops):
+        for m in (self.counts, self.recent, self.values, self.value_slots, self.drops):
             if m is not None:
                 m.close()
-        self.counts = self.recent = self.values = self.drops = None
+        self.counts = self.recent = self.values = self.value_slots = self.drops = None
         for obj in (self.ioctls, self.kvm):
             if obj is not None:
                 obj.close()

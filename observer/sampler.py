@@ -157,6 +157,8 @@ class ObserverSampler:
         gone = {key.pid for key in ended if key.pid not in live_pids}
         gone |= {tgid for (tgid, *_) in deltas if tgid not in by_pid}
         self.reader.forget(gone)
+        if self.values is not None:
+            self.values.forget(gone)
         tids = self._vcpu_tids(live)
         stats = {}
         if self.debugfs is not None and self.debugfs.unavailable is None:

@@ -45,6 +45,16 @@ struct value_key {
 	__u64 value;
 };
 
+/* One CPU's most recent (series, value) of an exiting write, with its count not yet in
+ * `exit_values`: a doorbell exiting with one value costs a slot update, not a hash update.
+ * Changed under the same generation protocol as `struct recent`. */
+struct value_slot {
+	__u64 gen_a;
+	struct value_key vk;
+	__u64 count;
+	__u64 gen_b;
+};
+
 /* Counts the programs could not record. */
 struct drops {
 	__u64 map_full;   /* increments lost to a full map */

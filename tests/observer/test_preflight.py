@@ -59,13 +59,13 @@ def test_without_privileges_the_bench_exits_1_with_the_same_sentence(tracefs: st
 def test_without_syscall_tracepoints_the_probe_counts_and_hears_no_registrations(
     tracefs: str, tmp_path
 ) -> None:
-    """A kernel without CONFIG_FTRACE_SYSCALLS (no events/syscalls): the counting programs
+    """A kernel without raw syscall tracepoints (no events/raw_syscalls): the counting programs
     attach, the registration programs are left out, and the observer says so (main.py)."""
     root = _fake_tracefs(tmp_path, tracefs)
     with open_probe(str(root)) as probe:
         assert probe.ioctls is None
         assert probe.counts is not None
-        assert "sys_enter_ioctl" not in probe.events()
+        assert "sys_enter" not in probe.events()
     with open_probe(tracefs) as probe:
         assert probe.ioctls is not None
-        assert {"sys_enter_ioctl", "sys_exit_ioctl"} <= set(probe.events())
+        assert {"sys_enter", "sys_exit"} <= set(probe.events())

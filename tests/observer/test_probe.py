@@ -195,15 +195,22 @@ def test_the_benchs_floor_probe_runs_on_every_access_and_counts_nothing(tracefs,
 
 def test_values_of_writes_that_exit_are_counted_per_value(probe, vmm) -> None:
     """exit_values: how often each value was written in writes that exited to userspace (what
-    a datamatch diagnosis names); writes an ioeventfd took in the kernel leave no value."""
+    a datamatch diagnosis names), through each CPU's value slot and its hand-overs; writes an
+    ioeventfd took in the kernel leave no value."""
     v = vmm(IOEVENTFD_PORT)
-    values = ValueReader(probe.values)
+    values = ValueReader(probe.values, probe.value_slots)
     values.deltas()
-    v.ring("pio", USER_PORT, 4, 40)  # the doorbell guest writes the value 1
-    v.ring("mmio", MMIO_GPA, 4, 25)
+    v.ring("pio", USER_PORT, 4, 40, value=0x5)
+    v.ring("pio", USER_PORT, 4, 30, value=0x7)  # the slot hands 0x5's count over
+    v.ring("mmio", MMIO_GPA, 4, 25, value=0x3)
+    v.ring("pio", USER_PORT, 2, 20, value=0x5)  # same port, another width: another series
     v.ring("pio", IOEVENTFD_PORT, 4, 30)
     got = {at: n for at, n in values.deltas().items() if at[0][0] == v.pid}
-    assert got[((v.pid, "pio", USER_PORT, 4), 1)] == 40
-    assert got[((v.pid, "mmio", MMIO_GPA, 4), 1)] == 25
+    assert got[((v.pid, "pio", USER_PORT, 4), 0x5)] == 40
+    assert got[((v.pid, "pio", USER_PORT, 4), 0x7)] == 30
+    assert got[((v.pid, "mmio", MMIO_GPA, 4), 0x3)] == 25
+    assert got[((v.pid, "pio", USER_PORT, 2), 0x5)] == 20
     assert not any(at[0][2] == IOEVENTFD_PORT for at in got)
-    assert values.deltas() == {} or all(at[0][0] != v.pid for at in values.deltas())
+    v.ring("pio", USER_PORT, 4, 10, value=0x7)
+    again = {at: n for at, n in values.deltas().items() if at[0][:3] == (v.pid, "pio", USER_PORT)}
+    assert again == {((v.pid, "pio", USER_PORT, 4), 0x7): 10}  # (the pass-done port moves too)

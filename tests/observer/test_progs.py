@@ -19,6 +19,7 @@ SHARED = {  # each object's structs that observer/layout.py mirrors
         "access_counts": layout.AccessCounts,
         "recent": layout.Recent,
         "value_key": layout.ValueKey,
+        "value_slot": layout.ValueSlot,
         "drops": layout.Drops,
     },
     "kvm_ioctls.bpf.o": {"ioctl_event": layout.IoctlEvent},
