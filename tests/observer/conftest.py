@@ -7,6 +7,7 @@ import os
 
 import pytest
 from support import need
+from vmmproc import Vmm
 
 from observer.bpf import Map, ensure_mounted
 from observer.bpf import syscall as sc
@@ -36,63 +37,6 @@ def tracefs(bpf: None) -> str:
     ok = os.path.isdir("/sys/kernel/tracing/events/kvm")
     need("KVM tracepoints", ok, "load the kvm module (a kernel with KVM and tracepoints)")
     return "/sys/kernel/tracing"
-
-
-class Vmm:
-    """A running tests/observer/vmm.py process: a separate VMM the observer can watch."""
-
-    def __init__(self, *ioeventfd_ports: int, datamatch: dict[int, int] | None = None) -> None:
-        import json
-        import subprocess
-        import sys
-        from pathlib import Path
-
-        match = datamatch or {}
-        args = [
-            a
-            for p in ioeventfd_ports
-            for a in ("--ioeventfd", hex(p) + (f":{match[p]:#x}" if p in match else ""))
-        ]
-        script = Path(__file__).with_name("vmm.py")
-        self._json = json
-        self.proc = subprocess.Popen(
-            [sys.executable, str(script), *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.pid = self._answer()["ready"]
-
-    def _answer(self) -> dict:
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the test VMM exited ({self.proc.wait()})")
-        return self._json.loads(line)
-
-    def _ask(self, line: str) -> dict:
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        return self._answer()
-
-    def ring(self, space: str, addr: int, length: int, n: int, value: int = 1) -> None:
-        """The guest writes `value` `n` times to `addr` (returns when the pass is done)."""
-        self._ask(f"ring {space} {addr:#x} {length} {n} {value:#x}")
-
-    def counts(self) -> dict:
-        """The VMM's own figures: eventfd signals per port, userspace exits per address."""
-        return self._ask("counts")
-
-    def quit(self) -> None:
-        """Let the VMM exit cleanly."""
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            self.proc.wait(30)
-
-    def kill(self) -> None:
-        """SIGKILL it if still running."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(30)
 
 
 @pytest.fixture
