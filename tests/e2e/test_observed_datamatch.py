@@ -28,7 +28,7 @@ def observer(app_only) -> Iterator[subprocess.Popen]:
     """`iosignal observe` on the app's database, its programs attached before any VMM starts
     (a registration made before the observer is, rightly, unknown)."""
     log = app_only.tmp / "observer.log"
-    env = app_only.env | {"IOSIGNAL_SAMPLE_INTERVAL_S": str(TICK_S)}
+    env = app_only.env | {"IOSIGNAL_SAMPLE_INTERVAL_S": str(TICK_S), "IOSIGNAL_LOG_LEVEL": "info"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "observe"],
         cwd=ROOT,
