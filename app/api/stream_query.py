@@ -30,6 +30,7 @@ from app.api.stream_observed import (
 )
 from app.schemas import IoeventfdOut
 from contract.models import Feed, Ioeventfd, RegState, utcnow
+from contract.rules import covers
 from contract.timeparse import epoch_ms
 
 # Registration rows are stamped before they commit; look back this far so none is missed.
@@ -87,8 +88,7 @@ def ticks_after(
             if reg is not None:
                 rate = signals / interval if interval else 0.0
                 rows.append(reg | {"signals": signals, "rate_hz": rate})
-    # A write is covered by an active registration of the same width or of width 0.
-    covered = {(r.space, r.addr, r.len) for r in regs.values() if r.state == RegState.ACTIVE.value}
+    active = [r for r in regs.values() if r.state == RegState.ACTIVE.value]
     exits: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
     exit_keys = sampleread.series_keys(db, vm_id, Feed.EXITS)
     for tick in sampleread.ticks(db, vm_id, Feed.EXITS, None, after, upto):
@@ -103,7 +103,7 @@ def ticks_after(
                     "len": len_,
                     "exits": count,
                     "rate_hz": count / tick.interval_s if tick.interval_s else 0.0,
-                    "registered": (space, addr, len_) in covered or (space, addr, 0) in covered,
+                    "registered": any(covers(r, space, addr, len_) for r in active),
                 }
             )
         ticks[tick.at]["interval_s"] = max(ticks[tick.at]["interval_s"], tick.interval_s)
