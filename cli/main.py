@@ -105,6 +105,13 @@ def observe(
     bench: Annotated[
         bool, typer.Option("--bench", help="Measure the observer's cost instead, and exit.")
     ] = False,
+    registrations: Annotated[
+        bool,
+        typer.Option(
+            help="Hear every VMM's KVM_IOEVENTFD/KVM_IRQFD calls (raw syscall tracepoints: a "
+            "compare per syscall on the host); --no-registrations counts accesses only."
+        ),
+    ] = True,
 ) -> None:
     """Watch every KVM VM on this host (eBPF on KVM's tracepoints), read-only, into the database.
 
@@ -118,7 +125,7 @@ def observe(
     _setup_logging()
     from observer.main import main as observe_main
 
-    raise typer.Exit(observe_main())
+    raise typer.Exit(observe_main(registrations=registrations))
 
 
 @cli.command()

@@ -45,7 +45,7 @@ def observe(settings: Settings, probe: KvmProbe, engine: Engine, stop: threading
         values=ValueReader(probe.values, probe.value_slots),
         calls=CallLog(probe) if probe.ioctls is not None else None,
     )
-    if probe.ioctls is None:
+    if probe.ioctls is None and probe.registrations_asked:
         log.warning(
             "no raw_syscalls:sys_enter tracepoint (CONFIG_HAVE_SYSCALL_TRACEPOINTS): counting, "
             "but the VMMs' registrations stay unknown"
@@ -83,13 +83,14 @@ def observe(settings: Settings, probe: KvmProbe, engine: Engine, stop: threading
     return 0
 
 
-def main() -> int:
-    """Run the observer until SIGTERM/SIGINT; the exit code for `iosignal observe`."""
+def main(registrations: bool = True) -> int:
+    """Run the observer until SIGTERM/SIGINT; the exit code for `iosignal observe`.
+    `registrations`: also hear the VMMs' registrations (where the kernel can)."""
     settings = get_settings()
     stop = threading.Event()
     install_signal_handlers(stop)
     try:
-        probe = open_probe()
+        probe = open_probe(registrations=registrations)
     except ObserverUnavailable as exc:
         log.error("%s", exc)
         return 1

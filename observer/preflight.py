@@ -92,7 +92,9 @@ def syscall_tracepoints(root: str = TRACEFS) -> bool:
     )
 
 
-def open_probe(tracefs: str = TRACEFS, *, empty: bool = False) -> KvmProbe:
+def open_probe(
+    tracefs: str = TRACEFS, *, empty: bool = False, registrations: bool = True
+) -> KvmProbe:
     """Every check, then the attached probe; ObserverUnavailable says what is missing."""
     if platform.system() != "Linux" or platform.machine() != "x86_64":
         raise ObserverUnavailable("iosignal observe runs on x86_64 Linux (KVM's tracepoints)")
@@ -101,7 +103,9 @@ def open_probe(tracefs: str = TRACEFS, *, empty: bool = False) -> KvmProbe:
     _check_btf()
     _check_proc()
     try:
-        return KvmProbe(empty=empty, registrations=syscall_tracepoints(tracefs))
+        probe = KvmProbe(empty=empty, registrations=registrations and syscall_tracepoints(tracefs))
+        probe.registrations_asked = registrations
+        return probe
     except LibbpfMissing as e:
         raise ObserverUnavailable(f"{e}: the observer loads its programs with libbpf") from None
     except VerifierError as e:

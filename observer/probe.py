@@ -63,6 +63,7 @@ class KvmProbe:
         """`empty`: programs that return at once on the same tracepoints (the floor that
         `iosignal observe --bench` measures the counting programs against).
         `registrations`: attach the ioctl programs too."""
+        self.registrations_asked = registrations  # (open_probe: asked, whether or not offered)
         events = present_events()
         self.events_attached = events + (list(IOCTLS) if registrations else [])
         names = FLOOR if empty else COUNTING

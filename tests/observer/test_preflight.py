@@ -69,3 +69,6 @@ def test_without_syscall_tracepoints_the_probe_counts_and_hears_no_registrations
     with open_probe(tracefs) as probe:
         assert probe.ioctls is not None
         assert {"sys_enter", "sys_exit"} <= set(probe.events())
+    with open_probe(tracefs, registrations=False) as probe:  # iosignal observe --no-registrations
+        assert probe.ioctls is None and probe.counts is not None
+        assert "sys_enter" not in probe.events()
