@@ -173,6 +173,34 @@ def cheaper_hooks(tracefs: str = TRACEFS) -> list[str]:
     ]
 
 
+def syscall_cost(rounds: int = 5, calls: int = 200_000) -> dict[str, float]:
+    """What every other process pays: a getppid(2) call's CPU time (ns, least of `rounds`
+    alternations) with nothing attached, with the observer's programs, and with them but
+    without the registration programs (the raw syscall tracepoints, `--no-registrations`)."""
+    from observer.probe import KvmProbe
+
+    def per_call() -> float:
+        start = time.thread_time_ns()
+        for _ in range(calls):
+            os.getppid()
+        return (time.thread_time_ns() - start) / calls
+
+    phases: dict[str, Callable[[], KvmProbe | None]] = {
+        OFF: lambda: None,
+        COUNTING: KvmProbe,
+        "no registrations": lambda: KvmProbe(registrations=False),
+    }
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, make in phases.items():
+            probe = make()
+            ns = per_call()
+            if probe is not None:
+                probe.close()
+            best[name] = min(best.get(name, ns), ns)
+    return best
+
+
 def _pct(values: list[float], q: float) -> float:
     return sorted(values)[int(len(values) * q)]
 
@@ -283,6 +311,13 @@ def cli_bench(
     print("the programs' own time per event (kernel run-time statistics, every VM on the host):")
     for event, (ns, runs) in cost.items():
         print(f"  {event:20s} {ns / runs if runs else 0:6.0f} ns x {runs:,} runs")
+    sys_ns = syscall_cost()
+    off = sys_ns[OFF]
+    print(
+        f"any other process's syscall (getppid, CPU time): {off:,.0f} ns, with the programs "
+        f"{sys_ns[COUNTING]:,.0f} ns ({off / sys_ns[COUNTING]:.3f}), --no-registrations "
+        f"{sys_ns['no registrations']:,.0f} ns ({off / sys_ns['no registrations']:.3f})"
+    )
     print(f"observer CPU, guest writing {rate:,.0f}/s: {share_busy:.2%} of a core   target <= 5%")
     print(f"observer CPU, {idle_vms} idle VMs: {share_idle:.2%} of a core   target <= 1%")
     return 0
