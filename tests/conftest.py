@@ -32,21 +32,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _shares_a_module_fixture(item: pytest.Item) -> bool:
-    info = getattr(item, "_fixtureinfo", None)
-    defs = info.name2fixturedefs.values() if info is not None else ()
-    return any(d and d[-1].scope in ("module", "class") for d in defs)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the host-wide tests serial, keep a module's tests in one xdist process when they
-    share a module-scoped fixture (an e2e stack: a VM and two processes), then keep the tests of
-    the chosen --part."""
+    """Mark the host-wide tests serial, then keep the tests of the chosen --part."""
     for item in items:
         if item.path.is_relative_to(HOST_WIDE):
             item.add_marker(pytest.mark.serial)
-        if _shares_a_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
     part = config.getoption("part")
     if part == "all":
         return

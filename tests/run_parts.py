@@ -2,11 +2,10 @@
 
 First every test not marked `serial`, spread over PYTEST_JOBS processes by pytest-xdist (default
 4 on any machine: most tests wait on subprocesses, VMs, sockets and sleeps, so more processes than
-cores pays), test by test, except that a module's tests stay in one process when they share a
-module-scoped fixture (an e2e stack: a VM and two processes), built once (tests/conftest.py).
-Then the `serial` tests, alone: host-wide BPF counting and timing-sensitive figures must see no
-other test. Arguments go to both parts. The exit code is pytest's for the whole run: 5 only when
-neither part ran a test, else the first failing part's, else 0.
+cores pays); a module's tests stay in one process, so its module-scoped fixtures (an e2e stack, a
+VM) are built once. Then the `serial` tests, alone: host-wide BPF counting and timing-sensitive
+figures must see no other test. Arguments go to both parts. The exit code is pytest's for the
+whole run: 5 only when neither part ran a test, else the first failing part's, else 0.
 Each part's JUnit XML report stays in .pytest_cache/parts/.
 """
 
@@ -46,7 +45,7 @@ def overall(codes: list[int]) -> int:
 def main(args: list[str]) -> int:
     jobs = os.environ.get("PYTEST_JOBS", "4")
     parts = {
-        "parallel": ["-n", jobs, "--dist", "loadgroup", *args, "--part", "parallel"],
+        "parallel": ["-n", jobs, "--dist", "loadscope", *args, "--part", "parallel"],
         "serial": [*args, "-n", "0", "--part", "serial"],
     }
     REPORTS.mkdir(parents=True, exist_ok=True)
