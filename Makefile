@@ -24,7 +24,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test bpf-check
 	$(BIN)/ruff check .
 	$(BIN)/mypy contract app cli worker observer
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/python tests/run_parts.py $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

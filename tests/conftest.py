@@ -1,12 +1,14 @@
 """Shared fixtures: the real parts a test needs (/dev/kvm, PostgreSQL, Chromium) and databases.
 
 With CI=true a test whose part is missing fails; elsewhere it skips, saying what to install.
+`--part parallel|serial` picks one of the suite's two parts (tests/run_parts.py runs both).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,35 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from support import need
+
+# Tests here attach BPF programs that see every VM on the host and assert that none of theirs
+# stays loaded: they run in the serial part, alone.
+HOST_WIDE = Path(__file__).parent / "observer"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--part",
+        choices=("all", "parallel", "serial"),
+        default="all",
+        help="run only the tests marked serial, only the others, or all (the default)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the host-wide tests serial, then keep the tests of the chosen --part."""
+    for item in items:
+        if item.path.is_relative_to(HOST_WIDE):
+            item.add_marker(pytest.mark.serial)
+    part = config.getoption("part")
+    if part == "all":
+        return
+    want_serial = part == "serial"
+    keep = [i for i in items if (i.get_closest_marker("serial") is not None) == want_serial]
+    if len(keep) < len(items):
+        kept = set(keep)
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = keep
 
 
 def kvm_available(path: str = "/dev/kvm") -> bool:
@@ -83,20 +114,73 @@ def empty_sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'iosignal.db'}"
 
 
+def _migrate(url: str) -> None:
+    """Upgrade `url` to head through a connection closed afterwards (a template must be idle)."""
+    from alembic import command
+
+    from contract.db import make_engine
+    from contract.migrate import alembic_config
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session (per xdist worker), copied per test."""
+    path = tmp_path_factory.mktemp("template") / "iosignal.db"
+    _migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres(postgres_admin_url: str) -> Iterator[str]:
+    """A PostgreSQL database migrated to head once per session (per xdist worker), closed to
+    connections (autovacuum's too) so that each test's database is a copy of it."""
+    name, url = _fresh_postgres_db(postgres_admin_url)
+    _migrate(url)
+    engine = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+    engine.dispose()
+    yield name
+    _drop_postgres_db(postgres_admin_url, name)
+
+
+def _copy_postgres_db(admin_url: str, template: str) -> tuple[str, str]:
+    # CREATE DATABASE itself waits (up to 5 s) for a backend still leaving the template
+    name = f"iosignal_test_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    engine.dispose()
+    return name, make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A freshly migrated database, once on SQLite and once on real PostgreSQL."""
-    from contract.migrate import upgrade
-
+    """A freshly migrated database, once on SQLite and once on real PostgreSQL: a copy of the
+    session's migrated template (the migrations themselves are tested in tests/app)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'iosignal.db'}"
-        upgrade(url)
-        yield url
+        path = tmp_path / "iosignal.db"
+        template = request.getfixturevalue("migrated_sqlite")
+        src, dst = sqlite3.connect(template), sqlite3.connect(path)
+        try:
+            src.backup(dst)  # a consistent copy, WAL contents included
+        finally:
+            src.close()
+            dst.close()
+        yield f"sqlite:///{path}"
         return
     admin = request.getfixturevalue("postgres_admin_url")
-    name, url = _fresh_postgres_db(admin)
+    name, url = _copy_postgres_db(admin, request.getfixturevalue("migrated_postgres"))
     try:
-        upgrade(url)
         yield url
     finally:
         _drop_postgres_db(admin, name)

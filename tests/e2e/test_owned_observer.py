@@ -27,7 +27,8 @@ from observer.discovery import VmKey, VmProcess
 from observer.sampler import AddressSample, Tick
 from observer.writer import ObservedWriter
 
-pytestmark = [pytest.mark.browser, pytest.mark.kvm]
+# serial: a host-wide observer, and rates compared over wall-clock time
+pytestmark = [pytest.mark.browser, pytest.mark.kvm, pytest.mark.serial]
 
 TICK_S = 0.2  # the stack's sample interval
 EVENTFD = {"space": "pio", "addr": 0x6000, "len": 2}  # registered: its writes stay in the kernel

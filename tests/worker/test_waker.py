@@ -8,12 +8,15 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from contract.db import make_engine
 from contract.notify import notify_desired, poke, wake_path
 from worker.waker import Waker
+
+pytestmark = pytest.mark.serial  # wake-ups are timed: sub-second bounds
 
 
 def _notify(engine: Engine, vm_id: int) -> None:

@@ -139,6 +139,7 @@ def test_worker_applies_registrations_writes_verdicts_and_stops_cleanly(
     assert [tuple(e) for e in events] == [("start", proc.pid), ("stop", proc.pid)]
 
 
+@pytest.mark.serial  # its lags are timed (< 0.3 s)
 def test_the_apps_wake_up_gets_registrations_applied_long_before_the_poll(
     db_url, engine, spawn
 ) -> None:

@@ -73,6 +73,7 @@ def _signals(machine: Machine) -> dict[int, int]:
     return {s.key: s.signals for s in machine.collect().signals}
 
 
+@pytest.mark.serial  # a rate over wall-clock time
 def test_1_khz_for_5_s_rings_within_5_percent(machine: Machine) -> None:
     machine.register(1, "pio", 0x10, 2, None)
     machine.set_workload([Doorbell("pio", 0x10, 2, 7, 1000.0)])
