@@ -16,7 +16,8 @@ from playwright.sync_api import expect
 from support import need, wait_for
 from vmmproc import Vmm
 
-pytestmark = [pytest.mark.browser, pytest.mark.kvm]
+# serial: a host-wide observer (its programs see every VM on the host)
+pytestmark = [pytest.mark.browser, pytest.mark.kvm, pytest.mark.serial]
 
 TICK_S = 0.2
 PORT = 0x510

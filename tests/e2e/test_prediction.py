@@ -17,7 +17,8 @@ import pytest
 from dashboard_harness import ROOT, stop
 from support import need, wait_for
 
-pytestmark = [pytest.mark.kvm]
+# serial: a host-wide observer, and vCPU time measured before and after
+pytestmark = [pytest.mark.kvm, pytest.mark.serial]
 
 DOORBELL = {"space": "pio", "addr": 0x6200, "len": 2}
 RATE_HZ = 20_000  # ~20% of a vCPU in exits: well above what the pacing itself costs
