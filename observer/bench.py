@@ -24,7 +24,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from observer.bpf import loaded_programs
+from sqlalchemy import Engine, select
+
+from contract.db import make_engine
+from contract.models import Observer
 from observer.bpf.tracefs import TRACEFS
 
 IOEVENTFD_PORT, USER_PORT = 0x510, 0x520
@@ -35,6 +38,11 @@ def _cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _observer_row(engine: Engine, pid: int) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(Observer.id).where(Observer.pid == pid)).first() is not None
 
 
 class ObserverProcess:
@@ -48,12 +56,18 @@ class ObserverProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
-        while sum(n.startswith("iosig_") for _, n in loaded_programs()) < 4:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("iosignal observe did not start: run it alone to see why")
-            time.sleep(0.05)
-        time.sleep(1.5)  # past its first tick
+        # started once its first tick is written (its row in `observers`): other processes'
+        # programs on the host say nothing of this one
+        engine = make_engine(url)
+        try:
+            deadline = time.monotonic() + 60
+            while not _observer_row(engine, self.proc.pid):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("iosignal observe did not start: run it alone to see why")
+                time.sleep(0.1)
+        finally:
+            engine.dispose()
+        time.sleep(1.5)  # past the start-up's tail
 
     def cpu_share(self, seconds: float, progress: Progress = None) -> float:
         """Share of one core it uses over the next `seconds` (`progress` told each second)."""

@@ -97,19 +97,22 @@ def add_exit_values(
     V = ObservedExitValue
     for (space, addr, len_), counts in by_addr.items():
         at_addr = and_(V.vm_id == vm_id, V.space == space, V.addr == addr, V.len == len_)
-        known = set(conn.scalars(select(V.value).where(at_addr, V.value.in_(list(counts)))))
+        added = False
         for value, n in counts.items():
-            if value in known:
-                conn.execute(
-                    update(V)
-                    .where(at_addr, V.value == value)
-                    .values(count=V.count + n, last_seen_at=at)
-                )
-            else:
+            # one statement a pair in the steady state: a value seen before is updated
+            done = conn.execute(
+                update(V)
+                .where(at_addr, V.value == value)
+                .values(count=V.count + n, last_seen_at=at)
+            )
+            if done.rowcount == 0:
                 row = {"vm_id": vm_id, "space": space, "addr": addr, "len": len_}
                 conn.execute(
                     insert(V).values(row | {"value": value, "count": n, "last_seen_at": at})
                 )
+                added = True
+        if not added:
+            continue  # no new value: the address still holds at most KEEP_VALUES
         stale = list(
             conn.scalars(
                 select(V.value)
