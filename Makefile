@@ -23,12 +23,14 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test bpf-check
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy contract daemon app cli worker observer
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy contract daemon app cli worker observer
 
 # The observer's BPF programs: restricted C, CO-RE against the committed vmlinux.h, compiled
