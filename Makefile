@@ -23,13 +23,15 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test bpf-check
 	$(BIN)/ruff check .
-	$(BIN)/mypy contract app cli worker observer
+	$(BIN)/lint-imports
+	$(BIN)/mypy contract daemon app cli worker observer
 	$(BIN)/python tests/run_parts.py $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy contract app cli worker observer
+	$(BIN)/lint-imports
+	$(BIN)/mypy contract daemon app cli worker observer
 
 # The observer's BPF programs: restricted C, CO-RE against the committed vmlinux.h, compiled
 # by clang into objects that are committed (installing iosignal needs no compiler). Relative

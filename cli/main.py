@@ -119,7 +119,7 @@ def observe(
     CAP_SYS_ADMIN to mount tracefs when it is not mounted).
     """
     if bench:
-        from observer.bench import cli_bench
+        from cli.observebench import cli_bench
 
         raise typer.Exit(cli_bench())
     _setup_logging()

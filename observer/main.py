@@ -15,6 +15,9 @@ from sqlalchemy import Engine
 
 from contract.config import Settings, get_settings
 from contract.db import make_engine
+from daemon.retention import retention_hook
+from daemon.signals import install_signal_handlers
+from daemon.ticker import Ticker
 from observer import retention
 from observer.counter import CountReader, ValueReader
 from observer.discovery import Discovery
@@ -24,8 +27,6 @@ from observer.preflight import ObserverUnavailable, open_probe
 from observer.probe import KvmProbe
 from observer.sampler import ObserverSampler
 from observer.writer import ObservedWriter
-from worker.main import install_signal_handlers, retention_hook
-from worker.ticker import Ticker
 
 log = logging.getLogger("iosignal.observer")
 
@@ -55,6 +56,7 @@ def observe(settings: Settings, probe: KvmProbe, engine: Engine, stop: threading
         lambda newest: retention.run(
             engine, host, newest, settings.raw_retention_h, settings.rollup_retention_d
         ),
+        log,
     )
     writer = ObservedWriter(engine, host, after_flush=prune)
     ticker = Ticker(sampler.collect, writer.put, settings.sample_interval_s)
@@ -88,7 +90,7 @@ def main(registrations: bool = True) -> int:
     `registrations`: also hear the VMMs' registrations (where the kernel can)."""
     settings = get_settings()
     stop = threading.Event()
-    install_signal_handlers(stop)
+    install_signal_handlers(stop, log)
     try:
         probe = open_probe(registrations=registrations)
     except ObserverUnavailable as exc:

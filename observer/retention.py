@@ -15,7 +15,7 @@ from sqlalchemy import Engine, and_, delete, or_, select, update
 from contract import samples
 from contract.models import Feed, Rollup, Sample, Vm, VmKind
 from contract.timeparse import EPOCH
-from worker.retention import minute_floor
+from daemon.retention import minute_floor
 
 FEEDS = [Feed.OBSERVED, Feed.READ_EXITS]  # both written by the observer, each tick
 FEED_IDS = [int(f) for f in FEEDS]

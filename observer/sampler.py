@@ -78,17 +78,6 @@ class Tick(NamedTuple):
     exit_values: list[ExitValue] = []  # a NamedTuple default, never mutated
     registrations: list[Registration] = []  # in the order the calls returned
 
-    # worker.writer.SampleWriter sizes its buffer by these two; a tick's rows are its samples
-    @property
-    def signals(self) -> tuple[()]:
-        """No eventfd samples: the observer owns no ioeventfd."""
-        return ()
-
-    @property
-    def exits(self) -> list[AddressSample]:
-        """The rows this tick adds."""
-        return self.samples
-
 
 class ObserverSampler:
     """Collects ticks from discovery, the BPF counts and debugfs; `collect()` is one tick."""

@@ -1,10 +1,10 @@
-"""Persist observer ticks with the worker's writer: its buffer, outage handling and thread.
+"""Persist observer ticks through the daemons' writer: its buffer, outage handling and thread.
 
-`ObservedWriter` is worker.writer.SampleWriter with the observer's `_write`: per chunk of ticks,
-one transaction that makes or finds the VMs' rows, heartbeats the live ones, marks the ended
-ones and writes one packed tick per VM (contract/samples.py). VM ids are cached only once their
-transaction committed, so ticks buffered through an outage are written exactly as they would
-have been.
+`ObservedWriter` is daemon.writer.BufferedSampleWriter with the observer's `_write`: per chunk
+of ticks, one transaction that makes or finds the VMs' rows, heartbeats the live ones, marks the
+ended ones and writes one packed tick per VM (contract/samples.py). VM ids are cached only once
+their transaction committed, so ticks buffered through an outage are written exactly as they
+would have been.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from sqlalchemy import Engine
 
 from contract.models import Feed
 from contract.samples import TickIn, write_ticks
+from daemon.writer import BufferedSampleWriter
 from observer import regstore, store
 from observer.discovery import VmKey
 from observer.sampler import ExitValue, Tick
-from worker.writer import SampleWriter
 
 
-class ObservedWriter(SampleWriter):
-    """Buffers the observer's ticks and writes them (SampleWriter's run/put/flush)."""
+class ObservedWriter(BufferedSampleWriter):
+    """Buffers the observer's ticks and writes them (BufferedSampleWriter's run/put/flush)."""
 
     def __init__(
         self,
@@ -34,7 +34,7 @@ class ObservedWriter(SampleWriter):
         started_at: datetime | None = None,
         **kw: Any,
     ) -> None:
-        super().__init__(engine, 0, **kw)
+        super().__init__(engine, **kw)
         self.host = host or socket.gethostname()
         self.ids: dict[VmKey, int] = {}  # committed rows of the VMs seen so far
         self.reconciled = False  # rows an earlier observer left running are ended once
@@ -42,6 +42,10 @@ class ObservedWriter(SampleWriter):
         # says so, written with the first tick (its id once that transaction committed).
         self.started_at = started_at or datetime.now(UTC)
         self.observer_id: int | None = None
+
+    def size(self, batch: Any) -> int:
+        """A tick's rows are its address samples."""
+        return len(batch.samples)
 
     def _write(self, chunk: list[Any]) -> None:
         ids = dict(self.ids)

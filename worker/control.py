@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from contract.config import Settings
 from contract.models import VmState, WorkerHealth
+from daemon.dberrors import reason
 from worker import store
 from worker.benchjobs import BenchJobs
 from worker.handle import MachineHandle
@@ -25,14 +26,6 @@ from worker.waker import Waker
 log = logging.getLogger("iosignal.worker")
 T = TypeVar("T")
 HEARTBEAT_S = 1.0
-
-
-def reason(exc: Exception) -> str:
-    """The first line of a database error, with a hint when the schema is missing."""
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    if "no such table" in text or "does not exist" in text:
-        text += " (run `iosignal migrate` first)"
-    return text
 
 
 def until_db(stop: threading.Event, what: str, fn: Callable[[], T]) -> T | None:

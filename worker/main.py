@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
-import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,45 +18,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from contract.config import Settings, get_settings
 from contract.db import make_engine
 from contract.models import VmState, WorkerHealth
+from daemon.dberrors import reason
+from daemon.retention import retention_hook
+from daemon.signals import install_signal_handlers
+from daemon.ticker import Ticker
 from worker import hostinfo, retention, store
-from worker.control import Control, reason, until_db
+from worker.control import Control, until_db
 from worker.handle import MachineHandle
-from worker.ticker import Ticker
 from worker.writer import SampleWriter, batch_seconds
 
 log = logging.getLogger("iosignal.worker")
-RETENTION_EVERY_S = 60.0
-
-
-def install_signal_handlers(stop: threading.Event) -> None:
-    """SIGTERM/SIGINT set `stop`; a second one forces exit (like uvicorn's handle_exit)."""
-
-    def handle(signum: int, _frame: Any) -> None:
-        if stop.is_set():
-            log.warning("second %s: exiting now", signal.Signals(signum).name)
-            os._exit(1)
-        log.info("%s: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
-
-
-def retention_hook(what: str, run: Callable[[Any], None]) -> Callable[[Any], None]:
-    """A writer's after-flush hook: `run(newest sample time)` at most once a minute; a database
-    error is logged and the pass tried again at a later flush (the samples are written)."""
-    last = {"at": float("-inf")}
-
-    def after_flush(newest: Any) -> None:
-        if time.monotonic() - last["at"] < RETENTION_EVERY_S:
-            return
-        last["at"] = time.monotonic()
-        try:
-            run(newest)
-        except SQLAlchemyError as exc:
-            log.error("%s pass failed, retrying later: %s", what, reason(exc))
-
-    return after_flush
 
 
 def _start(
@@ -96,6 +64,7 @@ def serve(settings: Settings, machine: MachineHandle, engine: Engine, stop: thre
             lambda newest: retention.run(
                 engine, vm_id, newest, settings.raw_retention_h, settings.rollup_retention_d
             ),
+            log,
         ),
         batch_s=batch_seconds(settings.sample_interval_s),
     )
@@ -153,7 +122,7 @@ def main() -> int:
 
     settings = get_settings()
     stop = threading.Event()
-    install_signal_handlers(stop)
+    install_signal_handlers(stop, log)
     machine = Machine(settings.kvm_path)
     try:
         machine.start()

@@ -15,14 +15,10 @@ from sqlalchemy import Engine, delete, select, update
 from contract import samples
 from contract.models import Feed, Rollup, Sample, Vm
 from contract.timeparse import EPOCH
+from daemon.retention import minute_floor
 
 FEEDS = (Feed.SIGNALS, Feed.EXITS, Feed.ANSWERS)  # the worker's own feeds of its VM
 _FEED_IDS = [int(f) for f in FEEDS]
-
-
-def minute_floor(t: datetime) -> datetime:
-    """The start of `t`'s minute (UTC)."""
-    return t.replace(second=0, microsecond=0)
 
 
 def roll_up(engine: Engine, vm_id: int, newest: datetime) -> datetime | None:

@@ -27,9 +27,9 @@ from contract.db import make_engine
 from contract.migrate import upgrade
 from contract.models import Feed, Ioeventfd, RegState, Rollup, Sample, Series, Vm
 from contract.samples import decode
+from daemon.ticker import Ticker
 from worker import retention, store
 from worker.handle import MachineHandle
-from worker.ticker import Ticker
 from worker.workload import Doorbell
 from worker.writer import SampleWriter, batch_seconds
 

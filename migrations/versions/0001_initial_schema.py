@@ -10,12 +10,14 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import contract.models
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Plain types, as the columns are stored: contract.models' UTCDateTime is a DateTime, U64 a
+# BIGINT, SampleTime integer microseconds on SQLite (the models may change, history may not).
+SAMPLE_TIME = sa.DateTime(timezone=True).with_variant(sa.BigInteger(), "sqlite")
 
 
 def upgrade() -> None:
@@ -26,8 +28,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", contract.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_used_at", contract.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
         sa.UniqueConstraint("name", name=op.f("uq_api_tokens_name")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
@@ -43,10 +45,10 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("pid", sa.Integer(), nullable=True),
         sa.Column("workload_version", sa.Integer(), nullable=False),
-        sa.Column("rolled_up_until", contract.models.SampleTime(timezone=True), nullable=True),
-        sa.Column("started_at", contract.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("heartbeat_at", contract.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", contract.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("rolled_up_until", SAMPLE_TIME, nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_vms")),
         sa.UniqueConstraint("name", name=op.f("uq_vms_name")),
     )
@@ -62,9 +64,9 @@ def upgrade() -> None:
         sa.Column("host", sa.String(length=255), nullable=False),
         sa.Column("kernel", sa.String(length=255), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("created_at", contract.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("started_at", contract.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", contract.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["vm_id"], ["vms.id"], name=op.f("fk_benchmark_runs_vm_id_vms"), ondelete="SET NULL"
         ),
@@ -72,9 +74,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "exit_rollups",
-        sa.Column("minute_at", contract.models.SampleTime(timezone=True), nullable=False),
+        sa.Column("minute_at", SAMPLE_TIME, nullable=False),
         sa.Column("exits", sa.BigInteger(), nullable=False),
-        sa.Column("addr", contract.models.U64(), nullable=False),
+        sa.Column("addr", sa.BigInteger(), nullable=False),
         sa.Column("vm_id", sa.Integer(), nullable=False),
         sa.Column("len", sa.Integer(), nullable=False),
         sa.Column("interval_s", sa.REAL(), nullable=False),
@@ -89,9 +91,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "exit_samples",
-        sa.Column("taken_at", contract.models.SampleTime(timezone=True), nullable=False),
+        sa.Column("taken_at", SAMPLE_TIME, nullable=False),
         sa.Column("exits", sa.BigInteger(), nullable=False),
-        sa.Column("addr", contract.models.U64(), nullable=False),
+        sa.Column("addr", sa.BigInteger(), nullable=False),
         sa.Column("vm_id", sa.Integer(), nullable=False),
         sa.Column("len", sa.Integer(), nullable=False),
         sa.Column("interval_s", sa.REAL(), nullable=False),
@@ -109,18 +111,18 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("vm_id", sa.Integer(), nullable=False),
         sa.Column("space", sa.String(length=8), nullable=False),
-        sa.Column("addr", contract.models.U64(), nullable=False),
+        sa.Column("addr", sa.BigInteger(), nullable=False),
         sa.Column("len", sa.Integer(), nullable=False),
-        sa.Column("datamatch", contract.models.U64(), nullable=True),
+        sa.Column("datamatch", sa.BigInteger(), nullable=True),
         sa.Column("label", sa.String(length=128), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("errno", sa.String(length=32), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("signals_total", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", contract.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", contract.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("applied_at", contract.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("removed_at", contract.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["vm_id"], ["vms.id"], name=op.f("fk_ioeventfds_vm_id_vms"), ondelete="CASCADE"
         ),
@@ -133,7 +135,7 @@ def upgrade() -> None:
         sa.Column("vm_id", sa.Integer(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("doorbells", sa.JSON(), nullable=False),
-        sa.Column("created_at", contract.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["vm_id"], ["vms.id"], name=op.f("fk_workloads_vm_id_vms"), ondelete="CASCADE"
         ),
@@ -161,7 +163,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "signal_rollups",
-        sa.Column("minute_at", contract.models.SampleTime(timezone=True), nullable=False),
+        sa.Column("minute_at", SAMPLE_TIME, nullable=False),
         sa.Column("signals", sa.BigInteger(), nullable=False),
         sa.Column("ioeventfd_id", sa.Integer(), nullable=False),
         sa.Column("interval_s", sa.REAL(), nullable=False),
@@ -176,7 +178,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "signal_samples",
-        sa.Column("taken_at", contract.models.SampleTime(timezone=True), nullable=False),
+        sa.Column("taken_at", SAMPLE_TIME, nullable=False),
         sa.Column("signals", sa.BigInteger(), nullable=False),
         sa.Column("ioeventfd_id", sa.Integer(), nullable=False),
         sa.Column("interval_s", sa.REAL(), nullable=False),

@@ -9,12 +9,14 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import contract.models
-
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Plain types, as the columns are stored: contract.models' UTCDateTime is a DateTime, U64 a
+# BIGINT, SampleTime integer microseconds on SQLite (the models may change, history may not).
+SAMPLE_TIME = sa.DateTime(timezone=True).with_variant(sa.BigInteger(), "sqlite")
 
 _OBSERVED = sa.text("kind = 'observed'")
 
@@ -22,11 +24,11 @@ _OBSERVED = sa.text("kind = 'observed'")
 def _samples(name: str, time_col: str, pk: list[str]) -> None:
     op.create_table(
         name,
-        sa.Column(time_col, contract.models.SampleTime(timezone=True), nullable=False),
+        sa.Column(time_col, SAMPLE_TIME, nullable=False),
         sa.Column("writes", sa.BigInteger(), nullable=False),
         sa.Column("userspace", sa.BigInteger(), nullable=False),
         sa.Column("reads", sa.BigInteger(), nullable=False),
-        sa.Column("addr", contract.models.U64(), nullable=False),
+        sa.Column("addr", sa.BigInteger(), nullable=False),
         sa.Column("vm_id", sa.Integer(), nullable=False),
         sa.Column("len", sa.Integer(), nullable=False),
         sa.Column("interval_s", sa.REAL(), nullable=False),
@@ -47,10 +49,8 @@ def _vm_columns() -> list[sa.Column]:
         sa.Column("vcpus", sa.Integer(), nullable=True),
         sa.Column("vcpu_tids", sa.JSON(), nullable=True),
         sa.Column("kvm_stats", sa.JSON(), nullable=True),
-        sa.Column("ended_at", contract.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column(
-            "observed_rolled_up_until", contract.models.SampleTime(timezone=True), nullable=True
-        ),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("observed_rolled_up_until", SAMPLE_TIME, nullable=True),
     ]
 
 

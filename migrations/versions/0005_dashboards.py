@@ -13,14 +13,14 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import contract.models
-
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-UTC_TIME = contract.models.UTCDateTime(timezone=True)
+# Plain types, as the columns are stored: contract.models' UTCDateTime is a DateTime, U64 a
+# BIGINT, SampleTime integer microseconds on SQLite (the models may change, history may not).
+UTC_TIME = sa.DateTime(timezone=True)
 FLAVOUR_TABLES = ("vms", "benchmark_runs")
 
 

@@ -5,34 +5,155 @@ Revises: 0005
 Create Date: 2026-12-06 03:00:00
 
 Issue 11. The six per-series sample tables (signal/exit/observed samples and rollups) become
-`samples` and `rollups` (every busy series of a VM feed in one packed value, contract/packed.py)
-and `series` (which registration or address each packed index stands for). Upgrade moves every
-row, downgrade moves them back; neither loses a count. What the packed layout does not keep:
-samples of zero (idle series cost nothing, so a downgrade restores the non-zero rows), and
-per-series intervals (a tick has one interval: the largest of its rows is kept, they are equal
-when the worker wrote them).
+`samples` and `rollups` (every busy series of a VM feed in one packed value, packing version 1
+of contract/packed.py) and `series` (which registration or address each packed index stands
+for). Upgrade moves every row, downgrade moves them back; neither loses a count. What the packed
+layout does not keep: samples of zero (idle series cost nothing, so a downgrade restores the
+non-zero rows), and per-series intervals (a tick has one interval: the largest of its rows is
+kept, they are equal when the worker wrote them).
+
+The migration carries what it needs as it was at this revision (the feed numbers, version 1 of
+the packed codec, plain column types): the live contract may change, this history may not.
 """
 
+import enum
+import struct
+import sys
+import zlib
+from array import array
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import accumulate
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-
-import contract.models
-from contract.models import Feed
-from contract.packed import pack, unpack
 
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TIME = contract.models.SampleTime(timezone=True)
-U64 = contract.models.U64()
+# contract.models.SampleTime's storage (integer microseconds on SQLite) and U64's (the u64's bit
+# pattern in a signed BIGINT): rows are moved as stored, so no conversion is needed here.
+TIME = sa.DateTime(timezone=True).with_variant(sa.BigInteger(), "sqlite")
+U64 = sa.BigInteger()
 BATCH = 1000
 KEY = ("space", "addr", "len")
+
+
+class Feed(enum.IntEnum):
+    """The feeds of this revision (contract.models.Feed's first three)."""
+
+    SIGNALS = 1
+    EXITS = 2
+    OBSERVED = 3
+
+    @property
+    def fields(self) -> int:
+        """Counts per series in a packed value."""
+        return 3 if self is Feed.OBSERVED else 1
+
+    @property
+    def by_registration(self) -> bool:
+        """Series keyed by ioeventfd_id (else by space, addr, len)."""
+        return self is Feed.SIGNALS
+
+
+# Packing version 1, frozen (contract/packed.py describes the layout): version u8, flags u8,
+# fields u8, n u32, blocks (index gaps unless dense, then the count byte planes; each a varint
+# length << 1 | deflated and its bytes), crc32 u32.
+_HEAD = struct.Struct("<BBBI")
+_CRC = struct.Struct("<I")
+_TYPECODES = ("B", "H", "I", "Q")
+_SIZES = (1, 2, 4, 8)
+_SWAP = sys.byteorder != "little"
+
+
+def _width(largest: int) -> int:
+    return next(code for code, size in enumerate(_SIZES) if largest < 1 << (8 * size))
+
+
+def _raw(typecode: str, values: Iterable[int]) -> bytes:
+    arr = array(typecode, values)
+    if _SWAP:
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while v >= 0x80:
+        out.append(v & 0x7F | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def pack(series: list[tuple[int, tuple[int, ...]]], fields: int) -> bytes:
+    """Version 1 of (index, counts) pairs, all-zero series left out."""
+    busy = sorted((i, c) for i, c in series if any(c))
+    n, idx = len(busy), [i for i, _ in busy]
+    counts = [x for _, c in busy for x in c]
+    dense = not idx or idx[-1] == n - 1
+    gaps = [] if dense else [b - a for a, b in zip([0, *idx], idx, strict=False)]
+    idx_code = 0 if dense else _width(max(gaps)) + 1
+    count_code = _width(max(counts, default=0))
+    width = _SIZES[count_code]
+    plain = _raw(_TYPECODES[count_code], counts)
+    blocks = [] if dense else [_raw(_TYPECODES[idx_code - 1], gaps)]
+    blocks += [plain[j::width] for j in range(width)]
+    value = bytearray(_HEAD.pack(1, (idx_code << 1) | (count_code << 3), fields, n))
+    for block in blocks:
+        stored, deflated = block, 0
+        if len(block) > 16:
+            squeezed = zlib.compress(block, 6)
+            if len(squeezed) <= len(block) * 3 // 4:
+                stored, deflated = squeezed, 1
+        value += _varint(len(stored) << 1 | deflated) + stored
+    return bytes(value + _CRC.pack(zlib.crc32(value)))
+
+
+def _array(typecode: str, data: bytes) -> array:
+    arr = array(typecode)
+    arr.frombytes(data)
+    if _SWAP:
+        arr.byteswap()
+    return arr
+
+
+def unpack(value: bytes, fields: int, where: str) -> dict[int, tuple[int, ...]]:
+    """A version 1 value's {index: counts}; refuses a corrupt one rather than move wrong counts."""
+    value, end = bytes(value), len(value) - _CRC.size
+    if end < _HEAD.size or zlib.crc32(value[:end]) != _CRC.unpack_from(value, end)[0]:
+        raise ValueError(f"samples of {where} are unreadable: truncated or corrupt")
+    version, flags, stored_fields, n = _HEAD.unpack_from(value)
+    if (version, stored_fields) != (1, fields):
+        raise ValueError(f"samples of {where}: version {version}, {stored_fields} fields")
+    idx_code, count_code = (flags >> 1) & 3, (flags >> 3) & 3
+    width = _SIZES[count_code]
+    pos, blocks = _HEAD.size, []
+    for _ in range((idx_code != 0) + width):
+        head = shift = 0
+        while True:
+            byte = value[pos]
+            pos += 1
+            head |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        block = value[pos : pos + (head >> 1)]
+        pos += head >> 1
+        blocks.append(zlib.decompress(block) if head & 1 else block)
+    planes = blocks[-width:]
+    joined = bytearray(n * fields * width)
+    for j, plane in enumerate(planes):
+        joined[j::width] = plane
+    counts = _array(_TYPECODES[count_code], bytes(joined))
+    idx = range(n) if idx_code == 0 else accumulate(_array(_TYPECODES[idx_code - 1], blocks[0]))
+    return {i: tuple(counts[p * fields : p * fields + fields]) for p, i in enumerate(idx)}
+
+
 # Old table, its time column, its count columns, and the feed it becomes.
 OLD = [
     ("signal_samples", "taken_at", ("signals",), Feed.SIGNALS, "samples"),

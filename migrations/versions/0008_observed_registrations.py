@@ -14,12 +14,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from contract.models import U64, UTCDateTime
-
 revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Plain types, as the columns are stored: contract.models' UTCDateTime is a DateTime, U64 a
+# BIGINT, SampleTime integer microseconds on SQLite (the models may change, history may not).
 
 READ_EXITS = 5  # contract.models.Feed.READ_EXITS
 
@@ -36,8 +37,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("host", sa.String(length=255), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
-        sa.Column("started_at", UTCDateTime(timezone=True), nullable=False),
-        sa.Column("seen_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_observers")),
     )
     op.create_index("ix_observers_host_started", "observers", ["host", "started_at"])
@@ -48,15 +49,15 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("deassign", sa.Boolean(), nullable=False),
         sa.Column("space", sa.String(length=8), nullable=True),
-        sa.Column("addr", U64(), nullable=True),
+        sa.Column("addr", sa.BigInteger(), nullable=True),
         sa.Column("len", sa.Integer(), nullable=True),
-        sa.Column("datamatch", U64(), nullable=True),
+        sa.Column("datamatch", sa.BigInteger(), nullable=True),
         sa.Column("eventfd", sa.Integer(), nullable=False),
         sa.Column("gsi", sa.Integer(), nullable=True),
         sa.Column("flags", sa.BigInteger(), nullable=False),
-        sa.Column("called_at", UTCDateTime(timezone=True), nullable=False),
-        sa.Column("assigned_at", UTCDateTime(timezone=True), nullable=True),
-        sa.Column("deassigned_at", UTCDateTime(timezone=True), nullable=True),
+        sa.Column("called_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("deassigned_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("errno", sa.String(length=32), nullable=True),
         _vm_fk("observed_registrations"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_observed_registrations")),
@@ -70,11 +71,11 @@ def upgrade() -> None:
         "observed_exit_values",
         sa.Column("vm_id", sa.Integer(), nullable=False),
         sa.Column("space", sa.String(length=8), nullable=False),
-        sa.Column("addr", U64(), nullable=False),
+        sa.Column("addr", sa.BigInteger(), nullable=False),
         sa.Column("len", sa.Integer(), nullable=False),
-        sa.Column("value", U64(), nullable=False),
+        sa.Column("value", sa.BigInteger(), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.Column("last_seen_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
         _vm_fk("observed_exit_values"),
         sa.PrimaryKeyConstraint(
             "vm_id", "space", "addr", "len", "value", name=op.f("pk_observed_exit_values")

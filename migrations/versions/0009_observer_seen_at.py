@@ -14,16 +14,18 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from contract.models import SampleTime
-
 revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Plain types, as the columns are stored: contract.models' UTCDateTime is a DateTime, U64 a
+# BIGINT, SampleTime integer microseconds on SQLite (the models may change, history may not).
+SAMPLE_TIME = sa.DateTime(timezone=True).with_variant(sa.BigInteger(), "sqlite")
+
 
 def upgrade() -> None:
-    op.add_column("vms", sa.Column("observer_seen_at", SampleTime(timezone=True), nullable=True))
+    op.add_column("vms", sa.Column("observer_seen_at", SAMPLE_TIME, nullable=True))
 
 
 def downgrade() -> None:

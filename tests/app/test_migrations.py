@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import column, insert, inspect, select
 from sqlalchemy import table as table_of
 
 from contract.db import make_engine
-from contract.migrate import alembic_config, downgrade, upgrade
+from contract.migrate import MIGRATIONS_DIR, alembic_config, downgrade, upgrade
 from contract.models import U64, Base, Feed, Rollup, Sample, SampleTime, Series
 from contract.packed import unpack
 
@@ -307,3 +308,12 @@ def test_0008_adds_the_observed_registration_tables_and_its_downgrade_drops_feed
     assert _sql(empty_url, "SELECT feed FROM series") == [(3,)]  # 0007's code knows no feed 5
     upgrade(empty_url)
     assert _tables(empty_url) >= OBSERVED_0008
+
+
+def test_no_migration_imports_the_live_contract() -> None:
+    # A migration is history: the codec or a column type it used must not change under it.
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert [n for n in names if n.split(".")[0] == "contract"] == [], path.name

@@ -15,11 +15,11 @@ from test_metrics import scrape  # same folder, on sys.path
 from contract.config import get_settings
 from contract.db import make_engine
 from contract.models import Ioeventfd, WorkerHealth
+from daemon.ticker import Ticker
 from worker import store
 from worker.control import Control
 from worker.machine import Machine
 from worker.main import worker_health
-from worker.ticker import Ticker
 from worker.writer import SampleWriter
 
 VM = (("vm", "health-vm"),)

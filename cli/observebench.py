@@ -243,7 +243,7 @@ def idle_cpu(url: str, n_vms: int, seconds: float, progress: Progress = None) ->
     """Observer CPU share with `n_vms` idle VM processes on the host."""
     vms = [
         subprocess.Popen(
-            [sys.executable, "-m", "observer.idlevm"],
+            [sys.executable, "-m", "cli.idlevm"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -1,10 +1,11 @@
-"""The sampling tick on a fake clock: missed ticks are skipped and counted, never burst."""
+"""The daemons' floor: the sampling tick on a fake clock (missed ticks are skipped and counted,
+never burst) and the signal handlers (a first signal asks, a second forces)."""
 
 from __future__ import annotations
 
 from support import FakeTime
 
-from worker.ticker import Ticker
+from daemon.ticker import Ticker
 
 
 def test_a_slow_collect_skips_the_ticks_it_overran_and_keeps_the_schedule() -> None:
@@ -35,10 +36,10 @@ def test_first_signal_sets_stop_and_a_second_forces_exit() -> None:
     import sys
 
     script = (
-        "import os, signal, threading, time\n"
-        "from worker.main import install_signal_handlers\n"
+        "import logging, os, signal, threading, time\n"
+        "from daemon.signals import install_signal_handlers\n"
         "stop = threading.Event()\n"
-        "install_signal_handlers(stop)\n"
+        "install_signal_handlers(stop, logging.getLogger('test'))\n"
         "os.kill(os.getpid(), signal.SIGTERM)\n"
         "time.sleep(0.1)\n"
         "print('stop set' if stop.is_set() else 'stop not set', flush=True)\n"
