@@ -23,6 +23,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test bpf-check
 	$(BIN)/ruff check .
+	$(BIN)/mkdocs build --strict -q -d $(VENV)/site
 	$(BIN)/mypy contract app cli worker observer
 	$(BIN)/pytest $(PYTEST_ARGS)
 
