@@ -24,6 +24,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test bpf-check
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mkdocs build --strict -q -d $(VENV)/site
 	$(BIN)/mypy contract daemon app cli worker observer
 	$(BIN)/python tests/run_parts.py $(PYTEST_ARGS)
 
