@@ -304,7 +304,7 @@ class BenchmarkResultOut(BaseModel):
     rtt_us_max: float
     guest_rtt_us: float | None
     rtt_us_p99: float | None = None  # round-trip paths only
-    cpu_ns: float | None = None  # one-way paths: the vCPU thread's CPU time per write
+    paced_cpu_ns: float | None = None  # one-way paths: vCPU CPU time per write, paced passes
     regression: Regression | None = None
 
 

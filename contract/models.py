@@ -484,9 +484,10 @@ class BenchmarkResult(Base):
     guest_rtt_us: Mapped[float | None] = mapped_column(Float, default=None)
     # Round-trip rows only: their rtt figures are per request, so a percentile means something.
     rtt_us_p99: Mapped[float | None] = mapped_column(Float, default=None)
-    # One-way rows: the vCPU thread's CPU time per write, least pass (what a path costs the
-    # vCPU, whatever else the host runs); the diagnosis prices exits with it (migration 0010).
-    cpu_ns: Mapped[float | None] = mapped_column(Float, default=None)
+    # One-way rows: the vCPU thread's CPU time per write in paced passes (what a doorbell
+    # ringing at a rate costs the vCPU, whatever else the host runs); the diagnosis prices
+    # exits with it (migration 0010).
+    paced_cpu_ns: Mapped[float | None] = mapped_column(Float, default=None)
 
     run: Mapped[BenchmarkRun] = relationship(back_populates="results")
 

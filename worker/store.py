@@ -297,6 +297,6 @@ def finish_benchmark(engine: Engine, run_id: int, result: dict | None, error: st
                     rtt_us_max=r["rtt_us_max"],
                     guest_rtt_us=r.get("guest_rtt_us"),
                     rtt_us_p99=r.get("rtt_us_p99"),
-                    cpu_ns=r.get("cpu_ns"),
+                    paced_cpu_ns=r.get("paced_cpu_ns"),
                 )
             )

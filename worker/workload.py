@@ -38,13 +38,16 @@ def check_doorbell(bell: Doorbell, mem_size: int = DEFAULT_MEM_SIZE) -> None:
         raise ValueError(problem)
 
 
+PERIOD_S = 0.01  # a pass every 10 ms: a doorbell at R/s rings R/100 times a pass
+
+
 class Pacer:
     """Plans passes so each doorbell rings at its rate; thread-safe `set`."""
 
     def __init__(
         self,
         clock: Callable[[], float] = time.monotonic,
-        period: float = 0.01,
+        period: float = PERIOD_S,
         max_lag: float = 0.25,
     ) -> None:
         self.clock = clock

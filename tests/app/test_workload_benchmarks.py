@@ -117,7 +117,7 @@ def test_benchmark_queue_and_results(client, make_vm, db):
         "rtt_us_max",
         "guest_rtt_us",
         "rtt_us_p99",
-        "cpu_ns",  # the vCPU thread's CPU time per write (one-way paths)
+        "paced_cpu_ns",  # the vCPU thread's CPU time per write, paced (one-way paths)
         "regression",  # null: no earlier run on h1 to fall below
     }
     assert done["results"][0]["regression"] is None
