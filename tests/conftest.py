@@ -84,11 +84,14 @@ def postgres_admin_url() -> str:
     return url
 
 
-def _fresh_postgres_db(admin_url: str) -> tuple[str, str]:
+def _fresh_postgres_db(admin_url: str, template: str | None = None) -> tuple[str, str]:
+    """A new database (a copy of `template` if given): its name and URL."""
+    # CREATE DATABASE ... TEMPLATE waits (up to 5 s) for a backend still leaving the template
     name = f"iosignal_test_{uuid.uuid4().hex[:10]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
     engine.dispose()
     return name, make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
@@ -153,16 +156,6 @@ def migrated_postgres(postgres_admin_url: str) -> Iterator[str]:
     _drop_postgres_db(postgres_admin_url, name)
 
 
-def _copy_postgres_db(admin_url: str, template: str) -> tuple[str, str]:
-    # CREATE DATABASE itself waits (up to 5 s) for a backend still leaving the template
-    name = f"iosignal_test_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    engine.dispose()
-    return name, make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A freshly migrated database, once on SQLite and once on real PostgreSQL: a copy of the
@@ -179,7 +172,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{path}"
         return
     admin = request.getfixturevalue("postgres_admin_url")
-    name, url = _copy_postgres_db(admin, request.getfixturevalue("migrated_postgres"))
+    name, url = _fresh_postgres_db(admin, request.getfixturevalue("migrated_postgres"))
     try:
         yield url
     finally:
