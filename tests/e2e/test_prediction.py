@@ -106,10 +106,9 @@ def test_registering_a_hot_doorbell_saves_what_the_diagnosis_predicted(stack, ob
         f"{row['diagnosis']['text']}; saved {saved:.3%} of a vCPU "
         f"({before:.3%}, {again:.3%} without; {after:.3%} with, {WINDOW_S:.0f} s each)"
     )
-    # The issue asks for 25%; the bench's paced price varies by about +-15% between runs here
-    # (measured predicted/saved: 0.92-1.33 over nine runs), so 40% is what holds today, and
-    # what would still fail a price off by the tight loop's 1.35x or the wall clock's 2x.
-    assert saved == pytest.approx(predicted, rel=0.40)
+    # The issue's bound. The bench prices with paced passes of the two paths taken in turn, so
+    # drift on the host cancels in their difference (measured predicted/saved: docs/benchmarks.md)
+    assert saved == pytest.approx(predicted, rel=0.25)
     stack.call("PUT", f"/api/vms/{vm['id']}/workload", {"doorbells": []})
 
 
