@@ -132,7 +132,8 @@ def _add_paced_cpu_ns(vm: GuestVm, runner: PassRunner, rows: list[dict], writes:
         if row["path"] in PATHS:
             groups.setdefault(BENCH_PATHS[row["path"]] or row["path"], []).append(row)
     for group in groups.values():
-        rings, registered = [], []
+        rings: list[tuple[Ring, int | None, list[float]]] = []  # ring, eventfd, ns a write
+        registered: list[tuple[int, IoEventAddress, BenchPath]] = []
         try:
             for k, row in enumerate(group):
                 path = PATHS[row["path"]]
