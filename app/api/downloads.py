@@ -1,13 +1,23 @@
-"""Downloads: rows as a CSV attachment, a body as a JSON attachment."""
+"""Downloads: rows as a CSV attachment, a body as a JSON attachment, and the `?format=` of a
+route that answers JSON or CSV."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from fastapi.responses import Response
+
+from app.schemas import ErrorOut
+
+Format = Annotated[Literal["json", "csv"], Query(description="csv for a spreadsheet")]
+CSV_DOC: dict[int | str, dict[str, Any]] = {  # the `responses=` of a route with `Format`
+    200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"},
+    404: {"model": ErrorOut},
+}
 
 
 def attachment(name: str) -> dict[str, str]:

@@ -1,19 +1,13 @@
-"""Reads the routes share: a VM or registration (or 404), worker liveness, and exit totals."""
+"""Lookups the routes share: the VM or registration an id names (or 404), and the refusal to
+change an observed VM."""
 
 from __future__ import annotations
-
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api import sampleread
 from app.api.errors import ApiError, not_found
-from app.schemas import VmOut
-from contract.config import get_settings
-from contract.models import Feed, Ioeventfd, Vm, VmKind, VmState, utcnow
-
-ExitKey = tuple[str, int, int]  # (space, addr, len)
+from contract.models import Ioeventfd, Vm, VmKind
 
 
 def get_vm(db: Session, vm_id: int) -> Vm:
@@ -49,42 +43,3 @@ def get_reg(db: Session, vm_id: int, reg_id: int) -> Ioeventfd:
     if reg is None or reg.vm_id != vm_id:
         raise not_found("registration", reg_id)
     return reg
-
-
-def heartbeat_age(heartbeat_at: datetime | None) -> float | None:
-    """Seconds since the worker's last heartbeat, or None if it never beat."""
-    return None if heartbeat_at is None else (utcnow() - heartbeat_at).total_seconds()
-
-
-def is_alive(vm: Vm) -> bool:
-    """A worker is alive while its heartbeat is younger than the configured timeout."""
-    age = heartbeat_age(vm.heartbeat_at)
-    timeout = get_settings().heartbeat_timeout_s
-    return age is not None and age < timeout and vm.state == VmState.RUNNING
-
-
-def vm_out(vm: Vm) -> VmOut:
-    """A VM with its liveness computed now."""
-    out = VmOut.model_validate(vm)
-    out.heartbeat_age_s = heartbeat_age(vm.heartbeat_at)
-    out.observer_age_s = heartbeat_age(vm.observer_seen_at)
-    out.alive = is_alive(vm)
-    return out
-
-
-def rolled_up_until(db: Session, vm_id: int) -> datetime | None:
-    """The VM's rollup boundary: raw samples before it are summed into the per-minute tier."""
-    return db.scalar(select(Vm.rolled_up_until).where(Vm.id == vm_id))
-
-
-def exit_totals(
-    db: Session,
-    vm_id: int,
-    boundary: datetime | None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> dict[ExitKey, int]:
-    """Userspace exits per (space, addr, len) of a VM in (since, until], every exit once;
-    without a range, since the VM started (rolled-up minutes from the series' totals)."""
-    totals = sampleread.totals(db, vm_id, Feed.EXITS, boundary, since, until)
-    return {key: counts[0] for key, counts in totals.items() if counts[0]}

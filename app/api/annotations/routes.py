@@ -10,10 +10,10 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from app.api.annotations import find_annotations, note_out
+from app.api.annotations.sources import find_annotations, note_out
 from app.api.deps import AUTH_RESPONSES, INT32_MAX, AuthorDep, Authorized, Responses, SessionDep
 from app.api.errors import ApiError, not_found
-from app.api.series import window_for
+from app.api.samples.window import window_for
 from app.schemas import ErrorOut
 from app.schemas_events import AnnotationKind, AnnotationOut, NoteIn
 from contract.models import Note, Vm, utcnow

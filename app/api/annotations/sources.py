@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
 
-from app.api import observedregs
+from app.api.registrations import observed as observed_regs
 from app.schemas_events import AnnotationOut
 from contract.models import (
     BenchmarkRun,
@@ -62,7 +62,7 @@ def note_out(note: Note) -> AnnotationOut:
 def registrations(db: Session, span: Range, vm_id: int | None) -> Iterator[AnnotationOut]:
     """Registrations applied, removed or refused by the kernel in the range: iosignal's, and
     the calls the observer saw other VMMs make."""
-    yield from observedregs.markers(db, span, vm_id)
+    yield from observed_regs.markers(db, span, vm_id)
     since, until = span
     failed = Ioeventfd.state == RegState.FAILED.value
     for what, column, only in (

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from app.api.benchtrends import trends, with_regressions
+from app.api.benchmarks.trends import trends, with_regressions
 from app.api.deps import AUTH_RESPONSES, INT32_MAX, Authorized, SessionDep
 from app.api.errors import ApiError, not_found
-from app.api.queries import refuse_observed
+from app.api.lookups import refuse_observed
 from app.schemas import BenchmarkCreated, BenchmarkIn, BenchmarkOut, ErrorOut, Text, Trend
 from contract.benchpaths import BENCH_PATHS
 from contract.models import BenchmarkRun, Vm

@@ -1,6 +1,5 @@
 """Benchmark history across runs: regressions (a path's writes/s fell more than a share below
-the previous done run of the same path on the same host), trends per host, kernel and KVM, and
-the series of benchmark panels."""
+the previous done run of the same path on the same host), and trends per host, kernel and KVM."""
 
 from __future__ import annotations
 
@@ -10,10 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.panelreads import Series, missing
-from app.api.series import Window
 from app.schemas import BenchmarkOut, Regression, Trend, TrendPoint
-from app.schemas_dash import SeriesRef
 from contract.benchpaths import BENCH_PATHS
 from contract.models import BenchmarkResult, BenchmarkRun, BenchState
 from contract.timeparse import epoch_ms
@@ -109,38 +105,3 @@ def trends(db: Session, path: str | None, host: str | None, share: float) -> lis
         )
         for key in keys
     ]
-
-
-def read_bench(db: Session, window: Window, refs: Iterable[SeriesRef], rtt: bool) -> list[Series]:
-    """Benchmark writes/s (or rtt us) of paths across the runs done in the window."""
-    refs = list(refs)
-    value = BenchmarkResult.rtt_us if rtt else BenchmarkResult.iops
-    rows = db.execute(
-        select(BenchmarkRun.finished_at, BenchmarkRun.host, BenchmarkResult.path, value)
-        .join(BenchmarkRun, BenchmarkRun.id == BenchmarkResult.run_id)
-        .where(
-            BenchmarkRun.state == BenchState.DONE.value,
-            BenchmarkResult.path.in_({ref.path for ref in refs}),
-            BenchmarkRun.finished_at > window.since,
-            BenchmarkRun.finished_at <= window.until,
-        )
-        .order_by(BenchmarkRun.finished_at, BenchmarkRun.id)
-    ).all()
-    out = []
-    for ref in refs:
-        name = f"{ref.path} on {ref.host}" if ref.host else f"{ref.path} (every host)"
-        if ref.path not in BENCH_PATHS:
-            why = f"path {ref.path!r} does not exist: paths are {', '.join(BENCH_PATHS)}"
-            out.append(missing(ref, name, why))
-            continue
-        points = [r for r in rows if r.path == ref.path and ref.host in (None, r.host)]
-        if not points and ref.host and not _host_known(db, ref.host):
-            out.append(missing(ref, name, f"no benchmark ran on host {ref.host!r}"))
-            continue
-        t = [epoch_ms(r.finished_at) for r in points]
-        out.append({"ref": ref.key(), "name": name, "t": t, "v": [float(r[3]) for r in points]})
-    return out
-
-
-def _host_known(db: Session, host: str) -> bool:
-    return db.scalar(select(BenchmarkRun.id).where(BenchmarkRun.host == host).limit(1)) is not None

@@ -5,7 +5,7 @@ Only addresses that changed in an observer tick get a row, so a bucket's rate is
 the bucket's length, not over the rows' intervals, and a bucket with no row is a gap. Share is
 (writes - userspace) / writes per bucket, with no point where nothing was written. Rollups are
 read before each VM's own observer mark (`vms.observed_rolled_up_until`); the reads themselves are
-in app/api/observed.py.
+in app/api/samples/observed.py.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api import observed
-from app.api.panelreads import NEEDS_OBSERVER, Series, exit_name, missing
-from app.api.series import Window
+from app.api.dashboards.sample_series import NEEDS_OBSERVER, Series, exit_name, missing
+from app.api.samples import observed
+from app.api.samples.window import Window
 from app.schemas_dash import SeriesRef
 from contract.models import Vm
 

@@ -1,6 +1,6 @@
 """Panel data: every panel of a dashboard (or an ad-hoc set) over one window, in one answer.
 
-Each metric is read once for all the refs of all panels (app/api/panelreads.py); a panel with
+Each metric is read once for all the refs of all panels (the *_series modules beside); a panel with
 no refs shows every series there is; sum/max panels fold their series into one.
 """
 
@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.benchtrends import read_bench
-from app.api.observedpanels import busiest, read_share, read_writes
-from app.api.panelreads import Series, read_exits, read_signals
-from app.api.series import Window, exit_totals, window_for
+from app.api.dashboards.bench_series import read_bench
+from app.api.dashboards.observed_series import busiest, read_share, read_writes
+from app.api.dashboards.sample_series import Series, read_exits, read_signals
+from app.api.samples.exits import exits_in_window
+from app.api.samples.window import Window, window_for
 from app.schemas_dash import MAX_SERIES, PanelIn, SeriesRef
 from contract.models import BenchmarkResult, BenchmarkRun, BenchState, Ioeventfd, RegState, Vm
 from contract.timeparse import epoch_ms
@@ -64,7 +65,7 @@ def every_series(db: Session, window: Window, metric: str) -> list[SeriesRef]:
         counts = [
             (count, SeriesRef(vm_id=vm_id, space=space, addr=addr, len=len_))
             for vm_id in db.scalars(select(Vm.id).order_by(Vm.id))
-            for (space, addr, len_), count in exit_totals(db, vm_id, window).items()
+            for (space, addr, len_), count in exits_in_window(db, vm_id, window).items()
         ]
         counts.sort(key=lambda pair: -pair[0])
         return [ref for _count, ref in counts[:BUSIEST]]

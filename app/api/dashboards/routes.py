@@ -1,21 +1,30 @@
-"""Saved dashboards (viewers read, editors write) and their panels' data in one request."""
+"""Saved dashboards (viewers read, editors write) and their panels' data in one request; and
+ad-hoc panels read without saving them (History's compare view and its CSV/JSON export)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import timedelta
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from app.api.dashboards import dashboard_out, ensure_overview, get_dashboard, save
-from app.api.deps import AUTH_RESPONSES, Authorized, Responses, SessionDep
-from app.api.exports import json_download
-from app.api.paneldata import panel_window, panels_data
+from app.api.dashboards.panel_data import panel_window, panels_data
+from app.api.dashboards.saved import dashboard_out, ensure_overview, get_dashboard, save
+from app.api.deps import AUTH_RESPONSES, Authorized, ReadAuthorized, Responses, SessionDep
+from app.api.downloads import csv_response, json_download
 from app.schemas import ErrorOut
-from app.schemas_dash import DashboardIn, DashboardOut, DashboardSummary, PanelsDataOut
+from app.schemas_dash import (
+    DashboardIn,
+    DashboardOut,
+    DashboardSummary,
+    PanelsDataIn,
+    PanelsDataOut,
+)
 from contract.models import Dashboard
+from contract.timeparse import EPOCH
 
 router = APIRouter(
     prefix="/dashboards",
@@ -98,3 +107,42 @@ def dashboard_data(
     window = panel_window(since or spec.range.since, until or spec.range.until)
     # Plain JSON: hundreds of thousands of numbers need no second validation on the way out.
     return JSONResponse(panels_data(db, window, spec.panels))
+
+
+# A POST that only reads: viewers may call it.
+panels_router = APIRouter(
+    prefix="/panels", tags=["dashboards"], dependencies=[ReadAuthorized], responses=AUTH_RESPONSES
+)
+DOWNLOADS: Responses = {
+    200: {"content": {"text/csv": {}}, "description": "JSON; ?format=csv|json downloads it"},
+    422: {"model": ErrorOut},
+}
+CSV_COLUMNS = ["panel", "metric", "unit", "series", "time", "t", "v"]
+
+
+def csv_rows(body: dict) -> list[dict]:
+    """One row per point of every series: time as ISO 8601 UTC and as t, ms since the epoch."""
+    return [
+        {"panel": p["title"], "metric": p["metric"], "unit": p["unit"], "series": s["name"]}
+        | {"time": EPOCH + timedelta(milliseconds=t), "t": t, "v": v}
+        for p in body["panels"]
+        for s in p["series"]
+        for t, v in zip(s["t"], s["v"], strict=True)
+    ]
+
+
+@panels_router.post("/data", response_model=PanelsDataOut, responses=DOWNLOADS)
+def panels_adhoc(
+    body: PanelsDataIn,
+    db: SessionDep,
+    format: Annotated[
+        Literal["csv", "json"] | None, Query(description="download exactly this as a file")
+    ] = None,
+) -> Response:
+    """The panels' series over the range, as a dashboard's `/data` answers them."""
+    data = panels_data(db, panel_window(body.since, body.until), body.panels)
+    if format == "csv":
+        return csv_response(csv_rows(data), CSV_COLUMNS, "panels")
+    if format == "json":
+        return json_download(data, "panels")
+    return JSONResponse(data)

@@ -1,9 +1,10 @@
-"""The reads behind panel data: one metric's series for a set of refs over one window.
+"""The series of signals and exits panels, from the worker's samples, and the shape every panel
+series has.
 
 Signals and exits are read once per VM for all the refs of every panel (the tier and step of
-`app.api.series`), decoded and bucketed by app/api/sampleread.py; benchmarks in
-app/api/benchtrends.py. A ref naming something that does not exist gives a series with
-`missing` saying so, never an error.
+`app.api.samples.window`), decoded and bucketed by app/api/samples/store.py; the observer's
+series are in observed_series.py, benchmarks in bench_series.py. A ref naming something that
+does not exist gives a series with `missing` saying so, never an error.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api import sampleread
-from app.api.sampleread import Buckets
-from app.api.series import Window, boundary
+from app.api.samples import store
+from app.api.samples.store import Buckets
+from app.api.samples.window import Window, boundary
 from app.schemas_dash import SeriesRef
 from contract.models import Feed, Ioeventfd, Vm
 
@@ -61,7 +62,7 @@ def read_signals(db: Session, window: Window, refs: Iterable[SeriesRef]) -> list
     for vm_id, reg_ids in by_vm.items():
         bounds = boundary(db, vm_id, window), window.since, window.until
         sums.update(
-            sampleread.bucketed(
+            store.bucketed(
                 db, vm_id, Feed.SIGNALS, reg_ids, window.step_s, *bounds, idle_seconds=True
             )
         )
@@ -98,7 +99,7 @@ def read_exits(db: Session, window: Window, refs: Iterable[SeriesRef]) -> list[S
     for vm_id in names:
         wanted = {(r.space or "", r.addr or 0, r.len or 0) for r in refs if r.vm_id == vm_id}
         bounds = boundary(db, vm_id, window), window.since, window.until
-        found = sampleread.bucketed(
+        found = store.bucketed(
             db, vm_id, Feed.EXITS, wanted, window.step_s, *bounds, idle_seconds=False
         )
         sums.update({(vm_id, *key): buckets for key, buckets in found.items()})

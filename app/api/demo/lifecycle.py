@@ -10,9 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
-from app.api.queries import refuse_observed
-from app.api.registrations import ask_removal, check_collision, insert_pending
-from app.api.workloads import add_version, newest
+from app.api.lookups import refuse_observed
+from app.api.registrations.owned import ask_removal, check_collision, insert_pending
+from app.api.workloads.versions import add_version, newest
 from app.schemas import IoeventfdIn
 from app.schemas_events import DemoOut
 from contract.guest import DEFAULT_MEM_SIZE

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from app.api.demo import current, demo_out, start, stop
+from app.api.demo.lifecycle import current, demo_out, start, stop
 from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep
 from app.schemas import ErrorOut
 from app.schemas_events import DemoIn, DemoOut

@@ -13,8 +13,9 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api import observedregs, sampleread
-from app.api.series import Window
+from app.api.registrations import observed as observed_regs
+from app.api.samples import store
+from app.api.samples.window import Window
 from app.schemas import ExitRow
 from app.schemas_observed import Diagnosis
 from contract.models import (
@@ -107,9 +108,9 @@ def diagnose(
 def registrations(db: Session, vm: Vm) -> list[RegistrationLike] | None:
     """The VM's live registrations; None for an observed VM no observer watched the host of."""
     if vm.kind == VmKind.OBSERVED.value:
-        if observedregs.known_since(db, vm.host) is None:
+        if observed_regs.known_since(db, vm.host) is None:
             return None
-        return list(observedregs.live(db, vm.id))  # type: ignore[arg-type]
+        return list(observed_regs.live(db, vm.id))  # type: ignore[arg-type]
     active = Ioeventfd.state == RegState.ACTIVE.value
     return list(db.scalars(select(Ioeventfd).where(Ioeventfd.vm_id == vm.id, active)))
 
@@ -118,8 +119,8 @@ def annotate(db: Session, vm: Vm, window: Window, rows: list[ExitRow], seconds: 
     """Give each row `registered`, its read exits and its diagnosis."""
     regs = registrations(db, vm)
     boundary = vm.observed_rolled_up_until if window.tier == "minute" else None
-    reads = sampleread.totals(db, vm.id, Feed.READ_EXITS, boundary, window.since, window.until)
-    values = observedregs.exit_values(db, vm.id, window.since)
+    reads = store.totals(db, vm.id, Feed.READ_EXITS, boundary, window.since, window.until)
+    values = observed_regs.exit_values(db, vm.id, window.since)
     for row in rows:
         key = (row.space, row.addr, row.len)
         if key in reads:

@@ -12,9 +12,11 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from app.api import diagnosis, observed
-from app.api.observed import Addr, Counts, Span
-from app.api.series import Window, exit_totals, sampled_seconds
+from app.api.exits import diagnosis
+from app.api.samples import observed
+from app.api.samples.exits import exits_in_window, sampled_seconds
+from app.api.samples.observed import Addr, Counts, Span
+from app.api.samples.window import Window
 from app.schemas import ExitRow
 from contract.models import Vm, VmKind
 
@@ -76,7 +78,7 @@ def exit_rows(
             rows[(space, addr, len_)] = with_observed(row, c, seen)
     else:
         seconds = sampled_seconds(db, vm.id, window)
-        for (space, addr, len_), count in exit_totals(db, vm.id, window).items():
+        for (space, addr, len_), count in exits_in_window(db, vm.id, window).items():
             rows[(space, addr, len_)] = ExitRow(
                 space=space,
                 addr=addr,

@@ -10,11 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import or_, select
 
-from app.api import observed
 from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep
-from app.api.exitrows import exit_rows
-from app.api.queries import vm_out
-from app.api.series import window_for
+from app.api.exits.rows import exit_rows
+from app.api.samples import observed
+from app.api.samples.window import window_for
+from app.api.vms.liveness import vm_out
 from app.schemas import ExitRow
 from app.schemas_hosts import HostOut, HostVmOut
 from contract.models import Vm, utcnow

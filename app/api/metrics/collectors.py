@@ -11,9 +11,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api import observed
-from app.api.queries import exit_totals, heartbeat_age, is_alive
-from app.api.stream_hub import StreamHub
+from app.api.samples import observed
+from app.api.samples.exits import exits_since_start
+from app.api.stream.hub import StreamHub
+from app.api.vms.liveness import heartbeat_age, is_alive
 from contract.models import Ioeventfd, RegState, Vm
 
 OBSERVED_ADDRS_PER_VM = 50  # series per VM and metric: a label set per address is kept bounded
@@ -96,7 +97,7 @@ class DatabaseCollector(Collector):
             labels=["vm", "space", "addr", "len"],
         )
         for vm_id in sorted(vms):
-            totals = exit_totals(self.db, vm_id, vms[vm_id].rolled_up_until)
+            totals = exits_since_start(self.db, vm_id, vms[vm_id].rolled_up_until)
             for (space, addr, len_), count in sorted(totals.items()):
                 labels = [vms[vm_id].name, space, f"0x{addr:x}", str(len_)]
                 family.add_metric(labels, float(count))

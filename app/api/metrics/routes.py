@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep
-from app.api.metrics_collector import DatabaseCollector, StreamCollector
+from app.api.metrics.collectors import DatabaseCollector, StreamCollector
 
 router = APIRouter(tags=["metrics"], dependencies=[Authorized], responses=AUTH_RESPONSES)
 

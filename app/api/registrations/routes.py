@@ -9,11 +9,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from app.api import observedregs
 from app.api.deps import AUTH_RESPONSES, Authorized, KnownVmId, OwnedVmDep, RegDep, SessionDep
 from app.api.errors import ApiError
-from app.api.queries import get_vm, is_alive
-from app.api.registrations import ask_removal, check_collision, insert_pending, wait_for
+from app.api.lookups import get_vm
+from app.api.registrations import observed as observed_regs
+from app.api.registrations.owned import ask_removal, check_collision, insert_pending, wait_for
+from app.api.vms.liveness import is_alive
 from app.schemas import ErrorOut, IoeventfdIn, IoeventfdOut
 from app.schemas_observed import ObservedRegistrationOut
 from contract.models import Ioeventfd, RegState, VmKind
@@ -46,7 +47,7 @@ def list_ioeventfds(
     with `known_since`: calls before the host's observer started are unknown."""
     vm = get_vm(db, vm_id)
     if vm.kind == VmKind.OBSERVED.value:
-        return observedregs.listing(db, vm, {s.value for s in state or []})
+        return observed_regs.listing(db, vm, {s.value for s in state or []})
     query = select(Ioeventfd).where(Ioeventfd.vm_id == vm_id).order_by(Ioeventfd.id)
     if state:
         query = query.where(Ioeventfd.state.in_([s.value for s in state]))

@@ -1,6 +1,6 @@
 """Every read of what `iosignal observe` stored (the `observed` feed of the sample store), in one
 place: the panels, `/exits`, the stream, `/metrics` and the host view ask here, and the ticks are
-decoded by app/api/sampleread.py.
+decoded by app/api/samples/store.py.
 
 Only addresses that changed in an observer tick are in it: a missing address means no writes.
 Rollups are read before each VM's own observer mark (`vms.observed_rolled_up_until`), raw ticks
@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api import sampleread
-from app.api.series import Window
+from app.api.samples import store
+from app.api.samples.window import Window
 from contract import samples
 from contract.models import Feed, Sample, Series, Vm
 
@@ -48,9 +48,9 @@ def bucketed(db: Session, window: Window, vm: Vm, addrs: list[int]) -> list[Any]
     """(space, addr, len, bucket_ms, writes, userspace) of one VM's addresses at `addrs` over
     `window`."""
     wanted = set(addrs)
-    keys = {k for k in sampleread.series_keys(db, vm.id, OBSERVED).values() if k[1] in wanted}
+    keys = {k for k in store.series_keys(db, vm.id, OBSERVED).values() if k[1] in wanted}
     boundary = vm.observed_rolled_up_until if window.tier == "minute" else None
-    found = sampleread.bucketed(
+    found = store.bucketed(
         db,
         vm.id,
         OBSERVED,
@@ -72,14 +72,14 @@ def busiest(db: Session, window: Window, limit: int) -> list[tuple[int, str, int
     """(vm_id, space, addr, len) of the addresses written most in the window, on raw samples
     (or on rollups for a minute-tier window)."""
     minute = window.tier == "minute"
-    top = sampleread.busiest(db, OBSERVED, window.since, window.until, minute, limit)
+    top = store.busiest(db, OBSERVED, window.since, window.until, minute, limit)
     return [(v, *key) for v, key in top]
 
 
 def totals(db: Session, vm: Vm, window: Window) -> dict[Addr, Counts]:
     """Writes and userspace exits per address of one VM in `window`, every tick once."""
     boundary = vm.observed_rolled_up_until if window.tier == "minute" else None
-    sums = sampleread.totals(db, vm.id, OBSERVED, boundary, window.since, window.until)
+    sums = store.totals(db, vm.id, OBSERVED, boundary, window.since, window.until)
     return {key: Counts(c[0], c[1]) for key, c in sums.items()}
 
 
@@ -87,7 +87,7 @@ def totals_of_vms(db: Session, vm_ids: list[int], since: datetime) -> dict[int, 
     """Writes and userspace exits per address of each VM since `since` (a short, raw range)."""
     out = {}
     for vm_id in vm_ids:
-        sums = sampleread.totals(db, vm_id, OBSERVED, None, since, None)
+        sums = store.totals(db, vm_id, OBSERVED, None, since, None)
         out[vm_id] = {key: Counts(c[0], c[1]) for key, c in sums.items()}
     return out
 
@@ -103,9 +103,9 @@ def retained_totals(db: Session) -> dict[int, dict[Addr, Counts]]:
     out: dict[int, dict[Addr, Counts]] = {}
     for vm_id, mark in vms:
         if mark is None:  # nothing rolled up yet: every raw tick
-            sums = sampleread.totals(db, vm_id, OBSERVED, None, None, None)
+            sums = store.totals(db, vm_id, OBSERVED, None, None, None)
         else:
-            sums = sampleread.totals(db, vm_id, OBSERVED, mark)
+            sums = store.totals(db, vm_id, OBSERVED, mark)
         out[vm_id] = {key: Counts(c[0], c[1]) for key, c in sums.items()}
     return out
 
@@ -152,8 +152,8 @@ def newest_tick(db: Session, vm_id: int, not_before: datetime) -> datetime | Non
 
 def rows_between(db: Session, vm_id: int, after: datetime, upto: datetime) -> list[Row]:
     """Every address's counts of `vm_id`'s observer ticks in (after, upto]."""
-    keys = sampleread.series_keys(db, vm_id, OBSERVED)
-    return list(_rows(sampleread.ticks(db, vm_id, OBSERVED, None, after, upto), keys))
+    keys = store.series_keys(db, vm_id, OBSERVED)
+    return list(_rows(store.ticks(db, vm_id, OBSERVED, None, after, upto), keys))
 
 
 def _rows(ticks: Iterable[samples.Tick], keys: dict[int, Addr]) -> Iterable[Row]:

@@ -18,8 +18,8 @@ from typing import Any
 import anyio
 from starlette.concurrency import run_in_threadpool
 
-from app.api.stream_observed import ObservedCursor
-from app.api.stream_query import changed_registrations, newest_tick, ticks_after
+from app.api.stream.observed import ObservedCursor
+from app.api.stream.ticks import changed_registrations, newest_tick, ticks_after
 from contract.db import get_sessionmaker
 from contract.models import utcnow
 
@@ -67,7 +67,7 @@ class Client:
 class _VmCursor:
     tick_at: datetime
     reg_at: datetime
-    observed: ObservedCursor  # the observer's rows sent, by commit order (stream_observed.py)
+    observed: ObservedCursor  # the observer's rows sent, by commit order (stream/observed.py)
     sent: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (state, updated_at)
 
 

@@ -3,7 +3,7 @@ counted since the tick before (writes, userspace exits, in-kernel, their rates, 
 
 An observed VM's ticks are the observer's own; an owned VM's ticks stay its worker's, each
 carrying the observer's rows that fell in (previous tick, tick], so its exits chart keeps one
-clock. The reads are app/api/observed.py's.
+clock. The reads are app/api/samples/observed.py's.
 
 A live stream reads the observer's rows by commit order, not by tick time: the observer stamps
 `vms.observer_seen_at` in the transaction of its tick, so every row taken by that mark has
@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api import observed
+from app.api.samples import observed
 from contract.models import Vm, VmKind
 from contract.timeparse import epoch_ms
 

@@ -19,9 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from app.api.deps import AUTH_RESPONSES, INT32_MAX, authorize_stream
-from app.api.queries import ensure_vm
-from app.api.stream_hub import Client, StreamHub, sse
-from app.api.stream_query import changed_registrations, ticks_after
+from app.api.lookups import ensure_vm
+from app.api.stream.hub import Client, StreamHub, sse
+from app.api.stream.ticks import changed_registrations, ticks_after
 from contract.config import get_settings
 from contract.db import get_sessionmaker
 from contract.timeparse import after_epoch_ms

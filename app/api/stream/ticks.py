@@ -1,11 +1,11 @@
 """Database reads behind /api/stream: sampling ticks after a cursor, and registration changes.
 
 A tick is one `taken_at` of a VM's samples; the worker writes each tick's signal and exit samples
-in one transaction, so a tick seen at all is seen whole. Decoding is app/api/sampleread.py's. An
-observed VM has no worker: its ticks are the observer's (also written whole), its exits the
+in one transaction, so a tick seen at all is seen whole. Decoding is app/api/samples/store.py's.
+An observed VM has no worker: its ticks are the observer's (also written whole), its exits the
 observer's userspace counts. Every tick carries `observed`, what the observer counted per
-address since the tick before (app/api/observed.py reads it; stream_observed.py shapes it and
-says how a live stream reads those rows by commit order).
+address since the tick before (app/api/samples/observed.py reads it; stream/observed.py shapes
+it and says how a live stream reads those rows by commit order).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from fastapi.encoders import jsonable_encoder
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api import observed, sampleread
-from app.api.stream_observed import (
+from app.api.samples import observed, store
+from app.api.stream.observed import (
     ObservedCursor,
     caught_up,
     is_observed,
@@ -49,7 +49,7 @@ def ticks_after(
     passes its cursor in the observer's rows; a replay reads them by tick time."""
     if is_observed(db, vm_id):
         return observed_ticks(db, vm_id, after, limit)
-    times = sampleread.tick_times(db, vm_id, after, limit)
+    times = store.tick_times(db, vm_id, after, limit)
     if cursor is not None:
         times = caught_up(times, observer_seen_at(db, vm_id), utcnow())
     if not times:
@@ -73,8 +73,8 @@ def ticks_after(
         for r in regs.values()
     }
     live = {r.id: r.created_at for r in regs.values() if r.state in _SAMPLED}
-    signal_keys = sampleread.series_keys(db, vm_id, Feed.SIGNALS)
-    for tick in sampleread.ticks(db, vm_id, Feed.SIGNALS, None, after, upto):
+    signal_keys = store.series_keys(db, vm_id, Feed.SIGNALS)
+    for tick in store.ticks(db, vm_id, Feed.SIGNALS, None, after, upto):
         payload = ticks.get(tick.at)
         if payload is None:
             continue
@@ -90,8 +90,8 @@ def ticks_after(
                 rows.append(reg | {"signals": signals, "rate_hz": rate})
     active = [r for r in regs.values() if r.state == RegState.ACTIVE.value]
     exits: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
-    exit_keys = sampleread.series_keys(db, vm_id, Feed.EXITS)
-    for tick in sampleread.ticks(db, vm_id, Feed.EXITS, None, after, upto):
+    exit_keys = store.series_keys(db, vm_id, Feed.EXITS)
+    for tick in store.ticks(db, vm_id, Feed.EXITS, None, after, upto):
         if tick.at not in ticks:
             continue
         for i, count in tick.counts.firsts():
@@ -123,8 +123,8 @@ def _add_answers(
     db: Session, vm_id: int, ticks: dict[datetime, dict[str, Any]], after: datetime, upto: datetime
 ) -> None:
     """Each tick's answered doorbells: kicks and the device's interrupts, and their rates."""
-    keys = sampleread.series_keys(db, vm_id, Feed.ANSWERS)
-    for tick in sampleread.ticks(db, vm_id, Feed.ANSWERS, None, after, upto):
+    keys = store.series_keys(db, vm_id, Feed.ANSWERS)
+    for tick in store.ticks(db, vm_id, Feed.ANSWERS, None, after, upto):
         payload = ticks.get(tick.at)
         if payload is None:
             continue
@@ -149,7 +149,7 @@ def newest_tick(db: Session, vm_id: int, not_before: datetime) -> datetime | Non
     """The newest tick of `vm_id` after `not_before` (where a new live stream starts)."""
     if is_observed(db, vm_id):
         return observed.newest_tick(db, vm_id, not_before)
-    return sampleread.newest_tick(db, vm_id, not_before)
+    return store.newest_tick(db, vm_id, not_before)
 
 
 def changed_registrations(db: Session, vm_id: int, since: datetime) -> list[dict[str, Any]]:

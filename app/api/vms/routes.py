@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from app.api.deps import AUTH_RESPONSES, Authorized, Responses, SessionDep, VmDep
-from app.api.queries import vm_out
+from app.api.vms.liveness import vm_out
 from app.schemas import ErrorOut, VmOut
 from contract.models import Vm, VmKind
 

@@ -14,7 +14,7 @@ from app.api.deps import (
     VmDep,
 )
 from app.api.errors import ApiError
-from app.api.workloads import add_version, newest
+from app.api.workloads.versions import add_version, newest
 from app.schemas import ErrorOut, WorkloadIn, WorkloadOut
 from contract.guest import DEFAULT_MEM_SIZE
 from contract.models import Vm, Workload
