@@ -7,8 +7,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.api import errors
-from app.api.router import api_router
-from app.api.routes import health, metrics
+from app.api.router import api_router, metrics_router
 from app.core.security import redact_tokens_in_access_log
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -23,9 +22,8 @@ def create_app() -> FastAPI:
     )
     errors.install(app)
     redact_tokens_in_access_log()
-    app.include_router(health.router, prefix="/api")
     app.include_router(api_router, prefix="/api")
-    app.include_router(metrics.router)
+    app.include_router(metrics_router)
 
     @app.get("/d/{slug}", include_in_schema=False)
     def dashboard_page(slug: str) -> FileResponse:

@@ -167,8 +167,8 @@ class RegistrationLike(Protocol):
 def collides(a: RegistrationLike, b: RegistrationLike) -> bool:
     """The kernel's ioeventfd_check_collision: would registering `b` beside `a` give EEXIST.
 
-    The app asks the same question in SQL (`app.api.registrations.collision_clause`), tested
-    against this function over every pair of a grid of registrations.
+    The app asks the same question in SQL (`app.api.registrations.owned.collision_clause`),
+    tested against this function over every pair of a grid of registrations.
     """
     if a.space != b.space or a.addr != b.addr:
         return False

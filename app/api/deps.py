@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
-from app.api.queries import ensure_vm, get_reg, get_vm, refuse_observed
+from app.api.lookups import ensure_vm, get_reg, get_vm, refuse_observed
 from app.core.security import authenticate, mark_used
 from app.schemas import ErrorOut
 from contract.db import get_db, get_sessionmaker

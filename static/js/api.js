@@ -102,5 +102,5 @@ export async function whoami() {
 }
 
 /** Query string asking for registrations in every state (the API's default hides removed). */
-export const ALL_STATES = ["pending", "active", "failed", "removing", "removed"]
+export const ALL_STATES_QUERY = ["pending", "active", "failed", "removing", "removed"]
   .map((s) => `state=${s}`).join("&");

@@ -2,7 +2,7 @@
 // saw its VMM make (GET /api/vms/{id}/ioeventfds, source "observed"). Calls made before the
 // host's observer started are unknown, and the page says since when it knows.
 
-import { ALL_STATES, api } from "./api.js";
+import { ALL_STATES_QUERY, api } from "./api.js";
 import { emptyState, h, hex, when } from "./format.js";
 
 const REFRESH_MS = 5000;
@@ -40,7 +40,7 @@ export function mountObservedRegs(root, vm) {
 
   async function load() {
     try {
-      const regs = await api.get(`/api/vms/${vm.id}/ioeventfds?${ALL_STATES}`);
+      const regs = await api.get(`/api/vms/${vm.id}/ioeventfds?${ALL_STATES_QUERY}`);
       const since = regs[0]?.known_since;
       known.textContent = since
         ? `Known since ${new Date(since).toLocaleString()} (the observer's start): calls made before it are unknown.`

@@ -2,7 +2,7 @@
 // (exits/s and the observed metrics: hot exits, the workload's doorbells, registered addresses)
 // and benchmark paths per host. A picker is a VM select plus a select whose choice is added.
 
-import { ALL_STATES, api } from "./api.js";
+import { ALL_STATES_QUERY, api } from "./api.js";
 import { addrText, h, hex, regName } from "./format.js";
 
 /** What a panel can chart, and which kind of series each metric takes. */
@@ -64,7 +64,7 @@ async function paths(ctx) {
 export async function candidates(ctx, kind, vmId) {
   if (kind === "path") return paths(ctx);
   if (kind === "addr") return addresses(vmId);
-  const regs = await api.get(`/api/vms/${vmId}/ioeventfds?${ALL_STATES}`);
+  const regs = await api.get(`/api/vms/${vmId}/ioeventfds?${ALL_STATES_QUERY}`);
   regs.sort((a, b) => b.id - a.id);
   return regs.map((r) => ({ ref: { ioeventfd_id: r.id }, name: `${regName(r)}${r.state === "active" ? "" : ` [${r.state}]`}` }));
 }

@@ -53,7 +53,7 @@ export class Stream {
   }
 
   /**
-   * Subscribes to "rates" events (app/api/stream_query.py: {t, registrations, exits}) or
+   * Subscribes to "rates" events (app/api/stream/ticks.py: {t, registrations, exits}) or
    * "registration" events (a registration as GET .../ioeventfds gives it); returns the unsubscribe.
    */
   on(name, fn) {

@@ -64,7 +64,7 @@ function describe({ space, addr, len, datamatch }) {
   return `${space} ${hex(addr)} len ${len} datamatch ${datamatch === null ? "any" : hex(datamatch)}`;
 }
 
-// Registrations the kernel holds or is about to hold (app/api/registrations.py LIVE_STATES).
+// Registrations the kernel holds or is about to hold (app/api/registrations/owned.py LIVE_STATES).
 const LIVE_STATES = ["pending", "active", "removing"];
 
 /** The kernel's collision rule (contract.rules.collides) between a live registration and `reg`. */

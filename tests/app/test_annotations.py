@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.api.annotations import registrations
+from app.api.annotations.sources import registrations
 from app.core.security import create_token
 from contract.db import get_engine
 from contract.models import BenchmarkRun, Ioeventfd, utcnow

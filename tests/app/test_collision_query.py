@@ -10,8 +10,8 @@ from sqlalchemy import event, insert, select, text
 from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
-from app.api.registrations import LIVE_STATES, check_collision, collision_clause
-from app.api.registrations import first_live_collision as first_live
+from app.api.registrations.owned import LIVE_STATES, check_collision, collision_clause
+from app.api.registrations.owned import first_live_collision as first_live
 from app.schemas import IoeventfdIn
 from contract.models import Ioeventfd
 from contract.rules import collides, registration_problem

@@ -108,7 +108,7 @@ def test_viewers_see_the_demo_but_cannot_start_or_stop_it(client, db, make_vm):
 
 
 def test_two_starts_racing_leave_one_demo(client, db, make_vm, monkeypatch):
-    import app.api.demo as demo_module
+    import app.api.demo.lifecycle as demo_module
 
     first, second = make_vm("first"), make_vm("second")
     assert client.post("/api/demo", json={"vm_id": first.id}).status_code == 201

@@ -8,7 +8,7 @@ from datetime import timedelta
 from prometheus_client.parser import text_string_to_metric_families
 from support import add_exit
 
-from app.api.stream_hub import StreamHub
+from app.api.stream.hub import StreamHub
 from contract.models import Ioeventfd, utcnow
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from support import add_exit, add_signal
 
-from app.api.series import plan
+from app.api.samples.window import plan
 from contract.models import Ioeventfd, utcnow
 
 

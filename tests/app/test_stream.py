@@ -11,8 +11,8 @@ import httpx
 import pytest
 from support import add_exit, add_signal, put_sample
 
-from app.api import stream_query
-from app.api.stream_hub import StreamHub
+from app.api.stream import ticks as stream_ticks
+from app.api.stream.hub import StreamHub
 from app.core.security import create_token
 from contract.models import Feed, Ioeventfd, utcnow
 from contract.samples import SeriesIndex, TickIn, write_ticks
@@ -191,7 +191,7 @@ def test_a_stalled_connection_is_closed_while_a_reader_gets_every_tick(
     import socket
     import time
 
-    from app.api.routes import stream as stream_route
+    from app.api.stream import routes as stream_route
 
     monkeypatch.setattr(stream_route, "MAX_QUEUE", 150)
     regs = [reg] + [
@@ -247,7 +247,7 @@ def test_a_tick_carries_the_answered_doorbells_kicks_and_interrupts(db, make_vm)
     # a VM with no registrations and no exits: the answers alone make the tick
     put_sample(db, vm.id, Feed.ANSWERS, when, ("pio", 0x6000, 2), 400, 399, interval_s=0.5)
     db.commit()
-    (event,) = stream_query.ticks_after(db, vm.id, when - timedelta(seconds=1))
+    (event,) = stream_ticks.ticks_after(db, vm.id, when - timedelta(seconds=1))
     tick = event["data"]
     assert tick["registrations"] == [] and tick["exits"] == [] and tick["interval_s"] == 0.5
     assert tick["answers"] == [

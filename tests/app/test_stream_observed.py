@@ -12,8 +12,8 @@ from support import add_exit
 from test_observed_api import NOTIFY, Observer
 from test_stream import Events
 
-from app.api import stream_query
-from app.api.stream_observed import OBSERVER_GRACE, caught_up
+from app.api.stream import ticks as stream_ticks
+from app.api.stream.observed import OBSERVER_GRACE, caught_up
 from contract.models import utcnow
 from contract.timeparse import epoch_ms
 from observer.discovery import VmKey, VmProcess
@@ -90,7 +90,7 @@ def test_every_exiting_address_a_tick_lists_has_both_sides_counts(db, make_vm):
         for a, (_, userspace) in counts.items():
             add_exit(db, vm.id, when, userspace, addr=a[1], length=1)
         db.commit()
-        [event] = stream_query.ticks_after(db, vm.id, when - timedelta(milliseconds=100))
+        [event] = stream_ticks.ticks_after(db, vm.id, when - timedelta(milliseconds=100))
         tick = event["data"]
         worker_side = {(e["space"], e["addr"], e["len"]): e["exits"] for e in tick["exits"]}
         observer_side = {

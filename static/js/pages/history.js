@@ -3,7 +3,7 @@
 // so a download holds exactly what the chart shows. Drag to zoom, double-click to go back.
 
 import { keepAnnotated, showAnnotations } from "../annotations.js";
-import { ALL_STATES, api, download } from "../api.js";
+import { ALL_STATES_QUERY, api, download } from "../api.js";
 import { emptyState, h } from "../format.js";
 import { parseRefKey, refKey, SeriesPicker, seriesChips } from "../seriespicker.js";
 import { drawTimeChart, missingText } from "../timechart.js";
@@ -118,7 +118,7 @@ export function mount(root, ctx) {
   async function start() {
     await picker.load();
     if (!chosen.length && !ctx.params.has("s")) {
-      const regs = await api.get(`/api/vms/${ctx.vmId}/ioeventfds?${ALL_STATES}`).catch(() => []);
+      const regs = await api.get(`/api/vms/${ctx.vmId}/ioeventfds?${ALL_STATES_QUERY}`).catch(() => []);
       const newest = regs.sort((a, b) => b.id - a.id)[0];
       if (newest) chosen.push({ metric: "signals", ref: { ioeventfd_id: newest.id }, key: `r${newest.id}`, name: `#${newest.id}` });
     }

@@ -1,7 +1,7 @@
 // Registrations of one VM: state (pending/active/failed with errno), the form, delete with
 // confirmation. Refreshed on every `registration` event of the stream.
 
-import { ALL_STATES, api } from "../api.js";
+import { ALL_STATES_QUERY, api } from "../api.js";
 import { count, emptyState, h, hex, observedState, when } from "../format.js";
 import { mountObservedRegs } from "../observedregs.js";
 import { registrationForm } from "../regform.js";
@@ -79,7 +79,7 @@ export function mount(root, ctx) {
 
   async function load() {
     try {
-      regs = await api.get(`/api/vms/${ctx.vmId}/ioeventfds?${ALL_STATES}`);
+      regs = await api.get(`/api/vms/${ctx.vmId}/ioeventfds?${ALL_STATES_QUERY}`);
       regs.sort((a, b) => b.id - a.id);
       render();
     } catch (err) {

@@ -1,0 +1,1 @@
+"""Chart annotations: notes and markers derived from the database, and their routes."""

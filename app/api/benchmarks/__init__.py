@@ -1,0 +1,1 @@
+"""Benchmark runs, their regressions and trends, and the `/benchmarks` routes."""

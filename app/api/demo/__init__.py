@@ -1,0 +1,1 @@
+"""The demo workload and the `/demo` routes."""

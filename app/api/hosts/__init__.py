@@ -1,0 +1,1 @@
+"""`/hosts`: every host and its VMs, each with its busiest doorbells."""

@@ -1,0 +1,1 @@
+"""VMs and their workers' liveness, and the `/vms` routes."""

@@ -1,0 +1,1 @@
+"""A VM's workload: versions of the doorbells its guest rings, and the `/workload` routes."""
