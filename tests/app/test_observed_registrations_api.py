@@ -145,6 +145,32 @@ def test_hot_and_unregistered_prices_the_saving_with_this_hosts_bench(client, db
     assert diagnosis["text"].endswith(f"from bench run {run.id} on {HOST})")
 
 
+def test_an_address_the_guest_only_reads_is_a_row_of_its_read_exits_after_the_doorbells(client):
+    vmm = Vmm()
+    isr = ("pio", 0xC013, 1)  # a virtio ISR the VMM serves: read after each kick, never written
+    now = utcnow()
+    for ago in (2, 1):
+        samples = [
+            AddressSample(QEMU.key, *DOORBELL, 10, 0, 0),
+            AddressSample(QEMU.key, *isr, 0, 0, 40, read_exits=40),
+        ]
+        tick = Tick(now - timedelta(seconds=ago), 1.0, {QEMU.key: QEMU}, [], samples, {}, {})
+        vmm.writer.put(tick)
+    assert vmm.writer.flush()
+    rows = client.get(f"/api/vms/{vm_id(client)}/exits", params={"since": "-1m"}).json()
+    assert [(r["addr"], r["writes"], r["read_exits"]) for r in rows] == [
+        (0x510, 20, None),
+        (0xC013, 0, 80),
+    ]
+    read_only = rows[1]
+    assert (read_only["exits"], read_only["in_kernel_share"], read_only["diagnosis"]) == (
+        0,
+        None,
+        None,
+    )
+    assert read_only["read_exits_hz"] > 0
+
+
 def test_the_host_view_counts_each_vms_diagnoses_and_shows_the_first(client):
     Vmm().run([ioeventfd(None)])
     [host] = [

@@ -115,16 +115,28 @@ def registrations(db: Session, vm: Vm) -> list[RegistrationLike] | None:
     return list(db.scalars(select(Ioeventfd).where(Ioeventfd.vm_id == vm.id, active)))
 
 
-def annotate(db: Session, vm: Vm, window: Window, rows: list[ExitRow], seconds: float) -> None:
-    """Give each row `registered`, its read exits and its diagnosis."""
-    regs = registrations(db, vm)
+def read_exits(db: Session, vm: Vm, window: Window) -> dict[tuple[str, int, int], int]:
+    """Per address, the reads there that exited to the VMM in `window` (the observer's count)."""
     boundary = vm.observed_rolled_up_until if window.tier == "minute" else None
     reads = store.totals(db, vm.id, Feed.READ_EXITS, boundary, window.since, window.until)
+    return {key: total[0] for key, total in reads.items()}
+
+
+def annotate(
+    db: Session,
+    vm: Vm,
+    window: Window,
+    rows: list[ExitRow],
+    seconds: float,
+    reads: dict[tuple[str, int, int], int],
+) -> None:
+    """Give each row `registered`, its read exits (`read_exits`) and its diagnosis."""
+    regs = registrations(db, vm)
     values = observed_regs.exit_values(db, vm.id, window.since)
     for row in rows:
         key = (row.space, row.addr, row.len)
         if key in reads:
-            row.read_exits = reads[key][0]
+            row.read_exits = reads[key]
             row.read_exits_hz = row.read_exits / seconds
         if regs is None:
             continue

@@ -60,7 +60,8 @@ def with_observed(row: ExitRow, counts: Counts, seconds: float) -> ExitRow:
 def exit_rows(
     db: Session, vm: Vm, window: Window, counts: dict[Addr, Counts], span: Span | None
 ) -> list[ExitRow]:
-    """Every address of `vm` that exited or was written in `window`, busiest first; `counts`
+    """Every address of `vm` that exited, was written or read-exited in `window`, busiest first
+    (writes' exits, writes, then read exits); `counts`
     and `span` are the observer's figures for the window (observed.totals, observed.spans)."""
     seen = observed_seconds(vm, window, span)
     counts = {key: c for key, c in counts.items() if c.writes}  # only read there: no doorbell
@@ -97,8 +98,19 @@ def exit_rows(
                 registered=None,
             )
             rows[(space, addr, len_)] = with_observed(row, c, seen)
-    diagnosis.annotate(db, vm, window, list(rows.values()), seen)
-    return sorted(rows.values(), key=lambda r: (-r.exits, -(r.writes or 0), r.space, r.addr, r.len))
+    # An address the guest only reads that exits too (an ISR or a timer the VMM serves in
+    # userspace) is a row of its own: no doorbell to register, but exits the page should show.
+    reads = diagnosis.read_exits(db, vm, window)
+    for key in reads:
+        if key not in rows:
+            space, addr, len_ = key
+            row = ExitRow(space=space, addr=addr, len=len_, exits=0, rate_hz=0.0, registered=None)
+            rows[key] = with_observed(row, Counts(0, 0), seen)
+    diagnosis.annotate(db, vm, window, list(rows.values()), seen, reads)
+    return sorted(
+        rows.values(),
+        key=lambda r: (-r.exits, -(r.writes or 0), -(r.read_exits or 0), r.space, r.addr, r.len),
+    )
 
 
 def vm_exit_rows(db: Session, vm: Vm, window: Window) -> list[ExitRow]:
