@@ -6,6 +6,10 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB_PATH = Path("data") / "iosignal.db"
+# The worker stores a heartbeat this often; a VM whose newest heartbeat is older than the missed
+# beats below is "not alive" (its worker is gone or stuck): one late beat is no death.
+HEARTBEAT_INTERVAL_S = 1.0
+HEARTBEATS_MISSED_BEFORE_DEAD = 5
 
 
 class Settings(BaseSettings):
@@ -24,7 +28,7 @@ class Settings(BaseSettings):
     # file) besides polling; false leaves only the poll (the "before" of `iosignal applybench`).
     wakeup: bool = True
     verdict_timeout_s: float = 5.0
-    heartbeat_timeout_s: float = 5.0
+    heartbeat_timeout_s: float = HEARTBEATS_MISSED_BEFORE_DEAD * HEARTBEAT_INTERVAL_S
     raw_retention_h: float = 24.0
     rollup_retention_d: float = 30.0
     admin_token: str | None = None  # stored hashed as editor token "admin" at start

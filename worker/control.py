@@ -14,7 +14,7 @@ from typing import TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from contract.config import Settings
+from contract.config import HEARTBEAT_INTERVAL_S, Settings
 from contract.models import VmState, WorkerHealth
 from daemon.dberrors import reason
 from worker import store
@@ -25,7 +25,6 @@ from worker.waker import Waker
 
 log = logging.getLogger("iosignal.worker")
 T = TypeVar("T")
-HEARTBEAT_S = 1.0
 
 
 def until_db(stop: threading.Event, what: str, fn: Callable[[], T]) -> T | None:
@@ -67,7 +66,7 @@ class Control:
         """Thread body until `stop`."""
         beat_at = 0.0
         while not stop.is_set():
-            self.waker.wait(stop, at_most_s=HEARTBEAT_S)  # a long poll still beats on time
+            self.waker.wait(stop, at_most_s=HEARTBEAT_INTERVAL_S)  # a long poll still beats on time
             try:
                 changes, version, queued = store.probe(self.engine, self.vm_id)
                 newer = version != self.reconciler.workload_version
@@ -76,7 +75,7 @@ class Control:
                 if queued is not None and not self.jobs.busy:
                     self.jobs.poll()
                 now = time.monotonic()
-                if now - beat_at >= HEARTBEAT_S:
+                if now - beat_at >= HEARTBEAT_INTERVAL_S:
                     failed = self.machine.state == VmState.FAILED
                     store.heartbeat(
                         self.engine,
