@@ -60,6 +60,9 @@ class VmOut(BaseModel):
     host: str
     kernel: str
     capabilities: dict[str, Any]
+    mem_size: int | None = Field(
+        None, description="the guest's RAM in bytes, as the worker reports it (owned VMs)"
+    )
     state: VmState = Field(description="as the worker last reported it")
     error: str | None
     pid: int | None

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from contract.guest import DEFAULT_MEM_SIZE
 from contract.timeparse import EPOCH, epoch_us
 
 NAMING_CONVENTION = {
@@ -214,6 +215,9 @@ class Vm(Base):
     host: Mapped[str] = mapped_column(String(255), default="")
     kernel: Mapped[str] = mapped_column(String(255), default="")
     capabilities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The guest's RAM size as the worker reports it (NULL for observed VMs, or before a worker
+    # said): the app checks MMIO doorbells and registrations against it (migration 0011).
+    mem_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
     state: Mapped[str] = mapped_column(String(16), default=VmState.STARTING.value)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     pid: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -250,6 +254,12 @@ class Vm(Base):
     observer_seen_at: Mapped[datetime | None] = mapped_column(SampleTime, default=None)
 
     ioeventfds: Mapped[list[Ioeventfd]] = relationship(back_populates="vm")
+
+    @property
+    def guest_mem_size(self) -> int:
+        """The RAM the rules check a guest address against: the reported size, else the default
+        a worker builds (the worker checks again against its real VM)."""
+        return self.mem_size or DEFAULT_MEM_SIZE
 
 
 class Ioeventfd(Base):

@@ -77,13 +77,10 @@ def claim_vm(engine: Engine, name: str, info: dict[str, Any], fresh_s: float = 0
     fields = {
         "host": info.get("host", ""),
         "kernel": info.get("kernel", ""),
-        # The guest's RAM size rides along: the app checks workloads against it (MMIO inside
-        # RAM never exits, so such a doorbell could never ring).
-        "capabilities": {
-            "api_version": info.get("api_version"),
-            "mem_size": info.get("mem_size"),
-            **info.get("capabilities", {}),
-        },
+        "capabilities": {"api_version": info.get("api_version"), **info.get("capabilities", {})},
+        # The app checks doorbells and registrations against the guest's RAM (MMIO inside RAM
+        # never exits, so such a doorbell could never ring, such a registration never fire).
+        "mem_size": info.get("mem_size"),
         "cpu_model": info.get("cpu_model", ""),
         "kvm_module": info.get("kvm_module", ""),
         "kvm_nested": info.get("kvm_nested"),

@@ -88,7 +88,7 @@ def test_refusals_store_nothing(client, db, make_vm):
     assert db.scalar(select(Workload.id)) is None
     assert client.get("/api/demo").json()["active"] is False
     small = make_vm("small")
-    small.capabilities = {"mem_size": 0xE0000000}  # RAM covering the demo's MMIO doorbell
+    small.mem_size = 0xE0000000  # RAM covering the demo's MMIO doorbell
     db.commit()
     cannot = client.post("/api/demo", json={"vm_id": small.id})
     assert cannot.status_code == 422 and "the demo cannot ring" in cannot.json()["detail"]

@@ -75,7 +75,7 @@ def test_mmio_inside_the_ram_size_the_worker_reports_is_422(client, make_vm, db)
     bell = {**BELL, "space": "mmio", "addr": 0x400000}  # above the default 2 MiB of RAM
     url = f"/api/vms/{vm.id}/workload"
     assert client.put(url, json={"doorbells": [bell]}).status_code == 200
-    vm.capabilities = {**vm.capabilities, "mem_size": 16 << 20}  # as the worker's VM row says
+    vm.mem_size = 16 << 20  # as the worker's VM row says
     db.commit()
     response = client.put(url, json={"doorbells": [bell]})
     assert response.status_code == 422 and "outside guest RAM" in response.json()["detail"]

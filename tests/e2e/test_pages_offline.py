@@ -214,7 +214,7 @@ def test_forms_check_with_the_served_rules(app_only, page):
         name="big",
         host="testhost",
         kernel="6.1.0-test",
-        capabilities={"mem_size": mem_size},
+        mem_size=mem_size,
         state="stopped",
         workload_version=0,
         created_at=utcnow(),

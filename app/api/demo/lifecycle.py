@@ -15,7 +15,6 @@ from app.api.registrations.owned import ask_removal, check_collision, insert_pen
 from app.api.workloads.versions import add_version, newest
 from app.schemas import IoeventfdIn
 from app.schemas_events import DemoOut
-from contract.guest import DEFAULT_MEM_SIZE
 from contract.models import Demo, Ioeventfd, RegState, Vm, Workload
 from contract.notify import notify_desired
 from contract.rules import doorbell_problem
@@ -57,7 +56,7 @@ def start(db: Session, vm_id: int) -> Demo:
         raise ApiError(422, f"vm_id {vm_id} does not exist", "EINVAL")
     refuse_observed(vm, "starts a demo workload")
     refuse_if_running(db)
-    mem_size = int(vm.capabilities.get("mem_size") or DEFAULT_MEM_SIZE)
+    mem_size = vm.guest_mem_size
     for bell in DEMO_DOORBELLS:
         problem = doorbell_problem(bell["space"], bell["addr"], bell["len"], 1, mem_size)
         if problem:

@@ -16,7 +16,6 @@ from app.api.deps import (
 from app.api.errors import ApiError
 from app.api.workloads.versions import add_version, newest
 from app.schemas import ErrorOut, WorkloadIn, WorkloadOut
-from contract.guest import DEFAULT_MEM_SIZE
 from contract.models import Vm, Workload
 from contract.rules import doorbell_problem
 
@@ -45,7 +44,7 @@ def _out(vm: Vm, workload: Workload | None) -> WorkloadOut:
 
 def check_guest_can_ring(vm: Vm, body: WorkloadIn) -> None:
     """422 unless the guest can perform every write (MMIO outside its RAM, not its control port)."""
-    mem_size = int(vm.capabilities.get("mem_size") or DEFAULT_MEM_SIZE)
+    mem_size = vm.guest_mem_size
     for i, d in enumerate(body.doorbells):
         problem = doorbell_problem(d.space, int(d.addr), d.len, int(d.value), mem_size)
         if problem:

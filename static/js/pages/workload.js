@@ -51,7 +51,7 @@ export function mount(root, ctx) {
   if (ctx.vm()?.kind === "observed") return void root.append(observedState(ctx.vm(), "changes workloads"));
   const { rules } = ctx;
   // MMIO doorbells must lie outside this VM's RAM (the worker reports its size).
-  const memSize = ctx.vm().capabilities.mem_size ?? rules.default_mem_size;
+  const memSize = ctx.vm().mem_size ?? rules.default_mem_size;
   const tbody = h("tbody");
   const errors = h("ul", { class: "errors", role: "alert" });
   const empty = emptyState("The guest rings nothing", "Add a doorbell: the guest writes it at the rate you set.");
