@@ -11,9 +11,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.api.errors import ApiError
 from app.schemas import IoeventfdIn
 from contract.config import get_settings
-from contract.models import Ioeventfd, RegState, utcnow
+from contract.models import Ioeventfd, RegState, Vm, utcnow
 from contract.notify import notify_desired, notify_on_commit, wake_after
-from contract.rules import RegistrationLike, collision_sentence, describe
+from contract.rules import RegistrationLike, collision_sentence, describe, guest_problem
 
 LIVE_STATES = tuple(state.value for state in RegState.live())
 # The worker usually answers within a few milliseconds of its wake-up: look often at first, then
@@ -52,6 +52,14 @@ def first_live_collision(db: Session, vm_id: int, new: RegistrationLike) -> Ioev
         .limit(1)
     )
     return db.scalars(query).first()
+
+
+def check_guest_can_fire(vm: Vm, body: IoeventfdIn) -> None:
+    """422 EINVAL if `body` could never fire on the VM's guest (its pass-done port, MMIO inside
+    its RAM): the worker refuses it by the same rule, so the app answers without the trip."""
+    problem = guest_problem(body.space, int(body.addr), vm.guest_mem_size)
+    if problem:
+        raise ApiError(422, problem, "EINVAL")
 
 
 def check_collision(db: Session, vm_id: int, body: IoeventfdIn) -> None:

@@ -13,7 +13,13 @@ from app.api.deps import AUTH_RESPONSES, Authorized, KnownVmId, OwnedVmDep, RegD
 from app.api.errors import ApiError
 from app.api.lookups import get_vm
 from app.api.registrations import observed as observed_regs
-from app.api.registrations.owned import ask_removal, check_collision, insert_pending, wait_for
+from app.api.registrations.owned import (
+    ask_removal,
+    check_collision,
+    check_guest_can_fire,
+    insert_pending,
+    wait_for,
+)
 from app.api.vms.liveness import is_alive
 from app.schemas import ErrorOut, IoeventfdIn, IoeventfdOut
 from app.schemas_observed import ObservedRegistrationOut
@@ -77,6 +83,7 @@ def read_ioeventfd(reg: RegDep) -> Ioeventfd:
 def register_ioeventfd(vm: OwnedVmDep, body: IoeventfdIn, db: SessionDep) -> JSONResponse:
     """Register an ioeventfd and wait (up to the verdict timeout) for the kernel's verdict."""
     alive = is_alive(vm)
+    check_guest_can_fire(vm, body)
     check_collision(db, vm.id, body)
     reg = insert_pending(db, vm.id, body)
     if not alive:
