@@ -23,6 +23,7 @@ from contract.rules import (
     MAX_DOORBELL_RATE_HZ,
     MAX_DOORBELLS,
     MAX_TOTAL_RATE_HZ,
+    MIN_DOORBELL_RATE_HZ,
     doorbell_problem,
     parse_u64,
     rate_problem,
@@ -205,7 +206,12 @@ class DoorbellIn(BaseModel):
     addr: U64In
     len: int = Field(description="write width: 1, 2, 4 or 8 (PIO at most 4)")
     value: U64In = 0
-    rate_hz: float = Field(gt=0, le=MAX_DOORBELL_RATE_HZ)
+    # Bounded by contract.rules.rate_problem in `_rules`, so the 422 says the rule's sentence;
+    # the schema only documents the bounds.
+    rate_hz: float = Field(
+        description=f"writes a second; {MIN_DOORBELL_RATE_HZ:g} is silent (kept, never rung)",
+        json_schema_extra={"minimum": MIN_DOORBELL_RATE_HZ, "maximum": MAX_DOORBELL_RATE_HZ},
+    )
     answered: StrictBool = Field(
         False,
         description="a device answers each write with an interrupt the guest waits for "
@@ -246,6 +252,7 @@ class WorkloadLimits(BaseModel):
     """The rate limits a workload must respect."""
 
     max_doorbells: int = MAX_DOORBELLS
+    min_doorbell_rate_hz: float = MIN_DOORBELL_RATE_HZ
     max_doorbell_rate_hz: float = MAX_DOORBELL_RATE_HZ
     max_total_rate_hz: float = MAX_TOTAL_RATE_HZ
     max_answered_rate_hz: float = MAX_ANSWERED_RATE_HZ

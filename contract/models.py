@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from contract.guest import DEFAULT_MEM_SIZE
+from contract.rules import LIVE_STATES
 from contract.timeparse import EPOCH, epoch_us
 
 NAMING_CONVENTION = {
@@ -153,7 +154,7 @@ class RegState(enum.StrEnum):
     @classmethod
     def live(cls) -> tuple[RegState, ...]:
         """States the kernel holds or is about to hold: what a new one must not collide with."""
-        return (cls.PENDING, cls.ACTIVE, cls.REMOVING)
+        return tuple(cls(state) for state in LIVE_STATES)
 
 
 class VmState(enum.StrEnum):

@@ -31,6 +31,9 @@ WRITE_LENS = (1, 2, 4, 8)
 # Workload limits: as many doorbells as the guest's table holds; the rates because each exit costs
 # the host ~8 us of a core.
 MAX_DOORBELLS = TABLE_ENTRIES
+# A doorbell at rate 0 is silent: it stays in the workload (an answered one keeps its device and
+# its ioeventfd) while the pacer rings it never, so a person can pause a row without losing it.
+MIN_DOORBELL_RATE_HZ = 0.0
 MAX_DOORBELL_RATE_HZ = 100_000.0
 MAX_TOTAL_RATE_HZ = 200_000.0
 # An answered doorbell's write waits for the device's interrupt (a round trip of ~40 us here),
@@ -42,6 +45,9 @@ MAX_ANSWERED_RATE_HZ = 10_000.0
 IRQCHIP_PORTS = ((0x20, 0x21), (0xA0, 0xA1), (0x4D0, 0x4D1))  # PIC master, slave, ELCR
 IRQCHIP_MMIO = ((0xFEC0_0000, 0xFEC0_00FF), (0xFEE0_0000, 0xFEE0_0FFF))  # IOAPIC, LAPIC
 
+# The registrations a new one must not collide with: those the kernel holds or is about to hold
+# (pending: not yet applied; removing: not yet deassigned). Failed and removed ones hold nothing.
+LIVE_STATES = ("pending", "active", "removing")
 COLLISION_RULE = (
     "same space and address, and a width of 0 on either side or the same width with "
     "a wildcard or equal datamatch"
@@ -128,16 +134,24 @@ def doorbell_problem(
     return None
 
 
+def number(value: float) -> str:
+    """A rate as the browser's `String(number)` writes it (250, 0.5), so both say the same."""
+    return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
+
+
 def rate_problem(rate_hz: float, answered: object = False) -> str | None:
-    """The rule a doorbell's rate (0 means silent) or its `answered` flag breaks, or None."""
+    """The rule a doorbell's rate (MIN_DOORBELL_RATE_HZ: silent) or its `answered` flag breaks."""
     if not isinstance(answered, bool):
         return f"answered must be true or false (got {answered!r})"
-    if not (math.isfinite(rate_hz) and 0 <= rate_hz <= MAX_DOORBELL_RATE_HZ):
-        return f"rate_hz must be between 0 and {MAX_DOORBELL_RATE_HZ:g} (got {rate_hz})"
+    if not (math.isfinite(rate_hz) and MIN_DOORBELL_RATE_HZ <= rate_hz <= MAX_DOORBELL_RATE_HZ):
+        return (
+            f"rate_hz must be between {number(MIN_DOORBELL_RATE_HZ)} and "
+            f"{number(MAX_DOORBELL_RATE_HZ)} (got {number(rate_hz)})"
+        )
     if answered and rate_hz > MAX_ANSWERED_RATE_HZ:
         return (
-            f"an answered doorbell's rate_hz must be at most {MAX_ANSWERED_RATE_HZ:g}: each write "
-            f"waits for the device's interrupt (got {rate_hz})"
+            f"an answered doorbell's rate_hz must be at most {number(MAX_ANSWERED_RATE_HZ)}: each "
+            f"write waits for the device's interrupt (got {number(rate_hz)})"
         )
     return None
 
@@ -147,7 +161,7 @@ def workload_problem(rates: list[float]) -> str | None:
     if len(rates) > MAX_DOORBELLS:
         return f"a workload has at most {MAX_DOORBELLS} doorbells (got {len(rates)})"
     if sum(rates) > MAX_TOTAL_RATE_HZ:
-        return f"the doorbells' rate_hz must add up to at most {MAX_TOTAL_RATE_HZ}"
+        return f"the doorbells' rate_hz must add up to at most {number(MAX_TOTAL_RATE_HZ)}"
     return None
 
 
@@ -260,6 +274,7 @@ def as_dict() -> dict[str, Any]:
         "default_mem_size": DEFAULT_MEM_SIZE,
         "mapped_limit": MAPPED_LIMIT,
         "max_doorbells": MAX_DOORBELLS,
+        "min_doorbell_rate_hz": MIN_DOORBELL_RATE_HZ,
         "max_doorbell_rate_hz": MAX_DOORBELL_RATE_HZ,
         "max_total_rate_hz": MAX_TOTAL_RATE_HZ,
         "max_answered_rate_hz": MAX_ANSWERED_RATE_HZ,
@@ -268,4 +283,5 @@ def as_dict() -> dict[str, Any]:
             "mmio": [list(r) for r in IRQCHIP_MMIO],
         },
         "collision_rule": COLLISION_RULE,
+        "live_states": list(LIVE_STATES),
     }

@@ -39,7 +39,9 @@ export function registrationForm(ctx, { prefill = {}, existing = () => [], onDon
     ev.preventDefault();
     const values = { space: space.value, addr: addr.value, len: len.value,
       datamatch: datamatch.value, label: label.value };
-    const { errors: problems, body } = checkRegistration(values, existing(), ctx.rules);
+    // The guest's RAM (MMIO inside it never exits): the size its worker reports.
+    const memSize = ctx.vm()?.mem_size ?? ctx.rules.default_mem_size;
+    const { errors: problems, body } = checkRegistration(values, existing(), ctx.rules, memSize);
     showErrors(problems);
     if (problems.length) return;
     submit.disabled = true;

@@ -64,28 +64,43 @@ function describe({ space, addr, len, datamatch }) {
   return `${space} ${hex(addr)} len ${len} datamatch ${datamatch === null ? "any" : hex(datamatch)}`;
 }
 
-// Registrations the kernel holds or is about to hold (app/api/registrations/owned.py LIVE_STATES).
-const LIVE_STATES = ["pending", "active", "removing"];
+/** contract.rules.guest_problem: the guest's pass-done port, or MMIO inside its `memSize` of RAM. */
+function guestProblem(rules, memSize, space, addr) {
+  if (space === "pio" && addr === BigInt(rules.control_port)) {
+    return `PIO port ${hex(rules.control_port)} is the guest's pass-done port, kept by iosignal`;
+  }
+  if (space === "mmio" && addr < BigInt(memSize)) {
+    return `MMIO addr ${hex(addr)} is inside guest RAM [0, ${hex(memSize)}): writes there never exit, ` +
+      "so it can never fire";
+  }
+  return null;
+}
 
-/** The kernel's collision rule (contract.rules.collides) between a live registration and `reg`. */
-function collides(old, reg) {
-  if (!LIVE_STATES.includes(old.state) || old.space !== reg.space || BigInt(old.addr) !== reg.addr) return false;
+/**
+ * The kernel's collision rule (contract.rules.collides) between `old` and `reg`, for an `old` the
+ * kernel holds or is about to hold (rules.live_states).
+ */
+function collides(rules, old, reg) {
+  if (!rules.live_states.includes(old.state) || old.space !== reg.space || BigInt(old.addr) !== reg.addr) {
+    return false;
+  }
   if (old.len === 0 || reg.len === 0) return true;
   if (old.len !== reg.len) return false;
   return old.datamatch === null || reg.datamatch === null || BigInt(old.datamatch) === reg.datamatch;
 }
 
 /**
- * Checks a registration form {space, addr, len, datamatch, label} against the rules and the
- * existing registrations (the kernel's collision rule). Returns {errors, body}.
+ * Checks a registration form {space, addr, len, datamatch, label} against the rules, the guest
+ * (a VM with `memSize` of RAM) and the existing registrations (the kernel's collision rule).
+ * Returns {errors, body}.
  */
-export function checkRegistration(form, existing, rules) {
+export function checkRegistration(form, existing, rules, memSize) {
   const errors = [];
   const { addr, datamatch } = parseFields(form, [["addr", true], ["datamatch", false]], rules, errors);
   const reg = { space: form.space, addr, len: Number(form.len), datamatch: datamatch ?? null };
-  const problem = !errors.length && registrationProblem(rules, reg);
+  const problem = !errors.length && (registrationProblem(rules, reg) || guestProblem(rules, memSize, reg.space, addr));
   if (problem) errors.push(problem);
-  const clash = !errors.length && existing.find((old) => collides(old, reg));
+  const clash = !errors.length && existing.find((old) => collides(rules, old, reg));
   if (clash) {
     errors.push(`${describe(reg)} collides with registration ${clash.id} (${describe(clash)}, ${clash.state}): ` +
       `${rules.collision_rule}; the kernel refuses this with EEXIST`);
@@ -106,12 +121,23 @@ function doorbellProblem(rules, memSize, { space, addr, len, value }) {
         "controller: writes there never reach a doorbell";
     }
   }
-  if (space === "pio" && addr === BigInt(rules.control_port)) {
-    return `PIO port ${hex(rules.control_port)} is the guest's pass-done port, kept by iosignal`;
-  }
+  if (space === "pio") return guestProblem(rules, memSize, space, addr);
   if (space === "mmio" && (addr < BigInt(memSize) || addr + BigInt(len) > BigInt(rules.mapped_limit))) {
     return `MMIO address must be outside guest RAM [0, ${hex(memSize)}) and below ` +
       `${rules.mapped_limit / 2 ** 30} GiB (got ${hex(addr)})`;
+  }
+  return null;
+}
+
+/** contract.rules.rate_problem: the floor (a silent doorbell) and ceilings of a doorbell's rate. */
+function rateProblem(rules, rateHz, answered) {
+  const [min, max] = [rules.min_doorbell_rate_hz, rules.max_doorbell_rate_hz];
+  if (!(Number.isFinite(rateHz) && min <= rateHz && rateHz <= max)) {
+    return `rate_hz must be between ${min} and ${max} (got ${rateHz})`;
+  }
+  if (answered && rateHz > rules.max_answered_rate_hz) {
+    return `an answered doorbell's rate_hz must be at most ${rules.max_answered_rate_hz}: ` +
+      `each write waits for the device's interrupt (got ${rateHz})`;
   }
   return null;
 }
@@ -123,14 +149,11 @@ function checkDoorbell(row, index, rules, memSize) {
   const bell = { space: row.space, addr, len: Number(row.len), value: value ?? 0n };
   const problem = !errors.length && doorbellProblem(rules, memSize, bell);
   if (problem) errors.push(problem);
+  const blank = String(row.rate_hz ?? "").trim() === "";
   const rateHz = Number(row.rate_hz);
-  const max = rules.max_doorbell_rate_hz;
-  if (!(rateHz > 0 && rateHz <= max)) errors.push(`rate_hz must be greater than 0 and at most ${max}`);
   const answered = row.answered === true;
-  if (answered && rateHz > rules.max_answered_rate_hz) {
-    errors.push(`an answered doorbell's rate_hz must be at most ${rules.max_answered_rate_hz}: ` +
-      `each write waits for the device's interrupt (got ${rateHz})`);
-  }
+  const rateRule = blank ? "rate_hz is required" : rateProblem(rules, rateHz, answered);
+  if (rateRule) errors.push(rateRule);
   const body = { ...bell, addr: toJson(addr), value: toJson(bell.value), rate_hz: rateHz,
     ...(answered ? { answered: true } : {}) };
   return { errors: errors.map((e) => `doorbell ${index + 1}: ${e}`), body };

@@ -40,8 +40,8 @@ def test_workload_rules_are_422(client, make_vm):
         ({**BELL, "len": 8}, "PIO len 8"),
         ({**BELL, "addr": 0x10000}, "PIO addr must be at most 0xffff"),
         ({**BELL, "len": 1, "value": 256}, "value 0x100 is wider than len 1"),
-        ({**BELL, "rate_hz": 0}, "rate_hz"),
-        ({**BELL, "rate_hz": 1e9}, "rate_hz"),
+        ({**BELL, "rate_hz": -1}, "rate_hz must be between 0 and 100000 (got -1)"),
+        ({**BELL, "rate_hz": 1e9}, "rate_hz must be between 0 and 100000 (got 1000000000)"),
         ({**BELL, "addr": 0xF4, "len": 1}, "pass-done port"),
         ({**BELL, "space": "mmio", "addr": 0x1000}, "outside guest RAM"),
         ({**BELL, "answered": True, "rate_hz": 20_000}, "answered doorbell's rate_hz"),
@@ -56,6 +56,17 @@ def test_workload_rules_are_422(client, make_vm):
     assert response.status_code == 422 and "add up to at most" in response.json()["detail"]
     assert client.get(url).json()["version"] == 0
     assert client.get("/api/vms/999/workload").status_code == 404
+
+
+def test_a_silent_doorbell_is_kept_at_rate_0(client, make_vm):
+    """Rate 0 is contract.rules' floor: the row stays in the workload and the pacer skips it."""
+    vm = make_vm()
+    url = f"/api/vms/{vm.id}/workload"
+    silent = {**BELL, "rate_hz": 0, "answered": True}  # an answered one keeps its device
+    response = client.put(url, json={"doorbells": [silent]})
+    assert response.status_code == 200, response.text
+    assert response.json()["doorbells"][0]["rate_hz"] == 0
+    assert response.json()["limits"]["min_doorbell_rate_hz"] == 0
 
 
 def test_an_answered_doorbell_is_stored_with_its_flag(client, make_vm, db):

@@ -41,6 +41,7 @@ class Stack:
     env: dict[str, str]
     tmp: Path
     procs: list[subprocess.Popen] = field(default_factory=list)
+    cwd: Path = ROOT  # where the app runs: its packages come first on its path
 
     def call(self, method: str, path: str, body=None, token: str | None = None):
         """One JSON request to the app; returns (status, parsed body)."""
@@ -116,7 +117,7 @@ def observing(
 def _spawn(stack: Stack, command: str, extra: list[str], log: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", command, *extra],
-        cwd=ROOT,
+        cwd=stack.cwd,
         env=stack.env,
         stdout=log.open("a"),
         stderr=subprocess.STDOUT,
@@ -133,12 +134,16 @@ def start_app(stack: Stack) -> subprocess.Popen:
     return proc
 
 
-def start_stack(tmp: Path, *, kvm_path: str | None) -> Stack:
-    """Migrate a new SQLite file, start the app and, given `kvm_path`, the worker."""
+def start_stack(tmp: Path, *, kvm_path: str | None, packages: Path | None = None) -> Stack:
+    """Migrate a new SQLite file, start the app and, given `kvm_path`, the worker. `packages`:
+    a directory whose packages the app and worker import before the checkout's (an edited copy
+    of `contract`, say); the migration runs the checkout's."""
     database_url = f"sqlite:///{tmp / 'iosignal.db'}"
     env = _env(database_url)
     if kvm_path:
         env["IOSIGNAL_KVM_PATH"] = kvm_path
+    if packages:
+        env["PYTHONPATH"] = f"{packages}{os.pathsep}{ROOT}"
     subprocess.run(
         [sys.executable, "-m", "cli.main", "migrate"],
         cwd=ROOT,
@@ -146,7 +151,7 @@ def start_stack(tmp: Path, *, kvm_path: str | None) -> Stack:
         check=True,
         capture_output=True,
     )
-    stack = Stack(f"http://127.0.0.1:{free_port()}", database_url, env, tmp)
+    stack = Stack(f"http://127.0.0.1:{free_port()}", database_url, env, tmp, cwd=packages or ROOT)
     try:
         start_app(stack)
         if kvm_path:

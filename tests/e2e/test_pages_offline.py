@@ -230,7 +230,8 @@ def test_forms_check_with_the_served_rules(app_only, page):
     row.locator("[name=rate_hz]").fill(f"{over:g}")
     page.get_by_role("button", name="Save workload").click()
     expect(errors).to_have_text(
-        f"doorbell 1: rate_hz must be greater than 0 and at most {rules['max_doorbell_rate_hz']:g}"
+        f"doorbell 1: rate_hz must be between {rules['min_doorbell_rate_hz']:g} and "
+        f"{rules['max_doorbell_rate_hz']:g} (got {over:g})"
     )
 
     row.locator("[name=rate_hz]").fill("10")
