@@ -25,14 +25,14 @@ test: $(VENV)/.installed-test bpf-check
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mkdocs build --strict -q -d $(VENV)/site
-	$(BIN)/mypy contract daemon app cli worker observer
+	$(BIN)/mypy contract daemon app cli worker observer benchmarks
 	$(BIN)/python tests/run_parts.py $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy contract daemon app cli worker observer
+	$(BIN)/mypy contract daemon app cli worker observer benchmarks
 
 # The observer's BPF programs: restricted C, CO-RE against the committed vmlinux.h, compiled
 # by clang into objects that are committed (installing iosignal needs no compiler). Relative

@@ -119,7 +119,7 @@ def observe(
     CAP_SYS_ADMIN to mount tracefs when it is not mounted).
     """
     if bench:
-        from cli.observebench import cli_bench
+        from benchmarks.observebench import cli_bench
 
         raise typer.Exit(cli_bench())
     _setup_logging()
@@ -193,7 +193,7 @@ def loadbench(
     ] = 1,
 ) -> None:
     """Load the sample store: N VMs x M registrations; CPU %, missed ticks, lock errors, bytes."""
-    from worker.storebench import cli_loadbench
+    from benchmarks.loadbench import cli_loadbench
 
     _setup_logging()
     raise typer.Exit(
@@ -211,7 +211,7 @@ def applybench(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Time POST /ioeventfds -> 201 (kernel's verdict, real worker): poll only, then wake-up."""
-    from worker.applybench import cli_applybench
+    from benchmarks.applybench import cli_applybench
 
     raise typer.Exit(cli_applybench(database_url, count, json_out=json_out))
 

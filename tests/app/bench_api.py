@@ -128,15 +128,15 @@ def print_sizes(session_factory) -> None:
     """Stored bytes (table + index) per raw sample and per rolled-up series-minute."""
     from sqlalchemy import func, select
 
+    from benchmarks.loadbench import table_bytes
     from contract.models import Rollup, Sample, Series
-    from worker.storebench import _sizes
 
     with session_factory() as db:
         conn = db.connection()
         series = db.scalar(select(func.count()).select_from(Series))
         ticks = db.scalar(select(func.count()).select_from(Sample)) // 2  # signals, exits
         minutes = db.scalar(select(func.count()).select_from(Rollup)) // 2
-        raw, rolled = _sizes(conn, "samples"), _sizes(conn, "rollups")
+        raw, rolled = table_bytes(conn, "samples"), table_bytes(conn, "rollups")
     print(
         f"{conn.dialect.name}: {raw / (series * ticks):.2f} bytes per raw sample "
         f"({series:,} series x {ticks:,} ticks, all busy), "

@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from cli.main import cli
 
-COMMANDS = ["run", "api", "worker", "observe", "migrate", "bench"]
+COMMANDS = ["run", "api", "worker", "observe", "migrate", "bench", "loadbench", "applybench"]
 
 
 def test_top_level_help_lists_every_command():

@@ -123,7 +123,7 @@ def test_the_bench_asks_the_kernel_for_cheaper_hooks_and_leaves_nothing_loaded(
 ) -> None:
     """`observe --bench` says whether an fexit program on kvm_io_bus_write loads (by loading
     one, not by reading a config) and whether kprobes exist; the trial program is unloaded."""
-    from cli.observebench import cheaper_hooks
+    from benchmarks.observebench import cheaper_hooks
 
     fexit, kprobes = cheaper_hooks(tracefs)
     assert fexit == "fexit on kvm_io_bus_write: loads" or fexit.startswith(

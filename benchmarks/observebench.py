@@ -243,7 +243,7 @@ def idle_cpu(url: str, n_vms: int, seconds: float, progress: Progress = None) ->
     """Observer CPU share with `n_vms` idle VM processes on the host."""
     vms = [
         subprocess.Popen(
-            [sys.executable, "-m", "cli.idlevm"],
+            [sys.executable, "-m", "benchmarks.idlevm"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -253,7 +253,8 @@ def idle_cpu(url: str, n_vms: int, seconds: float, progress: Progress = None) ->
     try:
         for v in vms:
             assert v.stdout is not None  # stdout=PIPE
-            v.stdout.readline()
+            if v.stdout.readline() != "ready\n":  # else the observer would watch fewer VMs
+                raise RuntimeError("an idle VM did not start: run python -m benchmarks.idlevm")
         obs = ObserverProcess(url)
         share = obs.cpu_share(seconds, progress)
         obs.stop()

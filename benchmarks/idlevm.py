@@ -1,4 +1,4 @@
-"""An idle VM for the observer's benchmark: `python -m cli.idlevm` holds a VM until stdin ends.
+"""An idle VM for the observer's benchmark, held until stdin ends: `python -m benchmarks.idlevm`.
 
 The doorbell guest is loaded but never run, as a VM whose guest sleeps: the observer must find
 it every tick and pay nearly nothing for it. Benchmark only; the observer never opens /dev/kvm.

@@ -85,7 +85,7 @@ def _setup(engine: Engine, machine: MachineHandle, n: int) -> int:
     return vm_id
 
 
-def _sizes(conn: Any, table: str) -> int:
+def table_bytes(conn: Any, table: str) -> int:
     """Bytes of a table with its indexes (its primary key's too)."""
     if conn.dialect.name == "sqlite":
         sql = (
@@ -122,7 +122,7 @@ def bytes_per_sample(engine: Engine) -> dict:
         rolled = select(Rollup.vm_id, Rollup.minute_at, Rollup.counts)
         for vm_id, at, value in conn.execute(rolled.where(Rollup.feed == int(Feed.SIGNALS))):
             minutes += len(decode(vm_id, Feed.SIGNALS, at, value))
-        size, rollup_size = _sizes(conn, "samples"), _sizes(conn, "rollups")
+        size, rollup_size = table_bytes(conn, "samples"), table_bytes(conn, "rollups")
     return {
         "series": series,
         "rows": series_ticks,
@@ -139,7 +139,7 @@ def bytes_per_sample(engine: Engine) -> dict:
 
 def _reader(url: str, duration_s: float) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "worker.storebench", "reader", url, str(duration_s)],
+        [sys.executable, "-m", "benchmarks.loadbench", "reader", url, str(duration_s)],
         stdout=subprocess.PIPE,
         text=True,
         env=os.environ | {"IOSIGNAL_LOG_LEVEL": "warning"},
@@ -215,7 +215,7 @@ def _fleet(
     args = [url, str(registrations), str(duration_s), str(interval_s), kvm_path]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "worker.storebench", "vm", *args],
+            [sys.executable, "-m", "benchmarks.loadbench", "vm", *args],
             stdout=subprocess.PIPE,
             text=True,
             env=os.environ | {"IOSIGNAL_LOG_LEVEL": "warning"},

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from benchmarks.loadbench import run_loadbench
 from contract.db import make_engine
 from contract.models import Sample, Vm
-from worker.storebench import run_loadbench
 
 
 def test_small_loadbench_counts_every_sample_and_cleans_up(db_url: str, kvm_path: str) -> None:

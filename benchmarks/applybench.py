@@ -213,7 +213,7 @@ def cli_applybench(database_url: str | None, count: int, *, json_out: bool = Fal
 
 
 def main() -> None:
-    """`python -m worker.applybench [DATABASE_URL] [COUNT]`."""
+    """`python -m benchmarks.applybench [DATABASE_URL] [COUNT]`."""
     url = sys.argv[1] if len(sys.argv) > 1 else None
     raise SystemExit(cli_applybench(url, int(sys.argv[2]) if len(sys.argv) > 2 else 1000))
 
