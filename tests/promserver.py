@@ -1,5 +1,6 @@
 """`PrometheusServer`: Debian's real `prometheus` as a process scraping one target, with its own
-temporary storage, asked through its HTTP API (used by the observer's Prometheus test)."""
+temporary storage, asked through its HTTP API; `scrape`: a target's /metrics read directly
+(used by the observer's Prometheus tests)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from support import free_port, need
 
 CONFIG = """\
@@ -24,6 +26,32 @@ scrape_configs:
     static_configs:
       - targets: ["{target}"]
 """
+
+
+Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(address: str) -> Scrape | None:
+    """Every sample of the observer's /metrics by (name, labels); None while it is not up."""
+    try:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(samples: Scrape, name: str, **labels: str) -> float | None:
+    """The one sample of `name` whose labels include `labels`."""
+    found = [
+        v for (n, ls), v in samples.items() if n == name and labels.items() <= dict(ls).items()
+    ]
+    assert len(found) <= 1, (name, labels, found)
+    return found[0] if found else None
 
 
 def prometheus_binary() -> str:

@@ -10,13 +10,11 @@ import re
 import signal
 import socket
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from promql import metric_names, selector_labels
-from promserver import PrometheusServer
+from promserver import PrometheusServer, Scrape, scrape, value
 from sqlalchemy import select
 from support import free_port, ring_together, stored, wait_for
 
@@ -27,31 +25,6 @@ IOEVENTFD_PORT, USER_PORT = 0x510, 0x520
 ROUNDS = 6  # passes of each VMM, half a second apart: Prometheus scrapes (1 s) while they ring
 PER_ROUND = ((2000, 300), (700, 600))  # each VMM's (in-kernel writes, userspace writes) a round
 BOARD = Path(__file__).resolve().parents[2] / "grafana" / "iosignal-fleet.json"
-
-Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(address: str) -> Scrape | None:
-    """Every sample of the observer's /metrics by (name, labels); None while it is not up."""
-    try:
-        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as r:
-            text = r.read().decode()
-    except OSError:
-        return None
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(samples: Scrape, name: str, **labels: str) -> float | None:
-    """The one sample of `name` whose labels include `labels`."""
-    found = [
-        v for (n, ls), v in samples.items() if n == name and labels.items() <= dict(ls).items()
-    ]
-    assert len(found) <= 1, (name, labels, found)
-    return found[0] if found else None
 
 
 def selector(name: str, pid: int, port: int) -> str:
