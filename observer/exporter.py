@@ -144,6 +144,7 @@ def drop_counts(
         for d in probe.drops.lookup(ctypes.c_uint32(0)) or []:
             out["map_full"] += d.map_full
             out["unmatched"] += d.unmatched
+    out["registrations_lost"] = probe.registrations_lost()
     out["unattributed"] = sampler.unattributed
     out["unattributed_registrations"] = sampler.unattributed_calls
     if writer is not None:

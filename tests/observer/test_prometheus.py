@@ -204,7 +204,8 @@ def test_with_a_database_it_writes_and_serves_the_same_counts(db_url, observer, 
     served = wait_for("the metrics", lambda: scrape(address))
     for port, n in want.items():
         assert value(served, "iosignal_guest_writes_total", pid=str(v.pid), addr=f"{port:#x}") == n
-    assert value(served, "iosignal_observer_drops_total", kind="samples") == 0
+    for kind in ("samples", "registrations_lost", "map_full", "unmatched"):
+        assert value(served, "iosignal_observer_drops_total", kind=kind) == 0, kind
     assert obs.stop(signal.SIGTERM) == 0, obs.log()
     engine.dispose()
 
