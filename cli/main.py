@@ -112,8 +112,31 @@ def observe(
             "compare per syscall on the host); --no-registrations counts accesses only."
         ),
     ] = True,
+    database: Annotated[
+        bool,
+        typer.Option(
+            help="Write into IOSIGNAL_DATABASE_URL; --no-database serves metrics only "
+            "(needs --metrics-address)."
+        ),
+    ] = True,
+    metrics_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve Prometheus /metrics at HOST:PORT (e.g. 0.0.0.0:9464) from the "
+            "observer's own counters."
+        ),
+    ] = None,
+    metrics_max_addresses: Annotated[
+        int,
+        typer.Option(
+            help="Doorbells with series of their own per VM in /metrics; later ones are summed "
+            'as addr="other".',
+            min=1,
+        ),
+    ] = 50,
 ) -> None:
-    """Watch every KVM VM on this host (eBPF on KVM's tracepoints), read-only, into the database.
+    """Watch every KVM VM on this host (eBPF on KVM's tracepoints), read-only, into the database
+    and/or as a Prometheus target.
 
     Needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_PTRACE to see other users' VMs, and
     CAP_SYS_ADMIN to mount tracefs when it is not mounted).
@@ -122,10 +145,22 @@ def observe(
         from benchmarks.observebench import cli_bench
 
         raise typer.Exit(cli_bench())
+    if not database and metrics_address is None:
+        raise typer.BadParameter(
+            "--no-database leaves nothing to do without --metrics-address HOST:PORT",
+            param_hint="--no-database",
+        )
+    if metrics_address is not None:
+        from observer.exporter import parse_address
+
+        try:
+            parse_address(metrics_address)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--metrics-address") from None
     _setup_logging()
     from observer.main import main as observe_main
 
-    raise typer.Exit(observe_main(registrations=registrations))
+    raise typer.Exit(observe_main(registrations, database, metrics_address, metrics_max_addresses))
 
 
 @cli.command()

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     rollup_retention_d: float = 30.0
     admin_token: str | None = None  # stored hashed as editor token "admin" at start
     log_level: str = "info"
+    # The host name the observer writes and labels its metrics with (default: the kernel's);
+    # a container without the host's UTS namespace sets it (Kubernetes: the node's name).
+    hostname: str | None = None
 
 
 @lru_cache

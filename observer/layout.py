@@ -9,6 +9,7 @@ exit_values  LRU_HASH ValueKey -> u64     writes that exited to userspace, per v
 value_slot   PERCPU_ARRAY 0 -> ValueSlot  this CPU's latest pair and its count not yet handed over
 drops        PERCPU_ARRAY 0 -> Drops      what the programs could not record
 events       RINGBUF of IoctlEvent        every KVM_IOEVENTFD / KVM_IRQFD call and its answer
+.bss         ARRAY 0 -> IoctlGlobals      kvm_ioctls' globals: calls in flight, events lost
 
 tests/observer/test_progs.py checks every size and offset here against the objects' BTF.
 """
@@ -87,6 +88,16 @@ class Drops(ctypes.Structure):
         ("map_full", ctypes.c_uint64),
         # I/O exits whose kvm_run could not be read (not a vCPU fd's KVM_RUN): no address
         ("unmatched", ctypes.c_uint64),
+    ]
+
+
+class IoctlGlobals(ctypes.Structure):
+    """kvm_ioctls.bpf.c's global variables: its `.bss` map's one value."""
+
+    _fields_ = [
+        ("inflight", ctypes.c_int64),  # calls between their enter and exit
+        ("lost", ctypes.c_uint64),  # registration events lost to a full ring buffer
+        ("event_layout", ctypes.c_uint64),  # a pointer never set (puts the event in the BTF)
     ]
 
 

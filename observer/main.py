@@ -1,8 +1,11 @@
-"""`iosignal observe`: watch every KVM VM on this host, read-only, into the shared database.
+"""`iosignal observe`: watch every KVM VM on this host, read-only, into the shared database
+and/or as a Prometheus target.
 
-Threads: ticker (discovery + BPF counts each tick) and writer (persist, rollups, retention). The
-main thread waits for SIGTERM/SIGINT, then the ticker's last collect is flushed and every program
-detached. The observer never opens /dev/kvm and never touches another process's VM.
+Threads: ticker (discovery + BPF counts each tick), writer (persist, rollups, retention; not
+with --no-database) and, with --metrics-address, the HTTP server answering /metrics from the
+counters each tick adds to (observer/metrics.py). The main thread waits for SIGTERM/SIGINT,
+then the ticker's last collect is flushed and every program detached. The observer never opens
+/dev/kvm and never touches another process's VM.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Callable
 
 from sqlalchemy import Engine
 
@@ -21,19 +25,29 @@ from daemon.ticker import Ticker
 from observer import retention
 from observer.counter import CountReader, ValueReader
 from observer.discovery import Discovery
+from observer.exporter import MetricsServer, drop_counts
 from observer.ioctls import CallLog
 from observer.kvmstats import KvmDebugfs
+from observer.metrics import MAX_ADDRESSES, ObserverMetrics
 from observer.preflight import ObserverUnavailable, open_probe
 from observer.probe import KvmProbe
-from observer.sampler import ObserverSampler
+from observer.sampler import ObserverSampler, Tick
 from observer.writer import ObservedWriter
 
 log = logging.getLogger("iosignal.observer")
 
 
-def observe(settings: Settings, probe: KvmProbe, engine: Engine, stop: threading.Event) -> int:
-    """Tick and write until `stop`; the caller owns (and closes) probe and engine."""
-    host = socket.gethostname()
+def observe(
+    settings: Settings,
+    probe: KvmProbe,
+    engine: Engine | None,
+    stop: threading.Event,
+    metrics_address: str | None = None,
+    max_addresses: int = MAX_ADDRESSES,
+) -> int:
+    """Tick, write (unless `engine` is None) and serve /metrics (with `metrics_address`) until
+    `stop`; the caller owns (and closes) probe and engine."""
+    host = settings.hostname or socket.gethostname()
     debugfs = KvmDebugfs()
     if debugfs.unavailable:
         log.warning("KVM per-VM totals unavailable: %s", debugfs.unavailable)
@@ -51,20 +65,31 @@ def observe(settings: Settings, probe: KvmProbe, engine: Engine, stop: threading
             "no raw_syscalls:sys_enter tracepoint (CONFIG_HAVE_SYSCALL_TRACEPOINTS): counting, "
             "but the VMMs' registrations stay unknown"
         )
-    prune = retention_hook(
-        "observed retention",
-        lambda newest: retention.run(
-            engine, host, newest, settings.raw_retention_h, settings.rollup_retention_d
-        ),
-        log,
-    )
-    writer = ObservedWriter(engine, host, after_flush=prune)
-    ticker = Ticker(sampler.collect, writer.put, settings.sample_interval_s)
+    writer = _writer(settings, engine, host) if engine is not None else None
+    sinks: list[Callable[[Tick], None]] = [writer.put] if writer is not None else []
+    ticker = Ticker(sampler.collect, lambda tick: _each(sinks, tick), settings.sample_interval_s)
+    server = None
+    if metrics_address is not None:
+        metrics = ObserverMetrics(
+            host,
+            probe.events(),
+            max_addresses=max_addresses,
+            drops=lambda: drop_counts(probe, sampler, writer),
+            missed=lambda: ticker.missed,
+        )
+        sinks.append(metrics.add)
+        try:
+            server = MetricsServer(metrics_address, metrics)
+        except OSError as e:
+            log.error("cannot serve metrics on %s: %s", metrics_address, e.strerror or e)
+            return 1
+        log.info("metrics at http://%s/metrics", metrics_address)
     stop_ticker, stop_writer = threading.Event(), threading.Event()
-    threads = [
-        threading.Thread(target=ticker.run, args=(stop_ticker,), name="ticker", daemon=True),
-        threading.Thread(target=writer.run, args=(stop_writer,), name="writer", daemon=True),
-    ]
+    threads = [threading.Thread(target=ticker.run, args=(stop_ticker,), name="ticker", daemon=True)]
+    if writer is not None:
+        threads.append(
+            threading.Thread(target=writer.run, args=(stop_writer,), name="writer", daemon=True)
+        )
     for t in threads:
         t.start()
     log.info("observing every KVM VM on %s (programs on %s)", host, ", ".join(probe.events()))
@@ -72,22 +97,47 @@ def observe(settings: Settings, probe: KvmProbe, engine: Engine, stop: threading
         pass
     stop_ticker.set()  # its last collect reaches the writer before the writer's last flush
     threads[0].join(10)
+    if server is not None:
+        server.close()
     stop_writer.set()
-    threads[1].join(15)
+    for t in threads[1:]:
+        t.join(15)
     log.info(
         "stopped: %d ticks (%d missed), %d samples written, %d dropped, %d unattributed",
         ticker.ticks,
         ticker.missed,
-        writer.written,
-        writer.dropped,
+        writer.written if writer else 0,
+        writer.dropped if writer else 0,
         sampler.unattributed,
     )
     return 0
 
 
-def main(registrations: bool = True) -> int:
+def _each(sinks: list[Callable[[Tick], None]], tick: Tick) -> None:
+    for sink in sinks:  # the writer's put, the metrics' add: neither blocks the ticker
+        sink(tick)
+
+
+def _writer(settings: Settings, engine: Engine, host: str) -> ObservedWriter:
+    prune = retention_hook(
+        "observed retention",
+        lambda newest: retention.run(
+            engine, host, newest, settings.raw_retention_h, settings.rollup_retention_d
+        ),
+        log,
+    )
+    return ObservedWriter(engine, host, after_flush=prune)
+
+
+def main(
+    registrations: bool = True,
+    database: bool = True,
+    metrics_address: str | None = None,
+    max_addresses: int = MAX_ADDRESSES,
+) -> int:
     """Run the observer until SIGTERM/SIGINT; the exit code for `iosignal observe`.
-    `registrations`: also hear the VMMs' registrations (where the kernel can)."""
+    `registrations`: also hear the VMMs' registrations (where the kernel can); `database`:
+    write into IOSIGNAL_DATABASE_URL; `metrics_address`: serve /metrics there."""
     settings = get_settings()
     stop = threading.Event()
     install_signal_handlers(stop, log)
@@ -96,9 +146,10 @@ def main(registrations: bool = True) -> int:
     except ObserverUnavailable as exc:
         log.error("%s", exc)
         return 1
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url) if database else None
     try:
-        return observe(settings, probe, engine, stop)
+        return observe(settings, probe, engine, stop, metrics_address, max_addresses)
     finally:
         probe.close()
-        engine.dispose()
+        if engine is not None:
+            engine.dispose()

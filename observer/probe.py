@@ -20,7 +20,15 @@ from observer.bpf import syscall as sc
 from observer.bpf.btf import BtfError, kernel_btf
 from observer.bpf.libbpf import BpfObject, RingBuffer
 from observer.bpf.tracefs import TRACEFS
-from observer.layout import AccessCounts, AccessKey, Drops, Recent, ValueKey, ValueSlot
+from observer.layout import (
+    AccessCounts,
+    AccessKey,
+    Drops,
+    IoctlGlobals,
+    Recent,
+    ValueKey,
+    ValueSlot,
+)
 
 PROGS = Path(__file__).parent / "progs"
 REQUIRED = ("kvm_pio", "kvm_mmio", "kvm_userspace_exit")
@@ -70,6 +78,7 @@ class KvmProbe:
         self.kvm: BpfObject | None = None
         self.ioctls: BpfObject | None = None
         self.counts = self.recent = self.values = self.value_slots = self.drops = None
+        self.ioctl_globals: Map | None = None
         try:
             self.kvm = BpfObject(str(PROGS / "kvm_counts.bpf.o"), [names[e] for e in events])
             if registrations:
@@ -82,6 +91,11 @@ class KvmProbe:
                 "value_slot", sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, ValueSlot
             )
             self.drops = self._map("drops", sc.MAP_TYPE_PERCPU_ARRAY, ctypes.c_uint32, Drops)
+            if self.ioctls is not None:
+                fd = self.ioctls.map_fd(".bss")
+                self.ioctl_globals = Map.of_fd(
+                    fd, sc.MAP_TYPE_ARRAY, ctypes.c_uint32, IoctlGlobals, "kvm_ioctls.bss"
+                )
         except BaseException:
             self.close()
             raise
@@ -111,12 +125,21 @@ class KvmProbe:
             raise OSError(errno.ENOENT, "the probe was made without its registration programs")
         return self.ioctls.ring_buffer("events", on_record)
 
+    def registrations_lost(self) -> int:
+        """Registration events the ring buffer had no room for (0 without those programs)."""
+        if self.ioctl_globals is None:
+            return 0
+        (g,) = self.ioctl_globals.lookup(ctypes.c_uint32(0)) or [IoctlGlobals()]
+        return int(g.lost)
+
     def close(self) -> None:
         """Detach every program and free the maps (idempotent)."""
-        for m in (self.counts, self.recent, self.values, self.value_slots, self.drops):
+        maps = (self.counts, self.recent, self.values, self.value_slots, self.drops)
+        for m in (*maps, self.ioctl_globals):
             if m is not None:
                 m.close()
         self.counts = self.recent = self.values = self.value_slots = self.drops = None
+        self.ioctl_globals = None
         for obj in (self.ioctls, self.kvm):
             if obj is not None:
                 obj.close()

@@ -14,15 +14,25 @@ SCRIPT = Path(__file__).parent / "observer" / "vmm.py"
 class Vmm:
     """A running tests/observer/vmm.py process: a separate VMM the observer can watch."""
 
-    def __init__(self, *ioeventfd_ports: int, datamatch: dict[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        *ioeventfd_ports: int,
+        datamatch: dict[int, int] | None = None,
+        user: tuple[int, int] | None = None,
+    ) -> None:
+        """`user`: run it as this (uid, gid), without capabilities, as a VMM of another user."""
         match = datamatch or {}
+        run_as = []
+        if user is not None:
+            uid, gid = user
+            run_as = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
         args = [
             a
             for p in ioeventfd_ports
             for a in ("--ioeventfd", hex(p) + (f":{match[p]:#x}" if p in match else ""))
         ]
         self.proc = subprocess.Popen(
-            [sys.executable, str(SCRIPT), *args],
+            [*run_as, sys.executable, str(SCRIPT), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

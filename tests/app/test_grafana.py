@@ -9,35 +9,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from promql import metric_names, selector_labels
 from support import add_exit
 
 from contract.models import Ioeventfd, utcnow
 
 BOARD = Path(__file__).resolve().parents[2] / "grafana" / "iosignal.json"
-# PromQL words that are not metric names (functions are told apart by their "(").
-KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"}
-NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression reads."""
-    bare = re.sub(r'"[^"]*"', "", expr)  # label values
-    bare = re.sub(r"\[[^\]]*\]", "", bare)  # range selectors
-    bare = re.sub(r"\{[^}]*\}", "", bare)  # label matchers
-    bare = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", bare)  # grouping labels
-    return {
-        m.group()
-        for m in NAME.finditer(bare)
-        if m.group() not in KEYWORDS and not bare[m.end() :].lstrip().startswith("(")
-    }
-
-
-def selector_labels(expr: str) -> dict[str, set[str]]:
-    """For each `metric{...}` selector, the label names it matches on."""
-    found: dict[str, set[str]] = {}
-    for name, matchers in re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}", expr):
-        found.setdefault(name, set()).update(re.findall(r"(\w+)\s*[=!~]", matchers))
-    return found
 
 
 def test_metric_names_are_parsed_as_promql_reads_them():

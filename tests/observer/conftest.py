@@ -55,20 +55,21 @@ def vmm(kvm_path: str):
 
 
 class Observer:
-    """`iosignal observe` as its own process, writing to `url`."""
+    """`iosignal observe` as its own process, writing to `url` (None: --no-database), with
+    more arguments in `args` (e.g. --metrics-address)."""
 
-    def __init__(self, url: str, log_path, interval_s: float = 0.2) -> None:
+    def __init__(self, url: str | None, log_path, interval_s: float = 0.2, args=()) -> None:
         import subprocess
         import sys
 
-        env = {
-            **os.environ,
-            "IOSIGNAL_DATABASE_URL": url,
-            "IOSIGNAL_SAMPLE_INTERVAL_S": str(interval_s),
-        }
+        env = {**os.environ, "IOSIGNAL_SAMPLE_INTERVAL_S": str(interval_s)}
+        if url is not None:
+            env["IOSIGNAL_DATABASE_URL"] = url
+        else:
+            args = ("--no-database", *args)
         self.log_path = log_path
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "observe"],
+            [sys.executable, "-m", "cli.main", "observe", *args],
             env=env,
             stdout=open(log_path, "w"),  # noqa: SIM115 - the child owns it
             stderr=subprocess.STDOUT,
@@ -90,8 +91,8 @@ def observer(tracefs: str, tmp_path):
     """Factory: start `iosignal observe` on a database URL; killed after the test."""
     started: list[Observer] = []
 
-    def start(url: str, interval_s: float = 0.2) -> Observer:
-        o = Observer(url, tmp_path / f"observer{len(started)}.log", interval_s)
+    def start(url: str | None, interval_s: float = 0.2, args=()) -> Observer:
+        o = Observer(url, tmp_path / f"observer{len(started)}.log", interval_s, args)
         started.append(o)
         return o
 

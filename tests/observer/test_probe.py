@@ -214,3 +214,15 @@ def test_values_of_writes_that_exit_are_counted_per_value(probe, vmm) -> None:
     v.ring("pio", USER_PORT, 4, 10, value=0x7)
     again = {at: n for at, n in values.deltas().items() if at[0][:3] == (v.pid, "pio", USER_PORT)}
     assert again == {((v.pid, "pio", USER_PORT, 4), 0x7): 10}  # (the pass-done port moves too)
+
+
+def test_registrations_lost_is_read_from_the_ioctl_programs_globals(probe) -> None:
+    """What /metrics reports as drops{kind="registrations_lost"}: the `lost` global of
+    kvm_ioctls.bpf.c, read from its .bss map (set here, as the program would on a full ring)."""
+    from observer.layout import IoctlGlobals
+
+    assert probe.ioctl_globals is not None
+    assert probe.registrations_lost() == 0
+    (now,) = probe.ioctl_globals.lookup(ctypes.c_uint32(0))
+    probe.ioctl_globals.update(ctypes.c_uint32(0), IoctlGlobals(now.inflight, 7, 0))
+    assert probe.registrations_lost() == 7

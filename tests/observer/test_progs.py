@@ -51,6 +51,37 @@ def test_layout_matches_the_objects_btf(obj: str) -> None:
             assert btf.member_offset(c_name, field) == getattr(py, field).offset, (c_name, field)
 
 
+def _section_symbols(path, section: bytes) -> dict[str, tuple[int, int]]:
+    """name -> (offset, size) of an ELF64 object's symbols in `section` (its .symtab), where
+    libbpf places a program's globals (clang leaves their BTF offsets 0 for libbpf to fill)."""
+    data = path.read_bytes()
+    shoff, shentsize, shnum, shstrndx = (
+        struct.unpack_from("<Q", data, 0x28)[0],
+        *struct.unpack_from("<HHH", data, 0x3A),
+    )
+    headers = [struct.unpack_from("<IIQQQQI", data, shoff + i * shentsize) for i in range(shnum)]
+
+    def text(table: int, off: int) -> bytes:
+        start = headers[table][4] + off
+        return data[start : data.index(b"\0", start)]
+
+    wanted = [i for i, h in enumerate(headers) if text(shstrndx, h[0]) == section]
+    symtab = next(h for h in headers if h[1] == 2)  # SHT_SYMTAB; its names in section sh_link
+    out = {}
+    for at in range(symtab[4], symtab[4] + symtab[5], 24):
+        name, _info, _other, shndx, value, size = struct.unpack_from("<IBBHQQ", data, at)
+        if shndx in wanted:
+            out[text(symtab[6], name).decode()] = (value, size)
+    return out
+
+
+def test_the_ioctl_globals_match_the_objects_bss() -> None:
+    """The reader's IoctlGlobals is kvm_ioctls' .bss byte for byte (the map's one value)."""
+    bss = _section_symbols(PROGS / "kvm_ioctls.bpf.o", b".bss")
+    py = layout.IoctlGlobals
+    assert bss == {f: (getattr(py, f).offset, getattr(py, f).size) for f, _ in py._fields_}
+
+
 def test_the_objects_are_what_their_sources_compile_to() -> None:
     """make bpf-check (CI runs it in make test too): clang rebuilds both, byte for byte."""
     done = subprocess.run(["make", "-s", "bpf-check"], capture_output=True, text=True)
