@@ -1,5 +1,5 @@
 """The shared rule cases (tests/rules_cases.json) through contract/rules.py: the browser's
-checks (static/js/validate.js) run the same table in tests/e2e/test_rules_cases.py, so the
+checks (static/js/validate.js) run the same table in tests/e2e/test_rules_cases_in_page.py, so the
 two give each case the same verdict, word for word."""
 
 from __future__ import annotations
