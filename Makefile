@@ -38,7 +38,7 @@ lint: $(VENV)/.installed-test
 # by clang into objects that are committed (installing iosignal needs no compiler). Relative
 # paths and a fixed compilation dir keep the objects byte-identical wherever they are built.
 PROGS     := observer/progs
-BPF_OBJS  := $(PROGS)/kvm_counts.bpf.o $(PROGS)/kvm_ioctls.bpf.o
+BPF_OBJS  := $(PROGS)/kvm_counts.bpf.o $(PROGS)/kvm_ioctls.bpf.o $(PROGS)/kvm_latency.bpf.o
 BPF_CC     = cd $(PROGS) && clang -g -O2 -target bpf -D__TARGET_ARCH_x86 \
              -fdebug-compilation-dir=. -I. -c $(1).bpf.c -o $(2).full \
              && llvm-strip -g -o $(2) $(2).full && rm -f $(2).full

@@ -34,6 +34,11 @@ class Consumer:
         self._thread.name = f"iosignal-consumer-{'poll' if poll else 'block'}"
 
     @property
+    def tid(self) -> int | None:
+        """The kernel's id of the answering thread once started (what a host tracer sees)."""
+        return self._thread.native_id
+
+    @property
     def alive(self) -> bool:
         """The thread is answering (it has started and not ended)."""
         return self._thread.is_alive()

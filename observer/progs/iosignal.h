@@ -76,4 +76,43 @@ struct ioctl_event {
 	__u8 arg[64];
 };
 
+/* kvm_latency.bpf.c: how long an in-kernel doorbell takes to be heard, per doorbell and stage. */
+#define STAGE_RUN 0  /* kick -> the consumer it woke runs (sched_switch to it) */
+#define STAGE_IRQ 1  /* kick -> the consumer raises an interrupt into the VM */
+#define STAGE_WAKE 2 /* that interrupt -> its vCPU back from halt (kvm_vcpu_wakeup) */
+#define HIST_SLOTS 496 /* log-linear: 8 linear steps per power of two of nanoseconds */
+#define MAX_DOORBELLS 4096
+#define MAX_HIST 65536
+
+/* One in-kernel doorbell's consumer and counts since the programs were attached. */
+struct doorbell_latency {
+	__u64 kicks;     /* guest writes since its first kick woke a consumer */
+	__u64 wakes;     /* kicks whose eventfd signal woke the consumer */
+	__u64 exits;     /* kicks that exited to the VMM instead (no ioeventfd matched) */
+	__u64 coalesced; /* kicks that found the consumer with an earlier kick unanswered */
+	__u64 answered;  /* interrupts paired with a kick of this doorbell */
+	__u64 stale;     /* unanswered kicks given up after PENDING_MAX_NS */
+	__u32 consumer_tid;
+	__u32 consumer_tgid;
+	__u32 vector;  /* the latest paired interrupt's vector */
+	__u32 vcpu_id; /* and its destination vCPU */
+	char comm[16];    /* the consumer thread's name when it was woken */
+	char process[16]; /* its process's (thread group leader's) name */
+};
+
+/* One bucket of one doorbell's histogram of one stage. */
+struct hist_key {
+	struct access_key key;
+	__u32 stage;
+	__u32 slot;
+};
+
+/* What the latency programs could not pair or record (per CPU). */
+struct latency_drops {
+	__u64 map_full;     /* a doorbell or bucket lost to a full map */
+	__u64 irq_unpaired; /* interrupts raised by a consumer with no kick unanswered */
+	__u64 mixed;        /* kicks that found the consumer's unanswered kick from another doorbell */
+	__u64 no_storage;   /* thread state that could not be made */
+};
+
 #endif

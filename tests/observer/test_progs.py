@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from observer import layout
+from observer import latencylayout, layout
 from observer.bpf.btf import Btf
 from observer.probe import PROGS
 
@@ -23,6 +23,12 @@ SHARED = {  # each object's structs that observer/layout.py mirrors
         "drops": layout.Drops,
     },
     "kvm_ioctls.bpf.o": {"ioctl_event": layout.IoctlEvent},
+    "kvm_latency.bpf.o": {
+        "access_key": layout.AccessKey,
+        "doorbell_latency": latencylayout.DoorbellLatency,
+        "hist_key": latencylayout.HistKey,
+        "latency_drops": latencylayout.LatencyDrops,
+    },
 }
 
 
@@ -83,7 +89,7 @@ def test_the_ioctl_globals_match_the_objects_bss() -> None:
 
 
 def test_the_objects_are_what_their_sources_compile_to() -> None:
-    """make bpf-check (CI runs it in make test too): clang rebuilds both, byte for byte."""
+    """make bpf-check (CI runs it in make test too): clang rebuilds each, byte for byte."""
     done = subprocess.run(["make", "-s", "bpf-check"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "match their sources" in done.stdout
