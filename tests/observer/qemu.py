@@ -47,12 +47,13 @@ class Qemu:
         perf_record: bool = False,
         firmware_log: bool = False,
         pio_ports: Sequence[int] = (NOTIFY_PORT,),
+        iothread: str | None = None,
     ) -> None:
         self.workdir, self.perf, self.perf_record = Path(workdir), perf, perf_record
         self.workdir.mkdir(parents=True, exist_ok=True)
         sector = with_requests(IMAGE.read_bytes(), requests)
         (self.workdir / "disk.img").write_bytes(sector.ljust(DISK_BYTES, b"\0"))
-        argv = command(self.workdir, name, ioeventfd, memory_mb, firmware_log)
+        argv = command(self.workdir, name, ioeventfd, memory_mb, firmware_log, iothread)
         ports = (f"kvm:kvm_pio@{port:#x}" for port in pio_ports)
         self.perf_labels = [*KERNEL_EVENTS, *ports, "kvm:kvm_userspace_exit@io"]
         if perf_record:  # every tracepoint hit in order (kernel_events)
@@ -153,6 +154,11 @@ class Qemu:
                 int(t.name) for t in tasks.iterdir() if (t / "comm").read_text().startswith("CPU ")
             ]
         return self._vcpus
+
+    def thread_names(self) -> dict[int, str]:
+        """Every thread of QEMU by id, with the name QEMU gave it (debug-threads=on)."""
+        tasks = Path(f"/proc/{self.pid}/task")
+        return {int(t.name): (t / "comm").read_text().strip() for t in tasks.iterdir()}
 
     def trace(self) -> QemuTrace:
         """QEMU's trace log as written so far (complete once stopped)."""

@@ -24,16 +24,26 @@ TRACE_EVENTS = (
 
 
 def command(
-    workdir: Path, name: str, ioeventfd: bool, memory_mb: int, firmware_log: bool
+    workdir: Path,
+    name: str,
+    ioeventfd: bool,
+    memory_mb: int,
+    firmware_log: bool,
+    iothread: str | None = None,
 ) -> list[str]:
     """QEMU's command line: one legacy virtio-blk disk, a debug console, QMP on stdio.
 
     Each port write of the firmware is a slow exit here, so what only costs time is left out:
     `-display none`, not `-nographic` (which has SeaBIOS draw a serial console on a port with
     no UART); no kvmvapic option ROM; and SeaBIOS's log on the debug console only when asked
-    (it logs there when the port reads back 0xe9, QEMU's default)."""
+    (it logs there when the port reads back 0xe9, QEMU's default). `iothread`: the disk's
+    queue is served by an IOThread of that id (its thread is named "IO <id>"), not the main
+    loop."""
     disk = f"file={workdir / 'disk.img'},format=raw,if=none,id=disk0,readonly=on"
     blk = "virtio-blk-pci,drive=disk0,disable-modern=on,num-queues=1"
+    objects = ["-object", f"iothread,id={iothread}"] if iothread else []
+    if iothread:
+        blk += f",iothread={iothread}"
     debugcon = "isa-debugcon,iobase=0x402,chardev=debugcon" + (
         "" if firmware_log else ",readback=0"
     )
@@ -42,7 +52,7 @@ def command(
         QEMU, "-accel", "kvm", "-name", f"{name},debug-threads=on",
         "-display", "none", "-nodefaults", "-m", str(memory_mb), "-smp", "1",
         "-global", "kvm-apic.vapic=false",
-        "-drive", disk, "-device", f"{blk},ioeventfd={'on' if ioeventfd else 'off'}",
+        *objects, "-drive", disk, "-device", f"{blk},ioeventfd={'on' if ioeventfd else 'off'}",
         "-chardev", f"file,id=debugcon,path={workdir / 'debugcon.log'}", "-device", debugcon,
         "-msg", "timestamp=on", *traces, "-D", str(workdir / "trace.log"),
         "-qmp", "stdio",
