@@ -367,6 +367,31 @@ class ObservedExitValue(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class DoorbellLatency(Base):
+    """One in-kernel doorbell of a VM in one minute (observer/latency.py): the consumer its
+    kicks woke, what was counted, and each stage's histogram {stage: {slot: count}} with the
+    slots of contract.latency. Bucket counts add, so a minute's row adds every tick of it."""
+
+    __tablename__ = "doorbell_latency"
+    __table_args__ = (PrimaryKeyConstraint("vm_id", "space", "addr", "len", "minute_at"),)
+
+    vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
+    space: Mapped[str] = mapped_column(String(8))
+    addr: Mapped[int] = mapped_column(U64)
+    len: Mapped[int] = mapped_column(Integer)
+    minute_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the minute's start
+    consumer_tid: Mapped[int] = mapped_column(Integer)
+    consumer_comm: Mapped[str] = mapped_column(String(16))
+    consumer_process: Mapped[str] = mapped_column(String(16))
+    kicks: Mapped[int] = mapped_column(BigInteger, default=0)  # writes that stayed in the kernel
+    wakes: Mapped[int] = mapped_column(BigInteger, default=0)  # kicks that woke the consumer
+    answered: Mapped[int] = mapped_column(BigInteger, default=0)  # interrupts paired with a kick
+    coalesced: Mapped[int] = mapped_column(BigInteger, default=0)  # kicks one interrupt shared
+    stale: Mapped[int] = mapped_column(BigInteger, default=0)  # kicks no interrupt answered
+    vector: Mapped[int | None] = mapped_column(Integer, default=None)
+    hists: Mapped[dict[str, dict[str, int]]] = mapped_column(JSON, default=dict)
+
+
 class Feed(enum.IntEnum):
     """What a packed sample counts; the series of a feed are keyed by `SERIES_KEY`."""
 

@@ -8,6 +8,7 @@ them whole, `Since` turns two readings into the interval between them.
 from __future__ import annotations
 
 import ctypes
+import logging
 from typing import NamedTuple
 
 from contract.latency import STAGES
@@ -18,6 +19,8 @@ from observer.bpf.libbpf import BpfObject
 from observer.latencylayout import DoorbellLatency, HistKey, LatencyDrops
 from observer.layout import SPACES, AccessKey
 from observer.probe import PROGS
+
+log = logging.getLogger("iosignal.observer")
 
 OBJECT = "kvm_latency.bpf.o"
 # tracepoint -> program; kvm_userspace_exit un-counts kicks that went to the VMM after all
@@ -154,3 +157,16 @@ class LatencyProbe:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_latency_probe() -> LatencyProbe | None:
+    """The latency programs, or None with a warning saying why not (the counts go on)."""
+    missing = missing_events()
+    if missing:
+        log.warning("no doorbell latency: this kernel lacks the tracepoints %s", missing)
+        return None
+    try:
+        return LatencyProbe()
+    except OSError as e:
+        log.warning("no doorbell latency: the programs did not load: %s", e)
+        return None

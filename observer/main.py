@@ -28,6 +28,9 @@ from observer.discovery import Discovery
 from observer.exporter import MetricsServer, drop_counts
 from observer.ioctls import CallLog
 from observer.kvmstats import KvmDebugfs
+from observer.latency import PROGRAMS as LATENCY_PROGRAMS
+from observer.latency import LatencyProbe, open_latency_probe
+from observer.latencyreader import LatencyReader
 from observer.metrics import MAX_ADDRESSES, ObserverMetrics
 from observer.preflight import ObserverUnavailable, open_probe
 from observer.probe import KvmProbe
@@ -44,9 +47,10 @@ def observe(
     stop: threading.Event,
     metrics_address: str | None = None,
     max_addresses: int = MAX_ADDRESSES,
+    latency: LatencyProbe | None = None,
 ) -> int:
     """Tick, write (unless `engine` is None) and serve /metrics (with `metrics_address`) until
-    `stop`; the caller owns (and closes) probe and engine."""
+    `stop`; the caller owns (and closes) the probes and engine."""
     host = settings.hostname or socket.gethostname()
     debugfs = KvmDebugfs()
     if debugfs.unavailable:
@@ -59,6 +63,7 @@ def observe(
         debugfs,
         values=ValueReader(probe.values, probe.value_slots),
         calls=CallLog(probe) if probe.ioctls is not None else None,
+        latency=LatencyReader(latency) if latency is not None else None,
     )
     if probe.ioctls is None and probe.registrations_asked:
         log.warning(
@@ -92,7 +97,8 @@ def observe(
         )
     for t in threads:
         t.start()
-    log.info("observing every KVM VM on %s (programs on %s)", host, ", ".join(probe.events()))
+    events = probe.events() + (list(LATENCY_PROGRAMS) if latency is not None else [])
+    log.info("observing every KVM VM on %s (programs on %s)", host, ", ".join(events))
     while not stop.wait(0.5):
         pass
     stop_ticker.set()  # its last collect reaches the writer before the writer's last flush
@@ -146,10 +152,13 @@ def main(
     except ObserverUnavailable as exc:
         log.error("%s", exc)
         return 1
+    latency = open_latency_probe()
     engine = make_engine(settings.database_url) if database else None
     try:
-        return observe(settings, probe, engine, stop, metrics_address, max_addresses)
+        return observe(settings, probe, engine, stop, metrics_address, max_addresses, latency)
     finally:
         probe.close()
+        if latency is not None:
+            latency.close()
         if engine is not None:
             engine.dispose()

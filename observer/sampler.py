@@ -17,6 +17,7 @@ from observer.counter import CountReader, ValueReader
 from observer.discovery import Discovery, VmKey, VmProcess
 from observer.ioctls import Call, CallLog
 from observer.kvmstats import KvmDebugfs
+from observer.latencyreader import LatencyDelta, LatencyReader
 
 log = logging.getLogger("iosignal.observer")
 
@@ -77,6 +78,7 @@ class Tick(NamedTuple):
     kvm_stats: dict[VmKey, dict[str, int]]  # KVM's totals, where debugfs answers
     exit_values: list[ExitValue] = []  # a NamedTuple default, never mutated
     registrations: list[Registration] = []  # in the order the calls returned
+    latency: list[tuple[VmKey, LatencyDelta]] = []  # in-kernel doorbells' consumers and stages
 
 
 class ObserverSampler:
@@ -90,9 +92,10 @@ class ObserverSampler:
         clock: Callable[[], float] = time.monotonic,
         values: ValueReader | None = None,
         calls: CallLog | None = None,
+        latency: LatencyReader | None = None,
     ) -> None:
         self.reader, self.discovery, self.debugfs, self.clock = reader, discovery, debugfs, clock
-        self.values, self.calls = values, calls
+        self.values, self.calls, self.latency = values, calls, latency
         self.known: dict[VmKey, VmProcess] = {}
         self.unattributed = 0  # accesses of processes gone before discovery saw them
         self.unattributed_calls = 0  # registrations of processes gone before discovery
@@ -122,6 +125,7 @@ class ObserverSampler:
         deltas = self.reader.deltas()
         values = self.values.deltas() if self.values is not None else {}
         calls = self.calls.drain() if self.calls is not None else []
+        latency = self.latency.deltas() if self.latency is not None else []
         now, taken_at = self.clock(), datetime.now(UTC)
         interval, self._last = now - self._last, now
         ended = [key for key in self.known if key not in live]
@@ -142,12 +146,15 @@ class ObserverSampler:
             if vm is not None:
                 exit_values.append(ExitValue(vm.key, space, addr, length, value, n))
         registrations = self._registrations(calls, by_pid)
+        heard = [(vm.key, d) for d in latency if (vm := self._owner(d.tgid, by_pid)) is not None]
         live_pids = {vm.pid for vm in live.values()}
         gone = {key.pid for key in ended if key.pid not in live_pids}
         gone |= {tgid for (tgid, *_) in deltas if tgid not in by_pid}
         self.reader.forget(gone)
         if self.values is not None:
             self.values.forget(gone)
+        if self.latency is not None:
+            self.latency.forget(gone | {d.tgid for d in latency if d.tgid not in by_pid})
         tids = self._vcpu_tids(live)
         stats = {}
         if self.debugfs is not None and self.debugfs.unavailable is None:
@@ -157,8 +164,9 @@ class ObserverSampler:
                     stats[key] = totals
         self.known = live
         return Tick(
-            taken_at, interval, live, ended, samples, tids, stats, exit_values, registrations
-        )
+            taken_at, interval, live, ended, samples, tids, stats, exit_values, registrations,
+            heard,
+        )  # fmt: skip
 
     def _registrations(self, calls: list[Call], by_pid: dict[int, VmProcess]) -> list[Registration]:
         """The calls of processes known as VMs (a KVM_IOEVENTFD on a VM fd makes its process

@@ -19,8 +19,9 @@ from sqlalchemy import Engine
 from contract.models import Feed
 from contract.samples import TickIn, write_ticks
 from daemon.writer import BufferedSampleWriter
-from observer import regstore, store
+from observer import latencystore, regstore, store
 from observer.discovery import VmKey
+from observer.latencyreader import LatencyDelta
 from observer.sampler import ExitValue, Tick
 
 
@@ -101,6 +102,8 @@ class ObservedWriter(BufferedSampleWriter):
                 regstore.record_call(conn, ids[call.vm], call)
         for vm_id, values in self._by_vm(tick.exit_values, ids).items():
             regstore.add_exit_values(conn, vm_id, values, tick.taken_at)
+        for vm_id, deltas in self._by_vm_key(tick.latency, ids).items():
+            latencystore.add_deltas(conn, vm_id, deltas, tick.taken_at)
         for key, totals in tick.kvm_stats.items():
             store.set_kvm_stats(conn, ids[key], totals, tick.taken_at)
         store.mark_ended(conn, [ids.pop(k) for k in tick.ended if k in ids], tick.taken_at)
@@ -112,6 +115,14 @@ class ObservedWriter(BufferedSampleWriter):
         for s in tick.samples:
             if s.read_exits and s.vm in ids:
                 out.setdefault(ids[s.vm], {})[(s.space, s.addr, s.len)] = (s.read_exits,)
+        return out
+
+    @staticmethod
+    def _by_vm_key(items: list[tuple[VmKey, LatencyDelta]], ids: dict[VmKey, int]) -> dict:
+        out: dict[int, list[LatencyDelta]] = {}
+        for key, item in items:
+            if key in ids:
+                out.setdefault(ids[key], []).append(item)
         return out
 
     @staticmethod

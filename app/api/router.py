@@ -9,6 +9,7 @@ from app.api.dashboards import routes as dashboards
 from app.api.demo import routes as demo
 from app.api.exits import routes as exits
 from app.api.hosts import routes as hosts
+from app.api.latency import routes as latency
 from app.api.metrics import routes as metrics
 from app.api.public import routes as public
 from app.api.registrations import routes as registrations
@@ -25,6 +26,7 @@ for router in (
     registrations.router,
     samples.router,  # a registration's rates
     exits.router,
+    latency.router,
     workloads.router,
     benchmarks.router,
     stream.router,
