@@ -58,3 +58,28 @@ def test_a_bad_window_is_422_naming_the_rule(client, make_vm) -> None:
     vm = make_vm("x")
     answer = client.get(f"/api/vms/{vm.id}/latency", params={"since": "yesterday-ish"})
     assert answer.status_code == 422
+
+
+def test_metrics_has_the_stages_as_prometheus_histograms(client, db: Session, make_vm) -> None:
+    vm = make_vm("qemu", alive=True)
+    add_deltas(db.connection(), vm.id, [_delta(100, 60, {10: 90, 200: 10})], utcnow())
+    db.commit()
+    text = client.get("/metrics").text
+    want = {"vm": "qemu", "space": "pio", "addr": "0xc010", "consumer": "IO iothread0"}
+    want["stage"] = "kick_to_irq"
+    buckets, count = {}, None
+    for line in text.splitlines():
+        if not line.startswith("iosignal_doorbell_latency_seconds"):
+            continue
+        name, rest = line.split("{", 1)
+        labels = dict(kv.split("=", 1) for kv in rest.rsplit("}", 1)[0].split(","))
+        labels = {k: v.strip('"') for k, v in labels.items()}
+        if {k: labels.get(k) for k in want} != want:
+            continue
+        if name.endswith("_bucket"):
+            buckets[labels["le"]] = float(line.split()[-1])
+        elif name.endswith("_count"):
+            count = float(line.split()[-1])
+    # 10 us lies under 16.384 us, 200 us under 262.144 us: cumulative counts
+    assert buckets["8.192e-06"] == 0 and buckets["1.6384e-05"] == 90
+    assert buckets["0.000262144"] == 100 and buckets["+Inf"] == 100 and count == 100
