@@ -5,6 +5,7 @@
 
 import { api } from "./api.js";
 import { h } from "./format.js";
+import { LatencyCard } from "./latencychart.js";
 import { LiveChart } from "./livechart.js";
 import { ExitingTable, SplitChart, splitNote } from "./observedparts.js";
 
@@ -30,6 +31,8 @@ export function mountObserved(root, ctx, vm) {
   root.append(...heading(vm), h("div", { class: "grid two" },
     h("section", { class: "card" }, note, splitDiv), h("section", { class: "card" }, totalsDiv)),
   h("section", { class: "card", id: "exiting-doorbells" }, table.parts));
+  const latency = new LatencyCard(ctx, vm.id);
+  root.append(latency.section);
   const split = new SplitChart(splitDiv);
   const totals = new LiveChart(totalsDiv, "Guest writes/s: in-kernel and userspace", "writes/s");
   let shownAt = 0;
@@ -66,5 +69,6 @@ export function mountObserved(root, ctx, vm) {
     off();
     split.destroy();
     totals.destroy();
+    latency.destroy();
   };
 }

@@ -12,6 +12,7 @@ import { HotDoorbells } from "../hotdoorbells.js";
 import { LiveChart, MAX_SERIES } from "../livechart.js";
 import { mountObserved } from "../observedlive.js";
 import { ObserverCard } from "../ownedobserver.js";
+import { LatencyCard } from "../latencychart.js";
 
 export const title = "Live";
 
@@ -54,8 +55,9 @@ export function mount(root, ctx) {
   const hot = new HotDoorbells(ctx, () => regs, loadRegs);
   const answered = new AnsweredDoorbells();
   const observer = new ObserverCard(ctx);
+  const latency = new LatencyCard(ctx, ctx.vmId);
   root.append(h("div", { class: "grid two" }, sigCard.card, exitCard.card), hot.section, answered.section,
-    observer.section);
+    observer.section, latency.section);
   answered.draw();
   const signals = new LiveChart(sigCard.div, "Signals/s per registration (ioeventfd)", "signals/s");
   const exits = new LiveChart(exitCard.div, "Userspace exits/s per address", "exits/s");
@@ -105,5 +107,6 @@ export function mount(root, ctx) {
     exits.destroy();
     answered.destroy();
     observer.destroy();
+    latency.destroy();
   };
 }
