@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine, select
 
+from benchmarks import latencybench
 from contract.db import make_engine
 from contract.models import Observer
 from observer.bpf.tracefs import TRACEFS
@@ -297,6 +298,9 @@ def cli_bench(
             cost: dict[str, list[int]] = {}
             ratios = overhead(vm, rounds, writes, cost, stage(f"guest writes, {rounds} rounds"))
             share_busy, rate = busy_cpu(vm, url, seconds, stage("observer CPU, guest writing"))
+            latency = latencybench.report(
+                max(3, rounds // 5), lambda: vm.rate(IOEVENTFD_PORT, writes // 4)[1], stage
+            )
         finally:
             vm.close()
         share_idle = idle_cpu(url, idle_vms, seconds, stage(f"observer CPU, {idle_vms} idle VMs"))
@@ -333,6 +337,8 @@ def cli_bench(
         f"{sys_ns[COUNTING]:,.0f} ns ({off / sys_ns[COUNTING]:.3f}), --no-registrations "
         f"{sys_ns['no registrations']:,.0f} ns ({off / sys_ns['no registrations']:.3f})"
     )
+    for line in latency:
+        print(line)
     print(f"observer CPU, guest writing {rate:,.0f}/s: {share_busy:.2%} of a core   target <= 5%")
     print(f"observer CPU, {idle_vms} idle VMs: {share_idle:.2%} of a core   target <= 1%")
     return 0

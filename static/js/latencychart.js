@@ -53,12 +53,12 @@ export class LatencyCard {
   constructor(ctx, vmId) {
     this.ctx = ctx;
     this.vmId = vmId;
-    this.div = h("div", { class: "chart", id: "chart-latency" });
+    this.div = h("div", { class: "chart tall", id: "chart-latency" });
     this.list = h("ul", { class: "hint", id: "latency-consumers" });
     this.note = h("p", { class: "hint", id: "latency-note" }, "Asking the observer's latency rows…");
     this.section = h("section", { class: "card", id: "latency" },
       h("h2", {}, "Doorbell latency"), h("p", { class: "hint" }, HINT), this.note, this.list, this.div);
-    Plotly.newPlot(this.div, [], this.layout(), PLOT_CONFIG);
+    // drawn on the first answer, once the card is on the page (a plot made before sizes 700 px)
     this.refresh();
     this.timer = setInterval(() => this.refresh(), REFRESH_MS);
   }
@@ -69,6 +69,7 @@ export class LatencyCard {
       xaxis: { type: "date" },
       yaxis: { title: { text: "µs" }, type: "log" },
       showlegend: true,
+      legend: { orientation: "h", y: -0.2 },
     });
   }
 

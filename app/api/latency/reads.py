@@ -3,7 +3,7 @@ bucket counts add, so a window's percentiles come from the sum of its minutes.""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -66,6 +66,14 @@ def _doorbell(rows: list[DoorbellLatency], seconds: float) -> DoorbellLatencyOut
     )
 
 
+def _seconds(rows: list[DoorbellLatency], start: datetime, until: datetime) -> float:
+    """The part of the window the doorbell's minutes cover: rates over the time it was watched,
+    not over a window that began before the observer saw it."""
+    first = max(start, rows[0].minute_at)
+    last = min(until, rows[-1].minute_at + timedelta(minutes=1))
+    return max((last - first).total_seconds(), 1.0)
+
+
 def vm_latency(db: Session, vm_id: int, since: datetime, until: datetime) -> LatencyOut:
     """Every doorbell with a minute in [since, until), busiest first."""
     start = since.replace(second=0, microsecond=0)  # the minute `since` falls in counts whole
@@ -78,7 +86,6 @@ def vm_latency(db: Session, vm_id: int, since: datetime, until: datetime) -> Lat
     by_doorbell: dict[tuple[str, int, int], list[DoorbellLatency]] = {}
     for r in rows:
         by_doorbell.setdefault((r.space, r.addr, r.len), []).append(r)
-    seconds = max((until - start).total_seconds(), 1.0)
-    doorbells = [_doorbell(rs, seconds) for rs in by_doorbell.values()]
+    doorbells = [_doorbell(rs, _seconds(rs, start, until)) for rs in by_doorbell.values()]
     doorbells.sort(key=lambda d: -d.kicks)
     return LatencyOut(vm_id=vm_id, since=start, until=until, doorbells=doorbells)
