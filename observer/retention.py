@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, and_, delete, or_, select, update
 
 from contract import samples
-from contract.models import Feed, Rollup, Sample, Vm, VmKind
+from contract.models import DoorbellLatency, Feed, Rollup, Sample, Vm, VmKind
 from contract.timeparse import EPOCH
 from daemon.retention import minute_floor
 
@@ -63,6 +63,12 @@ def enforce(engine: Engine, host: str, now: datetime, raw_h: float, rollup_d: fl
                 Rollup.vm_id.in_(host_vms),
                 Rollup.feed.in_(FEED_IDS),
                 Rollup.minute_at < roll_cut,
+            )
+        )
+        # doorbell latency rows are per minute already: kept as long as the rollups
+        conn.execute(
+            delete(DoorbellLatency).where(
+                DoorbellLatency.vm_id.in_(host_vms), DoorbellLatency.minute_at < roll_cut
             )
         )
         conn.execute(
