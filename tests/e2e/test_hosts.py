@@ -13,8 +13,11 @@ from dashboard_harness import screenshot
 from playwright.sync_api import expect
 
 from contract.db import make_engine
+from contract.latency import slot_of
 from contract.models import utcnow
 from observer.discovery import VmKey, VmProcess
+from observer.latency import Consumer
+from observer.latencyreader import LatencyDelta
 from observer.sampler import AddressSample, Tick
 from observer.writer import ObservedWriter
 
@@ -31,6 +34,13 @@ COUNTS = {
     ("mmio", 0xFEB00000, 4): (400, 100),
 }
 SHARE = "81.3%"  # (1600 - 300) / 1600 in-kernel
+# per tick, the notify port's kicks as the latency programs would hand them over: 200 kicks,
+# 150 of which woke QEMU's IOThread, each answered by an interrupt 12 us after its kick
+KICKS = LatencyDelta(
+    4242, "pio", 0x6000, 2, Consumer(4250, "IO iothread0", 4242, "qemu-system-x86"),
+    kicks=200, wakes=150, coalesced=0, answered=200, stale=0, vector=0x41,
+    hists={"kick_to_irq": {slot_of(12_000): 200}, "kick_to_run": {slot_of(4_000): 150}},
+)  # fmt: skip
 
 
 class FakeVmm:
@@ -45,7 +55,9 @@ class FakeVmm:
     def tick(self) -> None:
         samples = [AddressSample(QEMU.key, *a, w, u, 0) for a, (w, u) in COUNTS.items()]
         live = {QEMU.key: QEMU}
-        self.writer.put(Tick(utcnow(), TICK_S, live, [], samples, {QEMU.key: [4243, 4244]}, {}))
+        tids = {QEMU.key: [4243, 4244]}
+        latency = [(QEMU.key, KICKS)]
+        self.writer.put(Tick(utcnow(), TICK_S, live, [], samples, tids, {}, latency=latency))
         self.writer.flush()
 
     def run(self) -> None:
@@ -149,3 +161,29 @@ def test_an_observed_vms_live_page_splits_writes_and_lists_the_exiting_doorbells
         page.goto(f"{stack.url}/#/{name}?vm={observed['id']}")
         expect(page.locator("#observed-only")).to_contain_text("is observed, not owned")
         expect(page.locator("#observed-only")).to_contain_text(f"never {what}")
+
+
+LATENCY = """() => {
+  const div = document.getElementById("chart-latency");
+  return div && div.data ? div.data.map((t) => ({ name: t.name, y: Array.from(t.y) })) : null;
+}"""
+
+
+def test_an_observed_vms_live_page_shows_its_doorbells_latency(stack, observed, page):
+    page.goto(f"{stack.url}/#/live?vm={observed['id']}")
+    consumer = page.locator("#latency-consumers li")
+    expect(consumer).to_have_count(1)
+    expect(consumer).to_contain_text("pio 0x6000/2")
+    expect(consumer).to_contain_text("IO iothread0 (tid 4250, qemu-system-x86)")
+    # 12 us lies in the bucket [11.264, 12.288) us: its middle is shown
+    expect(consumer).to_contain_text("kick → interrupt p50 11.776 µs")
+    traces = None
+    deadline = time.monotonic() + 10
+    while not traces and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+        traces = page.evaluate(LATENCY)
+    names = {t["name"] for t in traces or []}
+    assert "pio 0x6000/2 kick → interrupt p50" in names, names
+    assert "pio 0x6000/2 kick → consumer running p99" in names, names
+    irq = next(t for t in traces or [] if t["name"] == "pio 0x6000/2 kick → interrupt p50")
+    assert all(11.2 <= y <= 12.8 for y in irq["y"]), irq  # inside 12 us's bucket
