@@ -52,7 +52,7 @@ class LatencyCollector(Collector):
             "vCPU running); over the retained minutes",
             labels=["vm", "space", "addr", "consumer", "stage"],
         )
-        names = dict(self.db.execute(select(Vm.id, Vm.name)).tuples().all())
+        names = {vm_id: name for vm_id, name in self.db.execute(select(Vm.id, Vm.name))}
         summed: dict[tuple[str, str, str, str, str], dict[int, int]] = {}
         rows = self.db.scalars(select(DoorbellLatency).order_by(DoorbellLatency.minute_at))
         for r in rows:
