@@ -134,6 +134,14 @@ def observe(
             min=1,
         ),
     ] = 50,
+    latency: Annotated[
+        bool,
+        typer.Option(
+            help="Time each in-kernel doorbell: its consumer thread, kick -> run, kick -> "
+            "interrupt, interrupt -> vCPU (scheduler tracepoints: a few tens of ns per context "
+            "switch on the host); --no-latency leaves them out."
+        ),
+    ] = True,
 ) -> None:
     """Watch every KVM VM on this host (eBPF on KVM's tracepoints), read-only, into the database
     and/or as a Prometheus target.
@@ -160,7 +168,9 @@ def observe(
     _setup_logging()
     from observer.main import main as observe_main
 
-    raise typer.Exit(observe_main(registrations, database, metrics_address, metrics_max_addresses))
+    raise typer.Exit(
+        observe_main(registrations, database, metrics_address, metrics_max_addresses, latency)
+    )
 
 
 @cli.command()

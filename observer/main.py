@@ -73,11 +73,12 @@ def observe(
     writer = _writer(settings, engine, host) if engine is not None else None
     sinks: list[Callable[[Tick], None]] = [writer.put] if writer is not None else []
     ticker = Ticker(sampler.collect, lambda tick: _each(sinks, tick), settings.sample_interval_s)
+    events = probe.events() + (list(LATENCY_PROGRAMS) if latency is not None else [])
     server = None
     if metrics_address is not None:
         metrics = ObserverMetrics(
             host,
-            probe.events(),
+            events,
             max_addresses=max_addresses,
             drops=lambda: drop_counts(probe, sampler, writer),
             missed=lambda: ticker.missed,
@@ -97,7 +98,6 @@ def observe(
         )
     for t in threads:
         t.start()
-    events = probe.events() + (list(LATENCY_PROGRAMS) if latency is not None else [])
     log.info("observing every KVM VM on %s (programs on %s)", host, ", ".join(events))
     while not stop.wait(0.5):
         pass
@@ -140,10 +140,12 @@ def main(
     database: bool = True,
     metrics_address: str | None = None,
     max_addresses: int = MAX_ADDRESSES,
+    latency: bool = True,
 ) -> int:
     """Run the observer until SIGTERM/SIGINT; the exit code for `iosignal observe`.
     `registrations`: also hear the VMMs' registrations (where the kernel can); `database`:
-    write into IOSIGNAL_DATABASE_URL; `metrics_address`: serve /metrics there."""
+    write into IOSIGNAL_DATABASE_URL; `metrics_address`: serve /metrics there; `latency`: also
+    time each in-kernel doorbell's consumer and interrupt (scheduler tracepoints)."""
     settings = get_settings()
     stop = threading.Event()
     install_signal_handlers(stop, log)
@@ -152,13 +154,13 @@ def main(
     except ObserverUnavailable as exc:
         log.error("%s", exc)
         return 1
-    latency = open_latency_probe()
+    timing = open_latency_probe() if latency else None
     engine = make_engine(settings.database_url) if database else None
     try:
-        return observe(settings, probe, engine, stop, metrics_address, max_addresses, latency)
+        return observe(settings, probe, engine, stop, metrics_address, max_addresses, timing)
     finally:
         probe.close()
-        if latency is not None:
-            latency.close()
+        if timing is not None:
+            timing.close()
         if engine is not None:
             engine.dispose()

@@ -220,3 +220,19 @@ def test_a_metrics_port_in_use_is_one_sentence_and_exit_1(observer) -> None:
     errors = [line for line in obs.log().splitlines() if " ERROR " in line]
     assert errors == [errors[0]] and f"cannot serve metrics on {address}" in errors[0], obs.log()
     assert "in use" in errors[0]
+
+
+@pytest.mark.parametrize("timing", [True, False], ids=["latency", "no-latency"])
+def test_no_latency_leaves_the_scheduler_hooks_out(observer, timing: bool) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    flag = "--latency" if timing else "--no-latency"
+    obs = observer(None, args=("--metrics-address", address, flag))
+    served = wait_for("the observer's /metrics", lambda: scrape(address), 30)
+    attached = {
+        dict(labels)["tracepoint"]
+        for (name, labels) in served
+        if name == "iosignal_observer_programs_attached"
+    }
+    assert "kvm_pio" in attached, obs.log()
+    scheduler = {"sched_switch", "sched_waking"}
+    assert attached & scheduler == (scheduler if timing else set()), attached
