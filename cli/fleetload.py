@@ -33,7 +33,9 @@ from observer import retention
 from observer.writer import ObservedWriter
 
 log = logging.getLogger("iosignal.fleetload")
-POOL_PER_PROCESS = 10  # connections a child process shares among its hosts' writers
+# Connections a child process shares among its hosts' writers (an observer has its own; the
+# server here allows 100 and other work uses some, so two processes share 70).
+POOL_PER_PROCESS = 35
 WARMUP = timedelta(seconds=10)  # ticks before it make every VM's row and series: counted apart
 
 
@@ -75,7 +77,11 @@ def run_child(
 ) -> dict:
     """Run `hosts` of the fleet for `seconds`; each host's figures."""
     settings = get_settings()
-    engine = create_engine(url, pool_pre_ping=True, pool_size=POOL_PER_PROCESS, max_overflow=0)
+    # A writer waiting for a connection waits (its lag shows it) instead of failing after 30 s:
+    # an observer of its own never shares its connection.
+    engine = create_engine(
+        url, pool_pre_ping=True, pool_size=POOL_PER_PROCESS, max_overflow=0, pool_timeout=3600
+    )
     started = process_start(60)
     sims = [SimHost(i, shape, started) for i in hosts]
     stop_tick, stop_write = threading.Event(), threading.Event()
@@ -106,12 +112,12 @@ def run_child(
             "ticker_missed": ticker.missed,
             "late": writer.late,
             "late_warming": writer.late_warming,
-            "unwritten": writer.buffered,
+            "unwritten": len(writer._queue),  # ticks still queued when it stopped
             "dropped": writer.dropped,
             "errors": writer.errors,
             "transactions": writer.transactions,
             "writer_cpu_s": writer.cpu_s,
-            "ticker_cpu_s": ticker.cpu_s,
+            "ticker_cpu_s": ticker.cpu_s,  # the simulated BPF side: not the writer's
             "lag_max_s": max(writer.lags, default=0.0),
             "lags": [round(lag, 3) for lag in writer.lags],
         }
@@ -193,6 +199,7 @@ def summarize(shape: FleetShape, seconds: float, step: dict) -> dict[str, Any]:
         "bytes_per_day": db["size"] / seconds * 86400,
         "writer_cpu_per_host_pct": 100 * sum(cpu) / len(cpu),
         "writer_cpu_per_host_max_pct": 100 * cpu[-1],
+        "simulator_cpu_pct": 100 * total("ticker_cpu_s") / seconds,
         "machine_busy_pct": 100 * step["machine_busy"],
     }
 
@@ -210,6 +217,7 @@ def _print(s: dict[str, Any]) -> None:
         f"writer CPU per host "
         f"{s['writer_cpu_per_host_pct']:.2f}% of a core "
         f"(max {s['writer_cpu_per_host_max_pct']:.2f}%); "
+        f"simulated samplers {s['simulator_cpu_pct']:.0f}% of a core; "
         f"machine {s['machine_busy_pct']:.0f}% busy, load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
