@@ -171,7 +171,7 @@ def run_step(url: str, shape: FleetShape, seconds: float, interval: float, proce
     return {"hosts": hosts, "db": {k: after[k] - before[k] for k in after}, "machine_busy": busy}
 
 
-def summarize(shape: FleetShape, seconds: float, step: dict) -> dict[str, Any]:
+def summarize(shape: FleetShape, seconds: float, interval: float, step: dict) -> dict[str, Any]:
     """The run's figures: missed ticks, rows/s, bytes/day, writer CPU per host."""
     hosts = step["hosts"].values()
     total = lambda k: sum(h[k] for h in hosts)  # noqa: E731
@@ -185,6 +185,7 @@ def summarize(shape: FleetShape, seconds: float, step: dict) -> dict[str, Any]:
         "doorbells": shape.hosts * shape.vms * shape.doorbells,
         "seconds": seconds,
         "ticks": total("ticks"),
+        "expected_ticks": round(shape.hosts * seconds / interval),
         "missed": missed,
         "ticker_missed": total("ticker_missed"),
         "late": total("late"),
@@ -208,7 +209,8 @@ def _print(s: dict[str, Any]) -> None:
     print(
         f"{s['hosts']:>5} hosts {s['vms']:>6} VMs {s['doorbells']:>8} doorbells, "
         f"{s['seconds']:.0f} s: "
-        f"{s['missed']} of {s['ticks']} ticks missed (ticker {s['ticker_missed']}, written late "
+        f"{s['missed']} of {s['expected_ticks']} ticks missed (ticker {s['ticker_missed']}, "
+        f"written late "
         f"{s['late']}, dropped {s['dropped']}, unwritten {s['unwritten']}); late in the first 10 s "
         f"{s['late_warming']}; commit lag p99 "
         f"{s['lag_p99_s']:.2f} s, max {s['lag_max_s']:.2f} s\n"
@@ -245,7 +247,7 @@ def cli_fleetload(
     for hosts in steps or [shape.hosts]:
         step_shape = FleetShape(hosts, shape.vms, shape.doorbells)
         step = run_step(url, step_shape, seconds, interval, min(processes, hosts))
-        runs.append(summarize(step_shape, seconds, step))
+        runs.append(summarize(step_shape, seconds, interval, step))
         if not json_out:
             _print(runs[-1])
     knee = next((r["hosts"] for r in runs if r["missed"]), None)
