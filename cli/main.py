@@ -254,11 +254,12 @@ def loadbench(
     ] = 2,
 ) -> None:
     """Load the sample store: N VMs x M registrations; CPU %, missed ticks, lock errors, bytes.
-    With --hosts: N observers x M VMs x K doorbells into one PostgreSQL (cli/fleetload.py)."""
+    With --hosts: N observers x M VMs x K doorbells into one PostgreSQL
+    (benchmarks/fleetload.py)."""
     _setup_logging()
     if hosts is not None:
-        from cli.fleetload import cli_fleetload
-        from cli.fleetsim import FleetShape
+        from benchmarks.fleetload import cli_fleetload
+        from benchmarks.fleetsim import FleetShape
 
         counts = [int(n) for n in steps.split(",")] if steps else []
         shape = FleetShape(hosts, vms, doorbells)

@@ -1,6 +1,6 @@
 """The host view at fleet scale (issue 19): /api/hosts over 100 hosts x 50 VMs x 20 doorbells.
 
-Fills the database through the observer's real writer (cli/fleetsim.py: every simulated host
+Fills the database through the observer's real writer (benchmarks/fleetsim.py: every simulated host
 an ObservedWriter, its registrations and rollups too), then times each query shape of the Host
 view through the app, p50 and p95 of `--repeat` requests, on windows that end at the newest tick
 (a database filled earlier is measured as it is). An observed VM's Live page reads (its row,
@@ -26,7 +26,7 @@ TARGET_MS = 300
 def fill(url: str, hosts: range, shape, seconds: int, end: datetime) -> None:
     """`seconds` of 1 s ticks of each host in `hosts`, written by its own ObservedWriter, then
     rolled up as the observer's retention pass would."""
-    from cli.fleetsim import SimHost, history
+    from benchmarks.fleetsim import SimHost, history
     from contract.db import make_engine
     from observer.retention import roll_up
     from observer.writer import ObservedWriter
@@ -107,7 +107,7 @@ def main() -> None:
     from sqlalchemy import func, select
 
     from app.main import create_app
-    from cli.fleetsim import FleetShape
+    from benchmarks.fleetsim import FleetShape
     from contract.db import get_sessionmaker
     from contract.migrate import upgrade
     from contract.models import Feed, Sample, Vm, utcnow

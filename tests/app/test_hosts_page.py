@@ -1,5 +1,5 @@
 """`GET /api/hosts` at fleet scale, on SQLite and PostgreSQL: a small simulated fleet written by
-the observer's own writer (cli/fleetsim.py), paged, sorted by each figure and searched; every
+the observer's own writer (benchmarks/fleetsim.py), paged, sorted by each figure and searched; every
 figure the sort used is the one the page shows, computed from the ticks' sums or, for ticks
 stored before the sums existed, by decoding them."""
 
@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from cli.fleetsim import FleetShape, SimHost, doorbell, history, host_name
+from benchmarks.fleetsim import FleetShape, SimHost, doorbell, history, host_name
 from contract.db import get_engine
 from contract.models import Sample, utcnow
 from observer.writer import ObservedWriter

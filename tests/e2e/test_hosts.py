@@ -12,7 +12,7 @@ import pytest
 from dashboard_harness import screenshot
 from playwright.sync_api import expect
 
-from cli.fleetsim import FleetShape, SimHost, history, host_name
+from benchmarks.fleetsim import FleetShape, SimHost, history, host_name
 from contract.db import make_engine
 from contract.latency import slot_of
 from contract.models import utcnow

@@ -2,7 +2,7 @@
 
 Each host is what `iosignal observe` runs, minus BPF: the daemons' Ticker at `--interval`, the
 observer's real ObservedWriter on its own thread (with the observer's rollup and retention pass),
-its ticks made by cli/fleetsim.py. Hosts are spread over `--processes` processes (one Python
+its ticks made by benchmarks/fleetsim.py. Hosts are spread over `--processes` processes (one Python
 process holds one core at most). A measurement command, not a test: it prints missed ticks
 (skipped by the ticker, written later than one interval, dropped, or never written), database
 rows/s and bytes/day, and the writer thread's CPU per host as a share of one core; with
@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from cli.fleetsim import FleetShape, SimHost, process_start
+from benchmarks.fleetsim import FleetShape, SimHost, process_start
 from contract.config import get_settings
 from contract.migrate import upgrade
 from daemon.retention import retention_hook
@@ -155,7 +155,7 @@ def run_step(url: str, shape: FleetShape, seconds: float, interval: float, proce
         command = [
             sys.executable,
             "-m",
-            "cli.fleetload",
+            "benchmarks.fleetload",
             "--child",
             json.dumps(args | {"interval": interval}),
         ]

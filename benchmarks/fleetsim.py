@@ -1,7 +1,7 @@
 """A simulated fleet: N hosts x M VMs x K doorbells, each host's ticks as its observer's sampler
 would hand them to the observer's real writer (observer/writer.py).
 
-Used by `iosignal loadbench --hosts` (cli/fleetload.py: live, at 1 Hz) and by the host view's
+Used by `iosignal loadbench --hosts` (benchmarks/fleetload.py: live, at 1 Hz) and by the host view's
 benchmark (tests/app/bench_hosts.py: history written as fast as the database takes it). Only
 the BPF side is simulated: rows, transactions, series, heartbeats, registrations and rollups
 are the observer's own code.
