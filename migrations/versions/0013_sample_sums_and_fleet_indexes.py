@@ -1,7 +1,7 @@
 """samples.sum_first/sum_second (and rollups'), indexes for the host view of a fleet
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-08 10:00:00.000000
 
 Issue 19 item 4: the host view sorts 5,000 VMs by writes/s over a short window. Each tick's
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
