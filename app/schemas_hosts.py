@@ -1,4 +1,5 @@
-"""Bodies of the host view (`GET /api/hosts`): every host, every VM on it, its busiest doorbells."""
+"""Bodies of the host view (`GET /api/hosts`): a page of VMs, sorted and searched, each with its
+busiest doorbells, and every host's totals."""
 
 from __future__ import annotations
 
@@ -26,8 +27,22 @@ class HostVmOut(VmOut):
     )
 
 
-class HostOut(BaseModel):
-    """One host and every VM on it, owned and observed."""
+class HostSummary(BaseModel):
+    """One host and how many VMs of each kind it has."""
 
     host: str
-    vms: list[HostVmOut]
+    owned: int
+    observed: int
+
+
+class HostPage(BaseModel):
+    """One page of the VMs that match, in the order asked, and every host (of the kind asked)."""
+
+    total: int = Field(description="VMs that match the host, kind and search")
+    page: int = Field(description="this page, from 1")
+    per_page: int
+    pages: int = Field(description="pages of `per_page` VMs (at least 1)")
+    sort: str = Field(description="host, writes, userspace or share")
+    order: str = Field(description="asc or desc")
+    hosts: list[HostSummary] = Field(description="every host with a VM of the kind asked")
+    vms: list[HostVmOut] = Field(description="this page's VMs, in order")

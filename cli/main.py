@@ -227,20 +227,47 @@ def bench(
 @cli.command()
 def loadbench(
     registrations: Annotated[int, typer.Option(help="Registrations sampled.", min=1)] = 1000,
-    duration: Annotated[float, typer.Option(help="Seconds to run.", min=1)] = 600.0,
+    duration: Annotated[
+        float, typer.Option("--duration", "--seconds", help="Seconds to run.", min=1)
+    ] = 600.0,
     interval: Annotated[float, typer.Option(help="Sampling tick, seconds.", min=0.1)] = 1.0,
     database_url: Annotated[
         str | None, typer.Option(help="Database to load (default: a temporary SQLite file).")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     vms: Annotated[
-        int, typer.Option(help="VMs writing at once, one worker process each (a fleet).", min=1)
+        int,
+        typer.Option(
+            help="VMs writing at once, one worker process each; with --hosts, VMs per host.", min=1
+        ),
     ] = 1,
+    hosts: Annotated[
+        int | None,
+        typer.Option(help="Simulated observers (hosts) writing at 1 Hz: the fleet's store.", min=1),
+    ] = None,
+    doorbells: Annotated[int, typer.Option(help="With --hosts: doorbells per VM.", min=1)] = 20,
+    steps: Annotated[
+        str | None, typer.Option(help="With --hosts: host counts run in turn, e.g. 25,50,100.")
+    ] = None,
+    processes: Annotated[
+        int, typer.Option(help="With --hosts: processes the hosts are spread over.", min=1)
+    ] = 2,
 ) -> None:
-    """Load the sample store: N VMs x M registrations; CPU %, missed ticks, lock errors, bytes."""
+    """Load the sample store: N VMs x M registrations; CPU %, missed ticks, lock errors, bytes.
+    With --hosts: N observers x M VMs x K doorbells into one PostgreSQL
+    (benchmarks/fleetload.py)."""
+    _setup_logging()
+    if hosts is not None:
+        from benchmarks.fleetload import cli_fleetload
+        from benchmarks.fleetsim import FleetShape
+
+        counts = [int(n) for n in steps.split(",")] if steps else []
+        shape = FleetShape(hosts, vms, doorbells)
+        raise typer.Exit(
+            cli_fleetload(database_url, shape, duration, interval, counts, processes, json_out)
+        )
     from benchmarks.loadbench import cli_loadbench
 
-    _setup_logging()
     raise typer.Exit(
         cli_loadbench(registrations, duration, interval, database_url, json_out=json_out, vms=vms)
     )

@@ -81,12 +81,17 @@ def heartbeat(conn: Connection, vm_ids: Iterable[int], at: datetime) -> None:
     VM seen at `at`: an owned VM's page says its observer watches even while it writes nothing."""
     ids = list(vm_ids)
     if ids:
+        # Each row updated once a tick (a fleet's 5,000 VMs: 5,000 row versions a second on
+        # PostgreSQL, not 10,000): observed rows in full, owned rows only their observer mark.
+        observed = Vm.kind == VmKind.OBSERVED.value
         conn.execute(
             update(Vm)
-            .where(Vm.id.in_(ids), Vm.kind == VmKind.OBSERVED.value)
-            .values(heartbeat_at=at, state=VmState.RUNNING.value, ended_at=None)
+            .where(Vm.id.in_(ids), observed)
+            .values(
+                heartbeat_at=at, state=VmState.RUNNING.value, ended_at=None, observer_seen_at=at
+            )
         )
-        conn.execute(update(Vm).where(Vm.id.in_(ids)).values(observer_seen_at=at))
+        conn.execute(update(Vm).where(Vm.id.in_(ids), ~observed).values(observer_seen_at=at))
 
 
 def mark_ended(conn: Connection, vm_ids: Iterable[int], at: datetime) -> None:

@@ -165,15 +165,16 @@ def test_hosts_list_every_vm_with_its_busiest_doorbells_and_share(client, make_v
     owned = make_vm("vm0", alive=True)
     elsewhere = VmProcess(VmKey(7, 1), QEMU.started_at, "firecracker", "fc", 1, ())
     Observer("hostB").tick(utcnow() - timedelta(seconds=1), {NOTIFY: (10, 10)}, vm=elsewhere)
-    hosts = client.get("/api/hosts").json()
-    assert [h["host"] for h in hosts] == ["hostB", HOST]
-    b, mine = hosts
-    assert [(v["comm"], v["kind"]) for v in b["vms"]] == [("firecracker", "observed")]
-    assert [(v["id"], v["kind"]) for v in mine["vms"]] == [
-        (owned.id, "owned"),
-        (watched.id, "observed"),
+    body = client.get("/api/hosts").json()
+    assert [(h["host"], h["owned"], h["observed"]) for h in body["hosts"]] == [
+        ("hostB", 0, 1),
+        (HOST, 1, 1),
     ]
-    qemu = mine["vms"][1]
+    assert (body["total"], body["page"], body["pages"], body["sort"]) == (3, 1, 1, "host")
+    b, *mine = body["vms"]  # by host, owned first
+    assert (b["host"], b["comm"], b["kind"]) == ("hostB", "firecracker", "observed")
+    assert [(v["id"], v["kind"]) for v in mine] == [(owned.id, "owned"), (watched.id, "observed")]
+    qemu = mine[1]
     assert (qemu["pid"], qemu["comm"], qemu["state"], qemu["observed"]) == (
         4242,
         QEMU.comm,
@@ -188,7 +189,7 @@ def test_hosts_list_every_vm_with_its_busiest_doorbells_and_share(client, make_v
         MIXED[:2],
         CONSOLE[:2],
     ]
-    assert mine["vms"][0]["observed"] is False and mine["vms"][0]["in_kernel_share"] is None
+    assert mine[0]["observed"] is False and mine[0]["in_kernel_share"] is None
     assert client.get("/api/hosts", params={"since": "soon"}).status_code == 422
 
 
@@ -196,7 +197,8 @@ def test_hosts_leave_out_observed_vms_that_ended_long_ago(client, db, watched):
     Observer().tick(utcnow() - timedelta(hours=2), {}, ended=True)
     db.expire_all()
     assert observed_vm(db).ended_at is not None
-    assert client.get("/api/hosts").json() == []
+    body = client.get("/api/hosts").json()
+    assert (body["hosts"], body["vms"], body["total"]) == ([], [], 0)
 
 
 def test_the_stream_of_an_observed_vm_carries_the_observer_ticks(live_server, db, watched):

@@ -173,10 +173,7 @@ def test_an_address_the_guest_only_reads_is_a_row_of_its_read_exits_after_the_do
 
 def test_the_host_view_counts_each_vms_diagnoses_and_shows_the_first(client):
     Vmm().run([ioeventfd(None)])
-    [host] = [
-        h for h in client.get("/api/hosts", params={"since": "-1m"}).json() if h["host"] == HOST
-    ]
-    [vm] = host["vms"]
+    [vm] = client.get("/api/hosts", params={"since": "-1m", "host": HOST}).json()["vms"]
     assert vm["diagnoses"] == 1
     top = vm["top_diagnosis"]
     assert (top["addr"], top["diagnosis"]["reason"]) == (0x510, "datamatch")

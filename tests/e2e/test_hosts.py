@@ -12,12 +12,14 @@ import pytest
 from dashboard_harness import screenshot
 from playwright.sync_api import expect
 
+from benchmarks.fleetsim import FleetShape, SimHost, history, host_name
 from contract.db import make_engine
 from contract.latency import slot_of
 from contract.models import utcnow
 from observer.discovery import VmKey, VmProcess
 from observer.latency import Consumer
 from observer.latencyreader import LatencyDelta
+from observer.retention import roll_up
 from observer.sampler import AddressSample, Tick
 from observer.writer import ObservedWriter
 
@@ -187,3 +189,96 @@ def test_an_observed_vms_live_page_shows_its_doorbells_latency(stack, observed, 
     assert "pio 0x6000/2 kick → consumer running p99" in names, names
     irq = next(t for t in traces or [] if t["name"] == "pio 0x6000/2 kick → interrupt p50")
     assert all(11.2 <= y <= 12.8 for y in irq["y"]), irq  # inside 12 us's bucket
+
+
+# A small fleet beside the stack's VMs: 3 hosts x 40 VMs x 4 doorbells, 30 s of ticks written
+# by each host's own ObservedWriter 20 minutes ago and rolled up, so over the last hour (the
+# minute tier) every fleet VM's figures stay put while the test reads them.
+FLEET = FleetShape(hosts=3, vms=40, doorbells=4)
+FLEET_PAGE = "#/hosts?since=-1h"
+
+
+@pytest.fixture(scope="module")
+def fleet(stack):
+    """The simulated hosts' names, their history written."""
+    end = utcnow().replace(microsecond=0) - timedelta(minutes=20)
+    engine = make_engine(stack.database_url)
+    for i in range(FLEET.hosts):
+        host = SimHost(i, FLEET, end - timedelta(minutes=2))
+        writer = ObservedWriter(engine, host.name, started_at=end - timedelta(seconds=90))
+        for tick in history(host, 30, end):
+            writer.put(tick)
+        assert writer.flush()
+        roll_up(engine, host.name, end + timedelta(minutes=1))
+    engine.dispose()
+    return [host_name(i) for i in range(FLEET.hosts)]
+
+
+def shown_ids(page) -> list[int]:
+    return [
+        int(i)
+        for i in page.locator("tr[data-vm-id]").evaluate_all(
+            "rows => rows.map(r => r.dataset.vmId)"
+        )
+    ]
+
+
+def api_ids(stack, **params) -> list[int]:
+    query = "&".join(f"{k}={v}" for k, v in ({"since": "-1h"} | params).items())
+    return [vm["id"] for vm in stack.call("GET", f"/api/hosts?{query}")[1]["vms"]]
+
+
+def test_the_host_view_of_a_fleet_pages_sorts_and_searches_in_the_url(stack, fleet, page):
+    total = stack.call("GET", "/api/hosts?since=-1h")[1]["total"]
+    assert total >= FLEET.hosts * FLEET.vms
+    page.goto(f"{stack.url}/{FLEET_PAGE}")
+    # the first screen: 50 VMs by host, a card per host, the position among them all
+    expect(page.locator("tr[data-vm-id]")).to_have_count(50)
+    expect(page.locator("#hosts-page")).to_have_text(f"1\u201350 of {total} VMs · page 1 of 3")
+    assert shown_ids(page) == api_ids(stack)
+    expect(page.locator("#hosts-prev")).to_be_disabled()
+    screenshot(page, "hosts-fleet")
+
+    # paging: the next 50, and the page is in the link
+    page.locator("#hosts-next").click()
+    expect(page.locator("#hosts-page")).to_contain_text(f"51\u2013100 of {total} VMs · page 2")
+    assert "page=2" in page.url
+    assert shown_ids(page) == api_ids(stack, page=2)
+
+    # sorting by writes/s: one table in that order, back to page 1
+    page.locator("#hosts-sort").select_option("writes")
+    expect(page.locator("section.host-sorted h2")).to_have_text("By writes/s, highest first")
+    assert "sort=writes" in page.url and "page=" not in page.url
+    expect(page.locator("#hosts-page")).to_contain_text("page 1 of")
+    fleet_first = api_ids(stack, sort="writes", q="fleet-")
+    expect(page.locator("tr[data-vm-id]").first).to_be_visible()
+
+    # searching: the fleet's VMs by writes/s (every one figured, so the order is exact)
+    page.locator("#hosts-q").fill("fleet-")
+    expect(page.locator("#hosts-page")).to_contain_text(f"of {FLEET.hosts * FLEET.vms} VMs")
+    assert "q=fleet-" in page.url
+    assert shown_ids(page) == fleet_first
+    page.locator("#hosts-order").select_option("asc")
+    expect(page.locator("section.host-sorted h2")).to_have_text("By writes/s, lowest first")
+    expect(page.locator("tr[data-vm-id]").first).to_have_attribute(
+        "data-vm-id", str(api_ids(stack, sort="writes", order="asc", q="fleet-")[0])
+    )
+    # by a pid: each host's VM of that pid; by a host: its VMs alone
+    page.locator("#hosts-q").fill("10007")
+    expect(page.locator("tr[data-vm-id]")).to_have_count(FLEET.hosts)
+    expect(page.locator("td.who").first).to_contain_text("pid 10007")
+    page.locator("#hosts-q").fill(fleet[1])
+    expect(page.locator("#hosts-page")).to_contain_text(f"of {FLEET.vms} VMs")
+    hosts = page.locator("td.host-name").all_text_contents()
+    assert set(hosts) == {fleet[1]}
+
+    # the whole state is the link: a teammate opening it sees the same page
+    link = page.url
+    for part in (f"q={fleet[1]}", "sort=writes", "order=asc", "since=-1h"):
+        assert part in link
+    page.goto("about:blank")
+    page.goto(link)
+    expect(page.locator("#hosts-q")).to_have_value(fleet[1])
+    expect(page.locator("#hosts-sort")).to_have_value("writes")
+    expect(page.locator("tr[data-vm-id]")).to_have_count(FLEET.vms)
+    assert shown_ids(page) == api_ids(stack, sort="writes", order="asc", q=fleet[1])

@@ -13,6 +13,7 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.api.exits.page_reads import PageReads
 from app.api.registrations import observed as observed_regs
 from app.api.samples import store
 from app.api.samples.window import Window
@@ -88,10 +89,19 @@ def hot_unregistered(row: ExitRow, exits_hz: float, cost: BenchCost | None, host
     )
 
 
+Costs = dict[tuple[str, str], BenchCost | None]  # (host, space) -> its bench cost, per request
+
+
 def diagnose(
-    row: ExitRow, regs: list[RegistrationLike], values: list[int], host: str, db: Session
+    row: ExitRow,
+    regs: list[RegistrationLike],
+    values: list[int],
+    host: str,
+    db: Session,
+    costs: Costs | None = None,
 ) -> Diagnosis | None:
-    """The row's diagnosis, or None: its writes do not exit, or not often enough to matter."""
+    """The row's diagnosis, or None: its writes do not exit, or not often enough to matter.
+    `costs`: bench costs already looked up (a page of many VMs asks once per host and space)."""
     exits_hz = row.userspace_hz if row.userspace_hz is not None else row.rate_hz
     if not exits_hz:
         return None
@@ -102,21 +112,33 @@ def diagnose(
         )
     if any(r.addr == row.addr for r in regs) or exits_hz < HOT_EXITS_HZ:
         return None
-    return hot_unregistered(row, exits_hz, bench_cost(db, host, row.space), host)
+    costs = {} if costs is None else costs
+    if (host, row.space) not in costs:
+        costs[(host, row.space)] = bench_cost(db, host, row.space)
+    return hot_unregistered(row, exits_hz, costs[(host, row.space)], host)
 
 
-def registrations(db: Session, vm: Vm) -> list[RegistrationLike] | None:
+def registrations(
+    db: Session, vm: Vm, page: PageReads | None = None
+) -> list[RegistrationLike] | None:
     """The VM's live registrations; None for an observed VM no observer watched the host of."""
     if vm.kind == VmKind.OBSERVED.value:
-        if observed_regs.known_since(db, vm.host) is None:
+        page = page or PageReads()
+        if page.known_since(db, vm.host) is None:
             return None
+        if vm.id in page.vm_ids:
+            return list(page.live[vm.id])  # type: ignore[arg-type]
         return list(observed_regs.live(db, vm.id))  # type: ignore[arg-type]
     active = Ioeventfd.state == RegState.ACTIVE.value
     return list(db.scalars(select(Ioeventfd).where(Ioeventfd.vm_id == vm.id, active)))
 
 
-def read_exits(db: Session, vm: Vm, window: Window) -> dict[tuple[str, int, int], int]:
+def read_exits(
+    db: Session, vm: Vm, window: Window, page: PageReads | None = None
+) -> dict[tuple[str, int, int], int]:
     """Per address, the reads there that exited to the VMM in `window` (the observer's count)."""
+    if page is not None and vm.id in page.vm_ids:
+        return page.reads[vm.id]
     boundary = vm.observed_rolled_up_until if window.tier == "minute" else None
     reads = store.totals(db, vm.id, Feed.READ_EXITS, boundary, window.since, window.until)
     return {key: total[0] for key, total in reads.items()}
@@ -129,10 +151,16 @@ def annotate(
     rows: list[ExitRow],
     seconds: float,
     reads: dict[tuple[str, int, int], int],
+    page: PageReads | None = None,
 ) -> None:
-    """Give each row `registered`, its read exits (`read_exits`) and its diagnosis."""
-    regs = registrations(db, vm)
-    values = observed_regs.exit_values(db, vm.id, window.since)
+    """Give each row `registered`, its read exits (`read_exits`) and its diagnosis (`page`:
+    reads made for a page of VMs at once, exits/page_reads.py)."""
+    page = page or PageReads()
+    regs = registrations(db, vm, page)
+    if vm.id in page.vm_ids:
+        values = page.values[vm.id]
+    else:
+        values = observed_regs.exit_values(db, vm.id, window.since)
     for row in rows:
         key = (row.space, row.addr, row.len)
         if key in reads:
@@ -141,4 +169,4 @@ def annotate(
         if regs is None:
             continue
         row.registered = any(covers(r, row.space, row.addr, row.len) for r in regs)
-        row.diagnosis = diagnose(row, regs, values.get(key, []), vm.host, db)
+        row.diagnosis = diagnose(row, regs, values.get(key, []), vm.host, db, page.costs)

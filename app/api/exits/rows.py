@@ -8,11 +8,13 @@ was counting, so a worker or observer that started 10 s ago is not averaged over
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from app.api.exits import diagnosis
+from app.api.exits.page_reads import PageReads
 from app.api.samples import observed
 from app.api.samples.exits import exits_in_window, sampled_seconds
 from app.api.samples.observed import Addr, Counts, Span
@@ -23,7 +25,16 @@ from contract.models import Vm, VmKind
 MIN_SECONDS = 1e-3
 
 
-def observed_seconds(vm: Vm, window: Window, span: Span | None) -> float:
+class VmTimes(Protocol):
+    """What `observed_seconds` reads of a VM: a `Vm`, or a row of just these columns."""
+
+    kind: str
+    created_at: datetime
+    ended_at: datetime | None
+    heartbeat_at: datetime | None
+
+
+def observed_seconds(vm: VmTimes, window: Window, span: Span | None) -> float:
     """Seconds of `window` the observer was counting this VM.
 
     An observed VM was watched from its first sighting (`created_at`) to its end or the
@@ -58,11 +69,17 @@ def with_observed(row: ExitRow, counts: Counts, seconds: float) -> ExitRow:
 
 
 def exit_rows(
-    db: Session, vm: Vm, window: Window, counts: dict[Addr, Counts], span: Span | None
+    db: Session,
+    vm: Vm,
+    window: Window,
+    counts: dict[Addr, Counts],
+    span: Span | None,
+    page: PageReads | None = None,
 ) -> list[ExitRow]:
     """Every address of `vm` that exited, was written or read-exited in `window`, busiest first
     (writes' exits, writes, then read exits); `counts`
-    and `span` are the observer's figures for the window (observed.totals, observed.spans)."""
+    and `span` are the observer's figures for the window (observed.totals, observed.spans),
+    `page` the reads made for a page of VMs at once (exits/page_reads.py)."""
     seen = observed_seconds(vm, window, span)
     counts = {key: c for key, c in counts.items() if c.writes}  # only read there: no doorbell
     rows: dict[Addr, ExitRow] = {}
@@ -100,13 +117,13 @@ def exit_rows(
             rows[(space, addr, len_)] = with_observed(row, c, seen)
     # An address the guest only reads that exits too (an ISR or a timer the VMM serves in
     # userspace) is a row of its own: no doorbell to register, but exits the page should show.
-    reads = diagnosis.read_exits(db, vm, window)
+    reads = diagnosis.read_exits(db, vm, window, page)
     for key in reads:
         if key not in rows:
             space, addr, len_ = key
             row = ExitRow(space=space, addr=addr, len=len_, exits=0, rate_hz=0.0, registered=None)
             rows[key] = with_observed(row, Counts(0, 0), seen)
-    diagnosis.annotate(db, vm, window, list(rows.values()), seen, reads)
+    diagnosis.annotate(db, vm, window, list(rows.values()), seen, reads, page)
     return sorted(
         rows.values(),
         key=lambda r: (-r.exits, -(r.writes or 0), -(r.read_exits or 0), r.space, r.addr, r.len),

@@ -1,84 +1,65 @@
-"""The host view: every host, every VM on it (owned and observed), each with its busiest doorbells
-and the share of its writes that stayed in the kernel, over a short recent window."""
+"""The host view: a page of the fleet's VMs (owned and observed), sorted by host or by writes/s,
+userspace exits/s or in-kernel share, searched by host, command, pid or doorbell address, each
+with its busiest doorbells over a short recent window (app/api/hosts/listing.py)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from sqlalchemy import or_, select
+from fastapi import APIRouter, Query, Response
 
 from app.api.deps import AUTH_RESPONSES, Authorized, SessionDep
-from app.api.exits.rows import exit_rows
-from app.api.samples import observed
+from app.api.hosts import listing
 from app.api.samples.window import window_for
-from app.api.vms.liveness import vm_out
-from app.schemas import ExitRow
-from app.schemas_hosts import HostOut, HostVmOut
-from contract.models import Vm, utcnow
+from app.schemas_hosts import HostPage
+from contract.models import VmKind, utcnow
 
 router = APIRouter(tags=["vms"], dependencies=[Authorized], responses=AUTH_RESPONSES)
-BUSIEST = 5
 ENDED_SHOWN = timedelta(hours=1)  # an observed VM that ended longer ago leaves the view
+MAX_PER_PAGE = 200
 
 
-def _rank(row: ExitRow) -> tuple[bool, float, int]:
-    """A registration that does not take its writes first, then the most vCPU time to save."""
-    assert row.diagnosis is not None
-    return (
-        row.diagnosis.kind != "registered_but_exits",
-        -(row.diagnosis.vcpu_share or 0.0),
-        -row.exits,
-    )
-
-
-def host_vm(vm: Vm, rows: list[ExitRow]) -> HostVmOut:
-    """The VM's row of the host view from its `/exits` rows."""
-    watched = [r for r in rows if r.writes is not None]
-    writes = sum(r.writes or 0 for r in watched)
-    in_kernel = sum(r.in_kernel or 0 for r in watched)
-    busiest = sorted(rows, key=lambda r: (-(r.writes or 0), -r.exits, r.space, r.addr))
-    diagnosed = sorted((r for r in rows if r.diagnosis is not None), key=_rank)
-    return HostVmOut(
-        **vm_out(vm).model_dump(),
-        writes_hz=sum(r.writes_hz or 0.0 for r in watched) if watched else None,
-        userspace_hz=sum(r.userspace_hz or 0.0 for r in watched) if watched else None,
-        in_kernel_share=in_kernel / writes if writes else None,
-        exits_hz=sum(r.rate_hz for r in rows),
-        observed=bool(watched),
-        busiest=busiest[:BUSIEST],
-        diagnoses=len(diagnosed),
-        top_diagnosis=diagnosed[0] if diagnosed else None,
-    )
-
-
-@router.get("/hosts", response_model=list[HostOut])
+@router.get("/hosts", response_model=HostPage)
 def list_hosts(
     db: SessionDep,
     since: Annotated[str, Query(description='the window: "-10s", "-1m", ISO 8601')] = "-10s",
-) -> list[HostOut]:
-    """Every host and its VMs (owned first, then observed; observed VMs that ended more than an
-    hour ago left out), each with writes/s, userspace exits/s, in-kernel share and its busiest
-    doorbells over the window. The dashboard's Host view refreshes it every two seconds."""
-    window = window_for(since, None)
-    vms = list(
-        db.scalars(
-            select(Vm)
-            .where(or_(Vm.ended_at.is_(None), Vm.ended_at > utcnow() - ENDED_SHOWN))
-            .order_by(Vm.host, Vm.kind.desc(), Vm.id)  # "owned" sorts after "observed": desc
-        )
+    until: Annotated[str | None, Query(description="ISO 8601 or relative; default now")] = None,
+    host: Annotated[str | None, Query(description="only this host's VMs")] = None,
+    kind: Annotated[VmKind | None, Query(description="owned or observed; default both")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="host, command or name containing it, "
+            "the pid, or a doorbell's address (0x6000)",
+        ),
+    ] = None,
+    sort: Annotated[
+        Literal["host", "writes", "userspace", "share"],
+        Query(description="host (owned first), writes/s, userspace exits/s, in-kernel share"),
+    ] = "host",
+    order: Annotated[
+        Literal["asc", "desc"] | None, Query(description="default: asc by host, else desc")
+    ] = None,
+    page: Annotated[int, Query(ge=1, description="the page, from 1")] = 1,
+    per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="VMs a page")] = 50,
+) -> Response:
+    """A page of VMs (observed VMs that ended more than an hour ago left out), each with
+    writes/s, userspace exits/s, in-kernel share and its busiest doorbells over the window, and
+    every host's totals. The dashboard's Host view refreshes it every two seconds."""
+    body = listing.page(
+        db,
+        window_for(since, until),
+        shown_after=utcnow() - ENDED_SHOWN,
+        host=host,
+        kind=kind.value if kind else None,
+        q=q.strip() if q else None,
+        sort=sort,
+        order=order or ("asc" if sort == "host" else "desc"),
+        number=page,
+        per_page=per_page,
     )
-    ids = [vm.id for vm in vms]
-    if window.tier == "raw":
-        counts = observed.totals_of_vms(db, ids, window.since)
-        spans = observed.spans(db, ids, window.since, window.until)
-    else:
-        counts = {vm.id: observed.totals(db, vm, window) for vm in vms}
-        spans = {}
-    hosts: dict[str, list[HostVmOut]] = defaultdict(list)
-    for vm in vms:
-        rows = exit_rows(db, vm, window, counts.get(vm.id, {}), spans.get(vm.id))
-        hosts[vm.host].append(host_vm(vm, rows))
-    return [HostOut(host=host, vms=list(items)) for host, items in hosts.items()]
+    # Serialized once: the body is built from validated models, which FastAPI's response_model
+    # would validate again (50 VMs and their 250 doorbell rows) before serializing them.
+    return Response(body.model_dump_json(), media_type="application/json")

@@ -63,26 +63,39 @@ def _out(reg: Reg, state: str, known: datetime | None) -> ObservedRegistrationOu
 
 def live(db: Session, vm_id: int) -> list[Reg]:
     """The VM's ioeventfds the kernel holds, as far as the observer saw."""
-    return list(
-        db.scalars(
-            select(Reg).where(
-                Reg.vm_id == vm_id,
-                Reg.kind == "ioeventfd",
-                Reg.errno.is_(None),
-                Reg.assigned_at.is_not(None),
-                Reg.deassigned_at.is_(None),
-            )
+    return live_of_vms(db, [vm_id])[vm_id]
+
+
+def live_of_vms(db: Session, vm_ids: list[int]) -> dict[int, list[Reg]]:
+    """`live` of several VMs in one query."""
+    out: dict[int, list[Reg]] = {vm_id: [] for vm_id in vm_ids}
+    for reg in db.scalars(
+        select(Reg).where(
+            Reg.vm_id.in_(vm_ids),
+            Reg.kind == "ioeventfd",
+            Reg.errno.is_(None),
+            Reg.assigned_at.is_not(None),
+            Reg.deassigned_at.is_(None),
         )
-    )
+    ):
+        out[reg.vm_id].append(reg)
+    return out
 
 
 def exit_values(db: Session, vm_id: int, since: datetime) -> dict[Addr, list[int]]:
     """The values of writes that exited at each address, last seen after `since`."""
+    return exit_values_of_vms(db, [vm_id], since)[vm_id]
+
+
+def exit_values_of_vms(
+    db: Session, vm_ids: list[int], since: datetime
+) -> dict[int, dict[Addr, list[int]]]:
+    """`exit_values` of several VMs in one query."""
     V = ObservedExitValue
-    out: dict[Addr, list[int]] = {}
-    query = select(V.space, V.addr, V.len, V.value).where(V.vm_id == vm_id)
-    for space, addr, len_, value in db.execute(query.where(V.last_seen_at > since)):
-        out.setdefault((space, addr, len_), []).append(value)
+    out: dict[int, dict[Addr, list[int]]] = {vm_id: {} for vm_id in vm_ids}
+    query = select(V.vm_id, V.space, V.addr, V.len, V.value).where(V.vm_id.in_(vm_ids))
+    for vm_id, space, addr, len_, value in db.execute(query.where(V.last_seen_at > since)):
+        out[vm_id].setdefault((space, addr, len_), []).append(value)
     return out
 
 

@@ -92,6 +92,13 @@ def totals_of_vms(db: Session, vm_ids: list[int], since: datetime) -> dict[int, 
     return out
 
 
+def sums_by_vm(db: Session, window: Window) -> dict[int, samples.VmSums]:
+    """Every VM's writes and userspace exits in `window`, summed without decoding a tick (the
+    host view's sort keys): raw ticks, or rollups before each VM's mark on the minute tier."""
+    tiered = window.tier == "minute"
+    return samples.sums_by_vm(db.connection(), OBSERVED, window.since, window.until, tiered)
+
+
 def retained_totals(db: Session) -> dict[int, dict[Addr, Counts]]:
     """Every VM's writes and userspace exits per address since the observer first saw it:
     each series' lifetime totals of rolled-up minutes, plus the raw ticks from the VM's mark."""
