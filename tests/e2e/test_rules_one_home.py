@@ -104,6 +104,9 @@ def test_the_collision_rule_moves_the_api_and_the_page(rules_app: Stack, page, h
         updated_at=now,
     )
     page.goto(rules_app.url + "/#/registrations")
+    # the page checks against the registrations it has loaded: wait for the removing one
+    listed = page.locator("#reg-table tbody tr").filter(has_text="removing")
+    expect(listed).to_have_count(1)
     form = page.locator("form.regform")
     form.locator("[name=addr]").fill("0x6000")
     form.locator("[name=len]").select_option("2")
