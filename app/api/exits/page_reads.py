@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.api.registrations import observed as observed_regs
+from app.api.samples import store
 from app.api.samples.observed import Addr, Counts, Span
 from app.api.samples.window import Window
 from contract import samples
@@ -79,15 +80,7 @@ def prefetch(db: Session, vms: list[Vm], window: Window) -> PageReads:
                     max(was.interval_s, tick.interval_s),
                 )
             )
-        acc = sums.setdefault((vm_id, feed), {})
-        names = keys[(vm_id, feed)]
-        for i, counts in tick.counts.items():
-            got = acc.get(names[i])
-            if got is None:
-                acc[names[i]] = list(counts)
-            else:
-                for f, n in enumerate(counts):
-                    got[f] += n
+        store.add_counts(sums.setdefault((vm_id, feed), {}), keys[(vm_id, feed)], [tick])
     for vm_id in ids:
         observed = sums.get((vm_id, Feed.OBSERVED), {})
         out.observed[vm_id] = {k: Counts(c[0], c[1]) for k, c in observed.items()}

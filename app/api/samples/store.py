@@ -8,9 +8,8 @@ per series and time bucket, per series over a window, or tick by tick for the st
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -126,13 +125,14 @@ def totals(
                 out[keys[idx]] = ([first, second] + [0] * feed.fields)[: feed.fields]
         # the raw tail from the boundary on: raw ticks after (boundary - 1 us)
         tail = samples.read(db.connection(), vm_id, feed, None, boundary - _US, None)
-        _sum_into(out, keys, tail, feed)
+        add_counts(out, keys, tail)
         return out
-    _sum_into(out, keys, ticks(db, vm_id, feed, boundary, since, until), feed)
+    add_counts(out, keys, ticks(db, vm_id, feed, boundary, since, until))
     return out
 
 
-def _sum_into(out: dict, keys: dict[int, SeriesKey], rows: Any, feed: Feed) -> None:
+def add_counts(out: dict, keys: dict[int, SeriesKey], rows: Iterable[Tick]) -> None:
+    """Add each tick's counts into `out`, per series key (`keys`: the feed's index -> key)."""
     for tick in rows:
         for i, counts in tick.counts.items():
             acc = out.get(keys[i])
