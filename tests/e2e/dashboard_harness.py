@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -267,3 +268,30 @@ def screenshot(page, name: str) -> Path:
     page.evaluate("window.scrollTo(0, 0)")  # else the sticky header lands mid-picture
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+class TickingVmm:
+    """An observed VMM as the observer's real writer stores it: `tick()` (a subclass's) on a
+    thread every `tick_s` from `thread.start()` until `close()`."""
+
+    def __init__(self, database_url: str, host: str, tick_s: float, started_at: Any = None) -> None:
+        from contract.db import make_engine
+        from observer.writer import ObservedWriter
+
+        self.engine = make_engine(database_url)
+        self.writer = ObservedWriter(self.engine, host, started_at=started_at)
+        self.tick_s = tick_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        while not self.stop.wait(self.tick_s):
+            self.tick()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.engine.dispose()

@@ -4,12 +4,11 @@ five times a second (as `iosignal observe` would, without attaching BPF)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 
 import pytest
-from dashboard_harness import screenshot
+from dashboard_harness import TickingVmm, screenshot
 from playwright.sync_api import expect
 
 from benchmarks.fleetsim import FleetShape, SimHost, history, host_name
@@ -45,14 +44,11 @@ KICKS = LatencyDelta(
 )  # fmt: skip
 
 
-class FakeVmm:
+class FakeVmm(TickingVmm):
     """Stores an observed VMM's ticks every TICK_S until stopped."""
 
     def __init__(self, database_url: str, host: str) -> None:
-        self.engine = make_engine(database_url)
-        self.writer = ObservedWriter(self.engine, host)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
+        super().__init__(database_url, host, TICK_S)
 
     def tick(self) -> None:
         samples = [AddressSample(QEMU.key, *a, w, u, 0) for a, (w, u) in COUNTS.items()]
@@ -61,15 +57,6 @@ class FakeVmm:
         latency = [(QEMU.key, KICKS)]
         self.writer.put(Tick(utcnow(), TICK_S, live, [], samples, tids, {}, latency=latency))
         self.writer.flush()
-
-    def run(self) -> None:
-        while not self.stop.wait(TICK_S):
-            self.tick()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        self.engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,15 @@ there (every write exits), as `iosignal observe` would without attaching BPF."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
+from dashboard_harness import TickingVmm
 from playwright.sync_api import expect
 
-from contract.db import make_engine
 from contract.models import utcnow
 from observer.discovery import VmKey, VmProcess
 from observer.sampler import AddressSample, ExitValue, Registration, Tick
-from observer.writer import ObservedWriter
 
 pytestmark = [pytest.mark.browser]
 
@@ -23,14 +21,11 @@ QEMU = VmProcess(VmKey(4545, 779), utcnow() - timedelta(hours=1), "qemu-system-x
 DATAMATCH = "registered but exits: datamatch 0x1, guest wrote 0x0"
 
 
-class RegisteringVmm:
+class RegisteringVmm(TickingVmm):
     """Ticks every TICK_S: the first carries the VMM's KVM_IOEVENTFD call."""
 
     def __init__(self, database_url: str) -> None:
-        self.engine = make_engine(database_url)
-        self.writer = ObservedWriter(self.engine, "e2ehost", started_at=utcnow())
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
+        super().__init__(database_url, "e2ehost", TICK_S, started_at=utcnow())
         self.calls = [
             Registration(
                 QEMU.key, utcnow(), "ioeventfd", False, "pio", 0x510, 4, 1, 7, None, 1, None
@@ -44,15 +39,6 @@ class RegisteringVmm:
         calls, self.calls = self.calls, []
         self.writer.put(Tick(at, TICK_S, {QEMU.key: QEMU}, [], [sample], {}, {}, [value], calls))
         self.writer.flush()
-
-    def run(self) -> None:
-        while not self.stop.wait(TICK_S):
-            self.tick()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        self.engine.dispose()
 
 
 @pytest.fixture
