@@ -13,9 +13,14 @@ from app.schemas import IoeventfdIn
 from contract.config import get_settings
 from contract.models import Ioeventfd, RegState, Vm, utcnow
 from contract.notify import notify_desired, notify_on_commit, wake_after
-from contract.rules import RegistrationLike, collision_sentence, describe, guest_problem
+from contract.rules import (
+    LIVE_STATES,
+    RegistrationLike,
+    collision_sentence,
+    describe,
+    guest_problem,
+)
 
-LIVE_STATES = tuple(state.value for state in RegState.live())
 # The worker usually answers within a few milliseconds of its wake-up: look often at first, then
 # settle to a slower poll for a busy or absent worker.
 FAST_POLL_S, FAST_FOR_S, POLL_S = 0.002, 0.1, 0.02
